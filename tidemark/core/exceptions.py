@@ -1,0 +1,27 @@
+"""Errors of the shared core: settings, Kafka clients, the local broker."""
+
+from tidemark.exceptions import ConfigurationError, TidemarkError
+
+
+class KafkaError(TidemarkError):
+    """Kafka could not be reached or refused a request."""
+
+
+class NoBrokerError(ConfigurationError):
+    """No cluster is configured and no local broker runs."""
+
+
+class LocalBrokerError(TidemarkError):
+    """The Maven-assembled local broker could not be built, started or stopped."""
+
+
+class InvalidNameError(ConfigurationError):
+    """A volume, site or group name that could escape its folder or topic key."""
+
+
+class UnknownVolumeError(ConfigurationError):
+    """The volume is not in the registry."""
+
+
+class VolumeSpecError(ConfigurationError):
+    """A volume definition that cannot be tracked (size or block size)."""

@@ -1,0 +1,69 @@
+"""Kafka client construction: one place that turns settings into librdkafka clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from .exceptions import NoBrokerError
+from .settings import KafkaSettings, Settings
+
+BOOTSTRAP_FILE = "bootstrap"
+
+
+def local_broker_dir(settings: Settings) -> Any:
+    return settings.state_dir / "kafka"
+
+
+def resolve_bootstrap(settings: Settings, kafka: KafkaSettings) -> str:
+    """`TIDEMARK_BOOTSTRAP` if set, else the address the local broker wrote when it started."""
+    if kafka.bootstrap:
+        return kafka.bootstrap
+    recorded = local_broker_dir(settings) / BOOTSTRAP_FILE
+    if recorded.is_file():
+        return recorded.read_text().strip()
+    raise NoBrokerError(
+        "no Kafka cluster configured: set TIDEMARK_BOOTSTRAP=host:port, "
+        f"or start the local broker with `tidemark kafka start` (state directory {settings.state_dir})"
+    )
+
+
+class KafkaClients:
+    """Factory for producers, consumers and admin clients with the project's defaults."""
+
+    def __init__(self, settings: Settings, kafka: KafkaSettings, bootstrap: str | None = None) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.bootstrap = bootstrap or resolve_bootstrap(settings, kafka)
+
+    def _base(self) -> dict[str, Any]:
+        return self.kafka.client_config(self.bootstrap)
+
+    def producer(self, **overrides: Any) -> Producer:
+        """Idempotent, acks=all: a delivered message is on every in-sync replica, in order."""
+        config = self._base() | {
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.max.bytes": self.settings.message_max_bytes,
+            "linger.ms": 2,
+            "compression.type": "none",
+        }
+        config.update(overrides)
+        return Producer(config)
+
+    def consumer(self, group_id: str, **overrides: Any) -> Consumer:
+        config = self._base() | {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.message.max.bytes": self.settings.message_max_bytes,
+            "enable.partition.eof": False,
+        }
+        config.update(overrides)
+        return Consumer(config)
+
+    def admin(self) -> AdminClient:
+        return AdminClient(self._base())

@@ -1,0 +1,49 @@
+"""Topic names of the design. A prefix other than `tidemark` keeps test runs apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "tidemark"
+
+    @property
+    def volumes(self) -> str:
+        return f"{self.prefix}.volumes"
+
+    @property
+    def writes(self) -> str:
+        return f"{self.prefix}.writes"
+
+    @property
+    def changesets(self) -> str:
+        return f"{self.prefix}.changesets"
+
+    @property
+    def recovery_points(self) -> str:
+        return f"{self.prefix}.recovery-points"
+
+    @property
+    def mirror_status(self) -> str:
+        return f"{self.prefix}.mirror-status"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}.metrics"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+    def all(self) -> list[str]:
+        return [
+            self.volumes,
+            self.writes,
+            self.changesets,
+            self.recovery_points,
+            self.mirror_status,
+            self.metrics,
+            self.dead_letters,
+        ]
