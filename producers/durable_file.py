@@ -1,0 +1,28 @@
+"""Atomic, durable replacement of small state files (write temp, fsync, rename, fsync folder)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def read_or(path: Path, default: bytes) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return default

@@ -1,0 +1,62 @@
+"""`tidemark track nbd`: trackers that sit in front of a disk and publish every write."""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .context import app_context
+
+app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_args_is_help=True)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Compression(str, Enum):
+    none = "none"
+    lz4 = "lz4"
+    zstd = "zstd"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port` or `[v6-address]:port` into its parts."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise typer.BadParameter(f"{value!r} is not host:port (for example 127.0.0.1:10809)")
+    return host.removeprefix("[").removesuffix("]"), int(port_text)
+
+
+@app.command()
+def nbd(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="registered volume to track; also the NBD export name")],
+    image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size")],
+    listen: Annotated[
+        str, typer.Option(help="host:port to accept NBD clients on (loopback by default)")
+    ] = "127.0.0.1:10809",
+    compression: Annotated[
+        Compression, typer.Option(help="compression of block data in events")
+    ] = Compression.none,
+) -> None:
+    """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
+    from tidemark.producers.nbd.server import serve_nbd
+    from tidemark.producers.tracker import open_tracker
+
+    host, port = parse_listen(listen)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        console.print(f"tracking volume {volume!r}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
+
+    with open_tracker(app_context(ctx), volume, image, compression.value) as tracker:
+        serve_nbd(tracker, image, host, port, ready=ready)
+
+
+from .track_scan_cmd import scan  # noqa: E402  (the scan command lives in its own module)
+
+app.command("scan")(scan)
