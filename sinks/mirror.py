@@ -1,0 +1,221 @@
+"""One site's mirror of one volume: the image, its undo data and its progress, kept consistent.
+
+Apply order (invariant 3: recoverable to the last complete recovery point at every instant):
+(1) save the pre-image of every block the set overwrites under the current undo base (synced),
+(2) write the mirror and fsync, (3) record progress atomically. A crash between any two steps is
+repaired by re-applying the same change set: the undo entries keep the first pre-image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from . import progress as progress_file
+from .changeset_buffer import SealedChangeSet
+from .exceptions import MirrorStateError, UnknownRecoveryPointError
+from .layout import MirrorLayout
+from .mirror_file import MirrorFile
+from .point_view import PointView
+from .progress import PAUSED, REPLICATING, PointRecord, Progress
+from .retention import Retention
+from .undo_store import UndoStore
+
+
+@dataclass(frozen=True)
+class RevertReport:
+    rp_id: int
+    blocks: int
+    bytes: int
+
+
+class Mirror:
+    def __init__(self, layout: MirrorLayout, progress: Progress, image: MirrorFile, undo: UndoStore) -> None:
+        self.layout = layout
+        self.progress = progress
+        self.image = image
+        self.undo = undo
+
+    @property
+    def block_size(self) -> int:
+        return self.progress.block_size
+
+    @classmethod
+    def create_or_open(cls, layout: MirrorLayout, path: Path, volume_size: int, block_size: int) -> Mirror:
+        """For the applier: a new mirror (sparse file) or the one this state directory tracks."""
+        layout.ensure()
+        path = Path(path).resolve()
+        state = progress_file.load(layout.progress)
+        if state is None:
+            if path.exists():
+                raise MirrorStateError(
+                    f"{path} exists but the state directory {layout.root} has no record of it; "
+                    "remove the file to start a new mirror, or set TIDEMARK_STATE_DIR to the "
+                    "state directory it was created with"
+                )
+            state = Progress(layout.volume, layout.site, str(path), volume_size, block_size)
+            progress_file.save(layout.progress, state)
+        elif not path.exists() and str(path) == state.mirror_path:
+            raise MirrorStateError(
+                f"mirror {path} is missing but {layout.progress} records change set "
+                f"{state.changeset_id} as applied to it; restore the file, or remove {layout.root} "
+                "to start a new mirror from the beginning of the stream"
+            )
+        elif (state.volume_size, state.block_size) != (volume_size, block_size):
+            raise MirrorStateError(
+                f"volume {layout.volume!r} is now {volume_size} bytes in blocks of {block_size}, "
+                f"its mirror {state.mirror_path} was made for {state.volume_size} bytes in blocks "
+                f"of {state.block_size}; create a new mirror (another --path and state directory)"
+            )
+        return cls._open(layout, state, path, create=True)
+
+    @classmethod
+    def open_existing(cls, layout: MirrorLayout, path: Path) -> Mirror:
+        """For revert and verify: the mirror must exist and match its recorded state."""
+        state = progress_file.load(layout.progress)
+        if state is None:
+            raise MirrorStateError(
+                f"no mirror of volume {layout.volume!r} at site {layout.site!r} under {layout.root}; "
+                "check --site and TIDEMARK_STATE_DIR"
+            )
+        return cls._open(layout, state, Path(path).resolve(), create=False)
+
+    @classmethod
+    def _open(cls, layout: MirrorLayout, state: Progress, path: Path, create: bool) -> Mirror:
+        if str(path) != state.mirror_path:
+            raise MirrorStateError(
+                f"the mirror of volume {layout.volume!r} at site {layout.site!r} is "
+                f"{state.mirror_path}, not {path}; pass --path/--mirror {state.mirror_path}"
+            )
+        image = MirrorFile(path, state.volume_size, create=create)
+        try:
+            undo = UndoStore(layout.undo, state.block_size)
+        except BaseException:
+            image.close()
+            raise
+        mirror = cls(layout, state, image, undo)
+        mirror._finish_revert_cleanup()
+        return mirror
+
+    def save(self) -> None:
+        progress_file.save(self.layout.progress, self.progress)
+
+    def _finish_revert_cleanup(self) -> None:
+        if self.progress.drop_undo_from is not None:
+            self.undo.drop_from(self.progress.drop_undo_from)
+            self.progress.drop_undo_from = None
+            self.save()
+
+    def require_not_reverting(self) -> None:
+        target = self.progress.reverting_to
+        if target is not None:
+            raise MirrorStateError(
+                f"a revert of volume {self.layout.volume!r} to recovery point {target} was "
+                f"interrupted; finish it with `tidemark revert --volume {self.layout.volume} "
+                f"--mirror {self.progress.mirror_path} --site {self.layout.site} --to {target}`"
+            )
+
+    def read_block(self, block: int) -> bytes:
+        return self.image.pread(block * self.block_size, self.block_size)
+
+    def apply(self, changeset: SealedChangeSet, partition: int, next_offset: int) -> int:
+        """Apply a verified change set; durable on return. Returns the bytes written."""
+        base = self.progress.rp_id
+        if base is not None and changeset.extents:
+            blocks = sorted(set(changeset.blocks(self.block_size)))
+            self.undo.save_pre_images(base, blocks, self.read_block)
+        written = 0
+        for extent in changeset.extents:
+            if extent.op == "WRITE":
+                self.image.pwrite(extent.offset, changeset.data(extent))
+            else:
+                self.image.zero(extent.offset, extent.length)
+            written += extent.length
+        self.image.fsync()
+        state = self.progress
+        state.changeset_id = changeset.changeset_id
+        state.seq_last = changeset.seq_last
+        state.sealed_at = changeset.sealed_at
+        state.partition = partition
+        state.next_offset = next_offset
+        state.state, state.message = REPLICATING, None
+        if changeset.rp_id is not None:
+            state.rp_id = changeset.rp_id
+            state.points.append(
+                PointRecord(changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at)
+            )
+        self.save()
+        return written
+
+    def expire(self, retention: Retention, now_ms: int) -> list[int]:
+        """Forget expired recovery points and reclaim their undo data (oldest first)."""
+        expired = set(retention.expired(self.progress.points, now_ms))
+        if expired:
+            self.progress.points = [p for p in self.progress.points if p.rp_id not in expired]
+            self.save()
+        if self.progress.points:
+            self.undo.drop_before(min(p.rp_id for p in self.progress.points))
+        return sorted(expired)
+
+    def point(self, rp_id: int) -> PointRecord:
+        found = self.progress.point(rp_id)
+        if found is None:
+            retained = ", ".join(map(str, self.progress.retained())) or "none"
+            raise UnknownRecoveryPointError(
+                f"the mirror of volume {self.layout.volume!r} at site {self.layout.site!r} does not "
+                f"hold recovery point {rp_id}; retained points: {retained}"
+            )
+        return found
+
+    def view(self, rp_id: int) -> PointView:
+        self.point(rp_id)
+        self.require_not_reverting()
+        return PointView(self.image, self.undo, rp_id, self.block_size)
+
+    def revert(self, rp_id: int, on_block: Callable[[int, int], None] | None = None) -> RevertReport:
+        """Bring the mirror back to recovery point rp_id, rewriting only the blocks changed since.
+
+        `on_block(done, total)` reports progress. Afterwards the mirror is PAUSED at rp_id and an
+        applier resumes with the change set after the one that completed it.
+        """
+        point = self.point(rp_id)
+        state = self.progress
+        if state.reverting_to is not None and rp_id > state.reverting_to:
+            raise MirrorStateError(
+                f"a revert to recovery point {state.reverting_to} was interrupted; revert to it "
+                f"(or to an older point) before going to {rp_id}"
+            )
+        state.reverting_to, state.state = rp_id, PAUSED
+        self.save()
+        changed = self.undo.changed_since(rp_id)
+        for done, block in enumerate(sorted(changed), start=1):
+            content = self.undo.get(changed[block], block)
+            if content is None:
+                raise MirrorStateError(f"undo entry ({changed[block]}, {block}) vanished during revert")
+            self.image.pwrite(block * self.block_size, content)
+            if on_block is not None:
+                on_block(done, len(changed))
+        self.image.fsync()
+        state.changeset_id, state.seq_last = point.changeset_id, point.seq_last
+        state.sealed_at, state.next_offset = point.sealed_at, point.next_offset
+        state.rp_id = rp_id
+        state.points = [p for p in state.points if p.rp_id <= rp_id]
+        state.message = f"reverted to recovery point {rp_id}"
+        state.reverting_to, state.drop_undo_from = None, rp_id
+        self.save()
+        self._finish_revert_cleanup()
+        return RevertReport(rp_id, len(changed), len(changed) * self.block_size)
+
+    def close(self) -> None:
+        self.undo.close()
+        self.image.close()
+
+    def __enter__(self) -> Mirror:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

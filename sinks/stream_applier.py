@@ -1,0 +1,94 @@
+"""The change-set stream of one volume, applied to its mirror: no Kafka here, only the contract.
+
+`handle` takes decoded events in partition order. It skips what the mirror already holds, buffers
+the open change set and applies it at its seal. A bad set raises InvalidChangeSetError once (the
+caller dead-letters it); later sets wait until a whole copy of the bad one arrives (a processor
+re-emission), because applying them would skip its changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .changeset_buffer import ChangeSetBuffer
+from .exceptions import InvalidChangeSetError
+from .mirror import Mirror
+from .progress import ERROR
+
+
+@dataclass(frozen=True)
+class Applied:
+    changeset_id: int
+    rp_id: int | None
+    bytes: int
+    sealed_at: int
+
+
+class StreamApplier:
+    def __init__(self, mirror: Mirror, volume: str, spool_dir: Path) -> None:
+        self.mirror = mirror
+        self.volume = volume
+        progress = mirror.progress
+        self.buffer = ChangeSetBuffer(volume, progress.volume_size, progress.block_size, spool_dir)
+        self.blocked_at: int | None = None  # the change set that failed; later ones wait for it
+
+    @property
+    def applied(self) -> int:
+        return self.mirror.progress.changeset_id
+
+    def handle(self, record_type: str, record: dict[str, Any], partition: int, offset: int) -> Applied | None:
+        if record.get("volume") != self.volume:
+            raise InvalidChangeSetError(
+                f"{record_type} names volume {record.get('volume')!r} but is keyed {self.volume!r}"
+            )
+        if record_type == "Extent":
+            if record["changeset_id"] > self.applied:
+                self.buffer.add(record)
+            return None
+        if record_type == "ChangeSetSealed":
+            return self._seal(record, partition, offset)
+        if record_type == "ResyncRequest":
+            self._resync_needed(record)
+            return None
+        raise InvalidChangeSetError(f"unexpected {record_type} event on the change-set topic")
+
+    def _seal(self, record: dict[str, Any], partition: int, offset: int) -> Applied | None:
+        cs_id = record["changeset_id"]
+        if cs_id <= self.applied:
+            return None
+        if self.blocked_at is not None and cs_id != self.blocked_at:
+            return None
+        try:
+            if cs_id != self.applied + 1:
+                raise InvalidChangeSetError(
+                    f"change set {cs_id} of volume {self.volume!r} arrived but the mirror applied "
+                    f"only up to {self.applied}: change sets {self.applied + 1}..{cs_id - 1} are missing"
+                )
+            sealed = self.buffer.seal(record)
+        except InvalidChangeSetError as exc:
+            self.buffer.reset()
+            self.blocked_at = self.applied + 1
+            self._error(str(exc))
+            raise
+        written = self.mirror.apply(sealed, partition, offset + 1)
+        self.buffer.reset()
+        self.blocked_at = None
+        return Applied(cs_id, sealed.rp_id, written, sealed.sealed_at)
+
+    def _error(self, message: str) -> None:
+        state = self.mirror.progress
+        state.state, state.message = ERROR, message
+
+    def _resync_needed(self, record: dict[str, Any]) -> None:
+        state = self.mirror.progress
+        state.resync_needed = True
+        state.message = (
+            f"resync needed: {record['reason']} (expected seq {record['expected_seq']}, "
+            f"saw {record['seen_seq']})"
+        )
+        self.mirror.save()
+
+    def close(self) -> None:
+        self.buffer.close()

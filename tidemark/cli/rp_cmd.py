@@ -1,0 +1,51 @@
+"""`tidemark rp list|create`: the recovery points of a volume."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .context import app_context
+
+app = typer.Typer(help="List and create recovery points.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_points(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume")],
+) -> None:
+    """Recovery points of VOLUME (from the manifests) and which mirror sites hold each."""
+    from tidemark.sinks.manifests import recovery_points
+    from tidemark.sinks.status import latest_statuses
+
+    app_ctx = app_context(ctx)
+    points = recovery_points(app_ctx.clients, app_ctx.topics, volume)
+    statuses = latest_statuses(app_ctx.clients, app_ctx.topics, volume)
+    table = Table("rp", "time", "kind", "label", "changed bytes", "sites")
+    for rp_id, manifest in points.items():
+        created = dt.datetime.fromtimestamp(manifest["created_at"] / 1000).isoformat(sep=" ", timespec="seconds")
+        sites = sorted(site for site, s in statuses.items() if s["rp_id"] is not None and s["rp_id"] >= rp_id)
+        table.add_row(
+            str(rp_id), created, manifest["kind"], manifest["label"] or "",
+            str(manifest["changed_bytes"]), ", ".join(sites),
+        )  # fmt: skip
+    Console(soft_wrap=True).print(table)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume")],
+    label: Annotated[Optional[str], typer.Option(help="label shown by `rp list`")] = None,
+) -> None:
+    """Ask for a recovery point: a REQUESTED marker in the volume's write stream."""
+    from tidemark.sinks.markers import request_recovery_point
+
+    app_ctx = app_context(ctx)
+    marker_id = request_recovery_point(app_ctx.clients, app_ctx.topics, volume, label)
+    Console(soft_wrap=True).print(f"requested a recovery point of {volume} (marker {marker_id})", highlight=False)
