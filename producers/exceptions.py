@@ -15,9 +15,5 @@ class EventTooLargeError(TrackerError):
     """A write cannot be split under the message size limit (check extent_bytes vs message_max_bytes)."""
 
 
-class NbdProtocolError(TrackerError):
-    """A client broke the NBD protocol; that connection is closed."""
-
-
 class TraceFormatError(TrackerError):
     """A trace file line does not match its declared format."""

@@ -82,6 +82,7 @@ class Applier:
             mirror = Mirror.create_or_open(self.layout, self.options.path, spec.size, spec.block_size)
             try:
                 mirror.require_not_reverting()
+                mirror.require_not_promoted("apply change sets")
                 mirror.progress.state = REPLICATING
                 self._run(mirror, stop)
             finally:

@@ -19,6 +19,20 @@ class MirrorStateError(SinkError):
     """The mirror's state directory does not match the mirror file or is unreadable."""
 
 
+class MirrorInUseError(SinkError):
+    """A mount holds the mirror while a revert or failover wants to change it (or the reverse)."""
+
+
+class PromotedMirrorError(SinkError):
+    """The mirror was failed over to: it is the production disk and no longer applies the stream."""
+
+
+class OverlayError(SinkError):
+    """A copy-on-write overlay that belongs to another volume or point, or is unreadable."""
+
+
+class FailbackError(SinkError):
+    """Failback cannot run: no failover recorded, or the old primary does not fit the volume."""
 
 class UnknownRecoveryPointError(SinkError):
     """The recovery point is not retained by this mirror, or has no manifest."""

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from tidemark.core.names import validate_name
 
-from .exceptions import MirrorLockedError
+from .exceptions import MirrorInUseError, MirrorLockedError
 
 DEFAULT_SITE = "default"
 
 
 @dataclass(frozen=True)
 class MirrorLayout:
-    """`<state_dir>/mirrors/<site>/<volume>/{progress.json, undo/, lock, spool/}`."""
+    """`<state_dir>/mirrors/<site>/<volume>/{progress.json, undo/, lock, readers, spool/, ...}`."""
 
     root: Path
     site: str
@@ -46,6 +46,30 @@ class MirrorLayout:
     def spool(self) -> Path:
         return self.root / "spool"
 
+    @property
+    def readers(self) -> Path:
+        """Shared-locked by every mount of a recovery point; revert and failover need it free."""
+        return self.root / "readers"
+
+    @property
+    def followers(self) -> Path:
+        """Private folders of read-only undo store followers (one per mount process)."""
+        return self.root / "followers"
+
+    @property
+    def overlays(self) -> Path:
+        return self.root / "overlays"
+
+    @property
+    def failover_reverted(self) -> Path:
+        """Blocks the failover reverted: changed on the old primary after the failover point."""
+        return self.root / "failover-reverted.bitmap"
+
+    @property
+    def promoted_writes(self) -> Path:
+        """Blocks written to the promoted mirror through `tidemark mount` (durable before the write)."""
+        return self.root / "promoted-writes.bitmap"
+
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.spool.mkdir(exist_ok=True)
@@ -68,6 +92,42 @@ def exclusive(layout: MirrorLayout, purpose: str) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({purpose})\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def reading(layout: MirrorLayout) -> Iterator[None]:
+    """Shared hold on the readers lock: a mount serving a recovery point."""
+    with _readers_lock(layout, fcntl.LOCK_SH, "mount"):
+        yield
+
+
+@contextmanager
+def no_readers(layout: MirrorLayout, purpose: str) -> Iterator[None]:
+    """Exclusive hold on the readers lock: nothing mounted may see the mirror change under it."""
+    with _readers_lock(layout, fcntl.LOCK_EX, purpose):
+        yield
+
+
+@contextmanager
+def _readers_lock(layout: MirrorLayout, mode: int, purpose: str) -> Iterator[None]:
+    layout.ensure()
+    fd = os.open(layout.readers, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if mode == fcntl.LOCK_SH:
+                raise MirrorInUseError(
+                    f"cannot {purpose}: the mirror of volume {layout.volume!r} at site {layout.site!r} "
+                    "is being reverted, failed over or failed back; wait for it to finish"
+                ) from None
+            raise MirrorInUseError(
+                f"cannot {purpose}: a recovery point of volume {layout.volume!r} at site "
+                f"{layout.site!r} is mounted (`tidemark mount`); stop the mount first"
+            ) from None
         yield
     finally:
         os.close(fd)

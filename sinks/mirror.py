@@ -15,7 +15,7 @@ from types import TracebackType
 
 from . import progress as progress_file
 from .changeset_buffer import SealedChangeSet
-from .exceptions import MirrorStateError, UnknownRecoveryPointError
+from .exceptions import MirrorStateError, PromotedMirrorError, UnknownRecoveryPointError
 from .layout import MirrorLayout
 from .mirror_file import MirrorFile
 from .point_view import PointView
@@ -117,6 +117,18 @@ class Mirror:
                 f"--mirror {self.progress.mirror_path} --site {self.layout.site} --to {target}`"
             )
 
+    def require_not_promoted(self, purpose: str) -> None:
+        """A failed-over mirror is the production disk: nothing may apply or revert under it."""
+        state = self.progress
+        if state.failover_rp is not None:
+            raise PromotedMirrorError(
+                f"cannot {purpose}: the mirror {state.mirror_path} of volume {self.layout.volume!r} "
+                f"at site {self.layout.site!r} was failed over at recovery point {state.failover_rp} "
+                f"and is now the production disk; run `tidemark failback --volume "
+                f"{self.layout.volume} --mirror {state.mirror_path} --site {self.layout.site} "
+                "--primary OLD_PRIMARY_IMAGE` first"
+            )
+
     def read_block(self, block: int) -> bytes:
         return self.image.pread(block * self.block_size, self.block_size)
 
@@ -172,6 +184,7 @@ class Mirror:
     def view(self, rp_id: int) -> PointView:
         self.point(rp_id)
         self.require_not_reverting()
+        self.require_not_promoted(f"read recovery point {rp_id}")
         return PointView(self.image, self.undo, rp_id, self.block_size)
 
     def revert(self, rp_id: int, on_block: Callable[[int, int], None] | None = None) -> RevertReport:
@@ -180,6 +193,7 @@ class Mirror:
         `on_block(done, total)` reports progress. Afterwards the mirror is PAUSED at rp_id and an
         applier resumes with the change set after the one that completed it.
         """
+        self.require_not_promoted(f"revert to recovery point {rp_id}")
         point = self.point(rp_id)
         state = self.progress
         if state.reverting_to is not None and rp_id > state.reverting_to:

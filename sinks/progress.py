@@ -19,6 +19,7 @@ REPLICATING = "REPLICATING"
 PAUSED = "PAUSED"
 ERROR = "ERROR"
 RESYNC_NEEDED = "RESYNC_NEEDED"
+FAILED_OVER = "FAILED_OVER"
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Progress:
     resync_needed: bool = False
     reverting_to: int | None = None  # a revert that started and has not finished
     drop_undo_from: int | None = None  # a finished revert's undo cleanup, still to do
+    failover_rp: int | None = None  # set while promoted: the point the mirror was failed over at
+    failover_at: int | None = None  # milliseconds since the Unix epoch
 
     def point(self, rp_id: int) -> PointRecord | None:
         return next((p for p in self.points if p.rp_id == rp_id), None)

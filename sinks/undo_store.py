@@ -36,14 +36,21 @@ def undo_key(rp_id: int, block: int) -> bytes:
 
 
 class UndoStore:
-    """A rocksdict store of pre-images. Writes are synced before `save_pre_images` returns."""
+    """A rocksdict store of pre-images. Writes are synced before `save_pre_images` returns.
 
-    def __init__(self, path: Path, block_size: int, read_only: bool = False) -> None:
+    `follower` (a private folder) opens a RocksDB secondary instance instead: read-only, and
+    `catch_up` makes it see every entry the writing process (the applier) synced so far.
+    """
+
+    def __init__(self, path: Path, block_size: int, read_only: bool = False, follower: Path | None = None) -> None:
         self.path = Path(path)
         self.block_size = block_size
         options = Options(raw_mode=True)
-        options.create_if_missing(not read_only)
-        access = AccessType.read_only() if read_only else AccessType.read_write()
+        options.create_if_missing(not read_only and follower is None)
+        if follower is not None:
+            access = AccessType.secondary(str(follower))
+        else:
+            access = AccessType.read_only() if read_only else AccessType.read_write()
         try:
             self._db = Rdict(str(self.path), options, access_type=access)
         except Exception as exc:  # rocksdict raises plain Exception for RocksDB status errors
@@ -88,6 +95,21 @@ class UndoStore:
         while it.valid():
             yield KEY.unpack(it.key())
             it.next()
+
+    def catch_up(self) -> None:
+        """A follower: see everything the writer synced until now."""
+        self._db.try_catch_up_with_primary()
+
+    def bases_from(self, rp_id: int) -> list[int]:
+        """The distinct bases >= rp_id that have entries: one seek per base, not per entry."""
+        bases: list[int] = []
+        it = self._db.iter()
+        it.seek(PREFIX.pack(rp_id))
+        while it.valid():
+            base, _ = KEY.unpack(it.key())
+            bases.append(base)
+            it.seek(PREFIX.pack(base + 1))
+        return bases
 
     def changed_since(self, rp_id: int) -> dict[int, int]:
         """Block -> the base whose entry holds its content at rp_id, for blocks changed since."""

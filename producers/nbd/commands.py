@@ -1,125 +1,93 @@
-"""Transmission commands: validate, apply to the image, publish through the tracker, then reply.
+"""The tracking export: every write-type command goes to the image and through the tracker.
 
 The order for every write-type command is fixed by the tracker contract:
 `intent` (aligned range) -> image -> `submit_*` (aligned; unaligned edges read back from the
 image) -> wait for the tracker's confirmation -> (FUA: fsync) -> success reply. Blocking work runs
-in the thread pool; the event loop only awaits.
+in the thread pool; the event loop only awaits. Request checking, replies and the wire protocol
+are the shared core's (`tidemark.core.nbd`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from tidemark.core.blocks import Extent, align_out, is_aligned
+from tidemark.core.nbd.concurrency import RangeLock
+from tidemark.core.nbd.export import DEFAULT_IO_THREADS
 from tidemark.producers.tracker_api import WriteTracker
 
-from . import protocol as p
-from .concurrency import RangeLock
 from .image import RawImage
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_WRITE_TYPES = (p.CMD_WRITE, p.CMD_TRIM, p.CMD_WRITE_ZEROES)
-_ALLOWED_FLAGS = {
-    p.CMD_READ: 0,
-    p.CMD_WRITE: p.CMD_FLAG_FUA,
-    p.CMD_FLUSH: 0,
-    p.CMD_TRIM: p.CMD_FLAG_FUA,
-    p.CMD_WRITE_ZEROES: p.CMD_FLAG_FUA | p.CMD_FLAG_NO_HOLE,
-}
+SHUTDOWN_FLUSH_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    flags: int
-    type: int
-    handle: int
-    offset: int
-    length: int
+class TrackingExport:
+    """Implements `tidemark.core.nbd.export.Export` for one image and one tracker."""
 
+    read_only = False
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The reply to send: an NBD error value (0 = success) and, for a successful READ, data."""
-
-    error: int
-    data: bytes | None = None
-
-
-def check(request: Request, export_size: int) -> int:
-    """The NBD error a request deserves before any work is done (0 = acceptable)."""
-    allowed = _ALLOWED_FLAGS.get(request.type)
-    if allowed is None or request.flags & ~allowed:
-        return p.EINVAL
-    if request.type in (p.CMD_READ, p.CMD_WRITE) and request.length > p.MAX_PAYLOAD:
-        return p.EINVAL
-    if request.offset + request.length > export_size:
-        return p.ENOSPC if request.type in _WRITE_TYPES else p.EINVAL
-    return 0
-
-
-class CommandHandler:
-    """Executes checked requests against one image and one tracker; shared by all connections."""
-
-    def __init__(self, tracker: WriteTracker, image: RawImage, executor: Executor) -> None:
+    def __init__(self, tracker: WriteTracker, image: RawImage, *, io_threads: int = DEFAULT_IO_THREADS) -> None:
         self._tracker = tracker
         self._image = image
-        self._executor = executor
+        self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="nbd-io")
         self._block = tracker.block_size
         self._ranges = RangeLock()
 
-    async def execute(self, request: Request, payload: bytes | None) -> Outcome:
-        """Never raises for I/O or tracker failures: they become EIO replies (and a log line)."""
-        error = check(request, self._image.size)
-        if error:
-            return Outcome(error)
-        try:
-            return await self._dispatch(request, payload)
-        except Exception:
-            log.exception(
-                "volume %r: NBD command %d at offset %d length %d failed",
-                self._tracker.volume_name, request.type, request.offset, request.length,
-            )
-            return Outcome(p.EIO)
+    @property
+    def name(self) -> str:
+        return self._tracker.volume_name
 
-    async def _dispatch(self, request: Request, payload: bytes | None) -> Outcome:
-        if request.type == p.CMD_READ:
-            if request.length == 0:
-                return Outcome(0, b"")
-            return Outcome(0, await self._run(self._image.read, request.offset, request.length))
-        if request.type == p.CMD_FLUSH:
-            await self._flush()
-            return Outcome(0)
-        if request.length == 0:
-            return Outcome(0)
-        if request.type == p.CMD_WRITE:
-            assert payload is not None and len(payload) == request.length
-            apply = self._write_step(request.offset, payload)
-        elif request.type == p.CMD_TRIM:
-            apply = self._zero_step(request.offset, request.length, trim=True, may_punch=True)
-        else:
-            may_punch = not request.flags & p.CMD_FLAG_NO_HOLE
-            apply = self._zero_step(request.offset, request.length, trim=False, may_punch=may_punch)
-        span = align_out(request.offset, request.length, self._block)
-        async with self._ranges.hold(span):
-            futures = await self._run(apply)
-        await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
-        if request.flags & p.CMD_FLAG_FUA:
-            await self._run(self._image.sync)
-        return Outcome(0)
+    @property
+    def size(self) -> int:
+        return self._image.size
 
-    async def _flush(self) -> None:
+    @property
+    def block_size(self) -> int:
+        return self._block
+
+    async def read(self, offset: int, length: int) -> bytes:
+        return await self._run(self._image.read, offset, length)
+
+    async def write(self, offset: int, data: bytes, fua: bool) -> None:
+        await self._publish(offset, len(data), self._write_step(offset, data), fua)
+
+    async def trim(self, offset: int, length: int, fua: bool) -> None:
+        await self._publish(offset, length, self._zero_step(offset, length, trim=True, may_punch=True), fua)
+
+    async def zero(self, offset: int, length: int, fua: bool, may_punch: bool) -> None:
+        step = self._zero_step(offset, length, trim=False, may_punch=may_punch)
+        await self._publish(offset, length, step, fua)
+
+    async def flush(self) -> None:
         """Image durable, every submitted event confirmed, then a flush-consistent Marker."""
         await self._run(self._image.sync)
         await self._run(self._tracker.flush)
         marker = await self._run(self._tracker.submit_marker, "FLUSH")
         await asyncio.wrap_future(marker)
+
+    async def close(self) -> None:
+        """Image durable and every event confirmed (or timed out) before the image closes."""
+        try:
+            await self._run(self._image.sync)
+            await self._run(self._tracker.flush, SHUTDOWN_FLUSH_TIMEOUT)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._image.close()
+
+    async def _publish(
+        self, offset: int, length: int, apply: Callable[[], list[Future[None]]], fua: bool
+    ) -> None:
+        """Hold the aligned range from intent to submit, then wait for the confirmations."""
+        span = align_out(offset, length, self._block)
+        async with self._ranges.hold(span):
+            futures = await self._run(apply)
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
+        if fua:
+            await self._run(self._image.sync)
 
     def _write_step(self, offset: int, data: bytes) -> Callable[[], list[Future[None]]]:
         def step() -> list[Future[None]]:

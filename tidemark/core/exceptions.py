@@ -25,3 +25,11 @@ class UnknownVolumeError(ConfigurationError):
 
 class VolumeSpecError(ConfigurationError):
     """A volume definition that cannot be tracked (size or block size)."""
+
+
+class NbdProtocolError(TidemarkError):
+    """A client broke the NBD protocol; that connection is closed."""
+
+
+class NbdServerError(ConfigurationError):
+    """The NBD server cannot listen on the requested address."""

@@ -7,11 +7,7 @@ import time
 
 import pytest
 
-from tidemark.producers.exceptions import ImageSizeError
-from tidemark.producers.nbd import protocol as p
-
-from .conftest import BLOCK, VOLUME, RecordingTracker, ServerThread
-from .rawclient import (
+from tests.unit.core.nbd.rawclient import (
     connect,
     info_request,
     is_closed,
@@ -24,18 +20,10 @@ from .rawclient import (
     send_option,
     send_request,
 )
+from tidemark.core.nbd import protocol as p
+from tidemark.producers.exceptions import ImageSizeError
 
-
-def test_layouts_match_the_spec_sizes_and_offsets() -> None:
-    assert p.HANDSHAKE.size == 18
-    assert p.OPTION_HEADER.size == 16
-    assert p.OPTION_REPLY_HEADER.size == 20
-    assert p.EXPORT_NAME_REPLY.size == 10
-    assert p.INFO_EXPORT_REPLY.size == 12
-    assert p.INFO_BLOCK_SIZE_REPLY.size == 14
-    assert p.REQUEST.size == 28
-    assert p.SIMPLE_REPLY.size == 16
-    assert p.REQUEST.offset == {"magic": 0, "flags": 4, "type": 6, "handle": 8, "offset": 16, "length": 24}
+from .conftest import BLOCK, VOLUME, RecordingTracker, ServerThread
 
 
 def test_go_reports_size_flags_and_block_sizes(server) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from tidemark.producers.nbd import protocol as p
+from tidemark.core.nbd import protocol as p
 
 
 def recv_exact(sock: socket.socket, count: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The NBD wire format, as far as this server speaks it: fixed newstyle handshake, simple replies.
+"""The NBD wire format, as far as tidemark's NBD server speaks it: fixed newstyle handshake, simple replies.
 
 Everything is big-endian (network byte order). One connection goes through three phases:
 
@@ -77,8 +77,9 @@ TFLAG_SEND_TRIM = 1 << 5
 TFLAG_SEND_WRITE_ZEROES = 1 << 6
 TFLAG_CAN_MULTI_CONN = 1 << 8
 
-# What this server offers. CAN_MULTI_CONN stays off: a FLUSH on one connection does not wait for
-# tracker confirmations of writes still in flight on another.
+# What every export offers (a read-only export adds TFLAG_READ_ONLY). CAN_MULTI_CONN stays off: on
+# a tracking export a FLUSH on one connection does not wait for tracker confirmations of writes
+# still in flight on another.
 TRANSMISSION_FLAGS = (
     TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES
 )

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from tidemark.producers.exceptions import NbdProtocolError
+from tidemark.core.exceptions import NbdProtocolError
 
 from . import protocol as p
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tidemark.producers.exceptions import NbdProtocolError
+from tidemark.core.exceptions import NbdProtocolError
 
 from . import protocol as p
-from .commands import CommandHandler, Outcome, Request
 from .concurrency import ByteBudget
+from .dispatch import Dispatcher, Outcome, Request
 from .handshake import ExportInfo, negotiate
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         export: ExportInfo,
-        handler: CommandHandler,
+        handler: Dispatcher,
     ) -> None:
         self._reader = reader
         self._writer = writer

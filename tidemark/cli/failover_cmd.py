@@ -1,0 +1,165 @@
+"""`tidemark failover` and `tidemark failback`: promote a mirror, and resynchronise the old primary."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .context import AppContext, app_context
+from .track_cmd import parse_listen
+
+# Registered without a group name: the commands are `tidemark failover` and `tidemark failback`.
+app = typer.Typer(help="Fail over to a mirror and back.")
+
+
+def _bar(label: str) -> Progress:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+@app.command("failover")
+def failover(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume of the mirror")],
+    mirror: Annotated[Path, typer.Option(help="mirror image (as given to `tidemark mirror --path`)")],
+    to: Annotated[
+        Optional[int], typer.Option("--to", help="recovery point [default: the last complete one]")
+    ] = None,
+    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    stop_applier: Annotated[
+        bool, typer.Option(help="send SIGTERM to a running `tidemark mirror` of this mirror and wait for it")
+    ] = False,
+    test: Annotated[
+        bool, typer.Option(help="do not promote: serve a writable overlay of the point, replication goes on")
+    ] = False,
+    listen: Annotated[str, typer.Option(help="with --test: host:port of the NBD export")] = "127.0.0.1:10809",
+    overlay: Annotated[Optional[Path], typer.Option(help="with --test: overlay file")] = None,
+) -> None:
+    """Stop applying, bring the mirror to the point and promote it to production disk."""
+    app_ctx = app_context(ctx)
+    out = Console(soft_wrap=True, highlight=False)
+    if test:
+        _test_failover(app_ctx, out, volume, site, to, listen, overlay)
+        return
+    from tidemark.sinks.applier_stop import stop_running_applier
+    from tidemark.sinks.failover import failover as run_failover
+    from tidemark.sinks.layout import MirrorLayout
+
+    if stop_applier:
+        pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
+        if pid is not None:
+            out.print(f"stopped the applier (pid {pid})")
+    with _bar("failover revert") as bar:
+        task = bar.add_task("revert", total=None)
+        report = run_failover(
+            app_ctx.settings.state_dir, site, volume, mirror, to,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    _publish(app_ctx, report.progress, out)
+    out.print(
+        f"failed over {volume} (site {site}) at recovery point {report.rp_id}: reverted "
+        f"{report.reverted_blocks} blocks changed after it; {report.mirror_path} is now the "
+        "production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it)."
+    )
+    out.print(
+        "Serve it with change tracking (needed for a cheap failback): "
+        f"tidemark mount --volume {volume} --site {site} --listen 127.0.0.1:10809"
+    )
+    out.print(
+        f"When the old primary is back: tidemark failback --volume {volume} --site {site} "
+        f"--mirror {report.mirror_path} --primary OLD_PRIMARY_IMAGE"
+    )
+
+
+def _test_failover(
+    app_ctx: AppContext, out: Console, volume: str, site: str, to: int | None, listen: str, overlay: Path | None
+) -> None:
+    from tidemark.core.nbd.export import ThreadedExport
+    from tidemark.core.nbd.server import serve_export
+    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.exceptions import MirrorStateError
+    from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.mount import MountRequest, mounted
+
+    host, port = parse_listen(listen)
+    if to is None:
+        state = progress_file.load(MirrorLayout.of(app_ctx.settings.state_dir, site, volume).progress)
+        to = state.rp_id if state is not None else None
+        if to is None:
+            raise MirrorStateError(f"the mirror of volume {volume!r} at site {site!r} holds no recovery point yet")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        out.print(
+            f"test failover of {volume!r} at recovery point {to}: nbd://{bound_host}:{bound_port}/{volume} "
+            "(writes go to an overlay; replication goes on; Ctrl-C to stop)"
+        )
+
+    with mounted(app_ctx.settings.state_dir, MountRequest(volume, to, site, True, overlay)) as backend:
+        serve_export(ThreadedExport(backend), host, port, ready=ready)
+
+
+@app.command("failback")
+def failback(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume of the mirror")],
+    mirror: Annotated[Path, typer.Option(help="the promoted mirror image")],
+    primary: Annotated[Path, typer.Option(help="the old primary's image (rewritten where it differs)")],
+    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    full: Annotated[
+        bool, typer.Option(help="compare every block (writes made outside tidemark on either side)")
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option(help="read the change sets the old primary emitted after the failover point")
+    ] = True,
+) -> None:
+    """Copy to the old primary only the blocks that differ, then make the mirror follow it again."""
+    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.failback import failback as run_failback
+    from tidemark.sinks.failback_stream import changed_after
+    from tidemark.sinks.layout import MirrorLayout
+
+    app_ctx = app_context(ctx)
+    out = Console(soft_wrap=True, highlight=False)
+    layout = MirrorLayout.of(app_ctx.settings.state_dir, site, volume)
+    state = progress_file.load(layout.progress)
+    primary_changed, resume = None, None
+    if stream and state is not None and state.failover_rp is not None:
+        primary_changed, resume = changed_after(app_ctx.clients, app_ctx.topics, volume, state.changeset_id)
+    elif not stream:
+        out.print("note: --no-stream: blocks the old primary changed after the failover point are not known "
+                  "beyond what the mirror had applied; use --full if it kept running")  # fmt: skip
+    with _bar("failback") as bar:
+        task = bar.add_task("compare", total=None)
+        report = run_failback(
+            app_ctx.settings.state_dir, site, volume, mirror, primary,
+            primary_changed=primary_changed, resume=resume, full=full,
+            on_block=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    after = progress_file.load(layout.progress)
+    if after is not None:
+        _publish(app_ctx, after, out)
+    out.print(
+        f"failed back {volume} (site {site}; had failed over at recovery point {report.failover_rp}): "
+        f"compared {report.candidates} blocks, copied {report.copied} blocks ({report.bytes_copied} bytes) "
+        f"to {primary}; {primary} is the primary again and the mirror resumes from the stream "
+        f"(start `tidemark mirror --volume {volume} --site {site} --path {mirror}`)."
+    )
+
+
+def _publish(app_ctx: AppContext, progress: object, out: Console) -> None:
+    """MirrorStatus of the new state; a broker that is down does not undo what was done."""
+    from tidemark.sinks.status import publish_status, status_record
+
+    try:
+        producer = app_ctx.clients.producer()
+        publish_status(producer, app_ctx.topics, status_record(progress, 0, 0.0))  # type: ignore[arg-type]
+        if producer.flush(15) > 0:
+            out.print(f"warning: MirrorStatus not delivered to {app_ctx.topics.mirror_status} (is Kafka up?)")
+    except Exception as exc:  # confluent_kafka raises KafkaException; the state change is already durable
+        out.print(f"warning: cannot publish MirrorStatus to {app_ctx.topics.mirror_status}: {exc}")

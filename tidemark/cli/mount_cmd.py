@@ -1,0 +1,54 @@
+"""`tidemark mount`: serve a recovery point (or a promoted mirror) as an NBD export."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .context import app_context
+from .track_cmd import parse_listen
+
+# Registered without a group name, so the command is `tidemark mount`.
+app = typer.Typer(help="Serve a recovery point over NBD.")
+
+
+@app.command("mount")
+def mount(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
+    rp: Annotated[
+        Optional[int],
+        typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),
+    ] = None,
+    listen: Annotated[str, typer.Option(help="host:port to accept NBD clients on")] = "127.0.0.1:10809",
+    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    writable: Annotated[
+        bool, typer.Option(help="accept writes into a copy-on-write overlay (the mirror is never written)")
+    ] = False,
+    overlay: Annotated[
+        Optional[Path], typer.Option(help="overlay file for --writable [default: under the state directory]")
+    ] = None,
+) -> None:
+    """Serve the point straight from the mirror and its undo data, while the applier may go on."""
+    from tidemark.core.nbd.export import ThreadedExport
+    from tidemark.core.nbd.server import serve_export
+    from tidemark.sinks.mount import MountRequest, mounted
+
+    app_ctx = app_context(ctx)
+    host, port = parse_listen(listen)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = Console(soft_wrap=True, highlight=False)
+    request = MountRequest(volume, rp, site, writable, overlay)
+    what = f"recovery point {rp}" if rp is not None else "the promoted volume (read-write, tracked for failback)"
+    mode = "" if rp is None else (" with a copy-on-write overlay" if writable else " read-only")
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        console.print(f"serving {what} of {volume!r}{mode}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
+
+    with mounted(app_ctx.settings.state_dir, request) as backend:
+        serve_export(ThreadedExport(backend), host, port, ready=ready)
