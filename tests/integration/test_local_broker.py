@@ -1,0 +1,152 @@
+"""`tidemark kafka start | status | stop` manage a broker of their own (not the session's)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tidemark.core.broker import LocalBroker
+from tidemark.core.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+Run = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _broker_processes(marker: Path) -> list[int]:
+    """Live (not zombie) processes whose command line names this state directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if str(marker).encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[tuple[Run, Path, int]]:
+    """A CLI runner for a broker with its own state dir and port; stopped whatever happens."""
+    state_dir = tmp_path / "own-state"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEMARK_")}
+    env |= {
+        "TIDEMARK_STATE_DIR": str(state_dir),
+        "TIDEMARK_KAFKA_PORT": str(port),
+        "TIDEMARK_TOPIC_PREFIX": "own",
+    }
+    if "TIDEMARK_KAFKA_CACHE" in os.environ:
+        env["TIDEMARK_KAFKA_CACHE"] = os.environ["TIDEMARK_KAFKA_CACHE"]
+
+    def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tidemark.cli", *args], env=env | (extra or {}), cwd=tmp_path,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    yield run, state_dir, port
+    LocalBroker(Settings(state_dir=state_dir)).stop()
+
+
+def test_start_twice_status_stop_leaves_no_process(own_broker: tuple[Run, Path, int]) -> None:
+    run, state_dir, port = own_broker
+    bootstrap_file = state_dir / "kafka" / "bootstrap"
+
+    before = run("kafka", "status")
+    assert before.returncode == 3, before.stdout + before.stderr
+    assert "not running" in before.stdout
+
+    first = run("kafka", "start")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"bootstrap: 127.0.0.1:{port}" in first.stdout
+    assert bootstrap_file.read_text().strip() == f"127.0.0.1:{port}"
+    pids = _broker_processes(state_dir)
+    assert len(pids) == 1
+
+    second = run("kafka", "start")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already running" in second.stdout
+    assert f"pid:       {pids[0]}" in second.stdout
+    assert _broker_processes(state_dir) == pids
+
+    status = run("kafka", "status")
+    assert status.returncode == 0
+    assert "running" in status.stdout and f"127.0.0.1:{port}" in status.stdout
+    assert str(state_dir / "kafka" / "data") in status.stdout
+
+    created = run("topics", "create")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert f"bootstrap: 127.0.0.1:{port}" in created.stdout
+
+    stopped = run("kafka", "stop")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "stopped" in stopped.stdout
+    assert _broker_processes(state_dir) == []
+    assert not bootstrap_file.exists()
+    assert run("kafka", "status").returncode == 3
+
+    again = run("kafka", "stop")
+    assert again.returncode == 0 and "not running" in again.stdout
+
+
+def test_restart_keeps_port_and_data(own_broker: tuple[Run, Path, int]) -> None:
+    run, state_dir, port = own_broker
+    assert run("kafka", "start").returncode == 0
+    assert run("topics", "create").returncode == 0
+    assert run("kafka", "stop").returncode == 0
+
+    # The port was persisted at first start: no TIDEMARK_KAFKA_PORT needed to get it back.
+    restarted = run("kafka", "start", extra={"TIDEMARK_KAFKA_PORT": ""})
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert f"bootstrap: 127.0.0.1:{port}" in restarted.stdout
+    listed = run("topics", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "own.writes" in listed.stdout and "own.volumes" in listed.stdout
+    assert run("kafka", "stop").returncode == 0
+    assert _broker_processes(state_dir) == []
+
+
+def test_a_named_cluster_starts_nothing(own_broker: tuple[Run, Path, int]) -> None:
+    run, state_dir, _ = own_broker
+    result = run("kafka", "start", extra={"TIDEMARK_BOOTSTRAP": "kafka.example:9092"})
+    assert result.returncode == 0, result.stderr
+    assert "using the Kafka cluster at kafka.example:9092" in result.stdout
+    assert not (state_dir / "kafka").exists()
+    assert _broker_processes(state_dir) == []
+
+
+def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: LocalBroker) -> None:
+    """kill -9 (no clean shutdown), then start again: same address, topics still there."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = local_broker.status().bootstrap
+    assert bootstrap is not None
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("survivor", num_partitions=1, replication_factor=1)])["survivor"].result(30)
+    pid = local_broker.pid()
+    assert pid is not None
+    assert local_broker.kill() is True
+    assert local_broker.status().running is False
+    assert not Path(f"/proc/{pid}").exists() or _broker_processes(local_broker.home) == []
+
+    restarted = local_broker.start()
+    assert restarted.bootstrap == bootstrap and restarted.pid != pid
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
+    assert "survivor" in topics

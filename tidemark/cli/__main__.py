@@ -1,0 +1,5 @@
+"""`python -m tidemark.cli`: the same as the `tidemark` console script."""
+
+from .main import main
+
+main()
