@@ -39,6 +39,7 @@ class DirtyBitmap:
     def discard(self, blocks: Iterable[int]) -> None:
         with self._lock:
             before = len(self._blocks)
-            self._blocks.difference_update(blocks)
+            # pyroaring's difference_update takes bitmaps only (a range raises AttributeError).
+            self._blocks.difference_update(BitMap(blocks))
             if len(self._blocks) != before:
                 write_durably(self.path, self._blocks.serialize())

@@ -328,6 +328,7 @@ class Tracker:
 
     def _connect(self) -> None:
         """New producer, new epoch, seq continued from the partition's tail."""
+        self._retire_producer()
         try:
             admin = self.clients.admin()
             metadata = admin.list_topics(self.topics.writes, timeout=5)
@@ -346,10 +347,6 @@ class Tracker:
             if isinstance(exc, TrackerError):
                 raise
             raise TrackerError(f"volume {self.volume.name}: cannot reach Kafka: {exc}") from exc
-        old = self._producer
-        if old is not None:
-            old.purge()
-            old.flush(1)
         with self._seq_lock:
             self._epoch = self.state.next_epoch()
             self.stats.epoch = self._epoch
@@ -364,6 +361,22 @@ class Tracker:
             record = marker(self.volume.name, "EPOCH_START", self._epoch, self._next_seq - 1, None)
             self._produce("Marker", record, lambda err: self._lose_connection(err) if err else None)
         log.info("volume %s: epoch %d, next seq %d", self.volume.name, self._epoch, self._next_seq)
+
+    def _retire_producer(self) -> None:
+        """Settle every event of the previous producer before the partition's tail is read.
+
+        An event still queued could otherwise be delivered (the broker back) after the tail was
+        read and share its seq with the new epoch's first events, which consumers drop as
+        repeats. Queued events are purged (their blocks become dirty); in-flight ones get until
+        the delivery timeout to be confirmed or to fail.
+        """
+        old = self._producer
+        if old is None:
+            return
+        old.purge(in_queue=True, in_flight=False)
+        if old.flush(self.options.delivery_timeout_ms / 1000) > 0:
+            old.purge()
+            old.flush(1)
 
     def _lose_connection(self, err: object) -> None:
         if self._connected.is_set():
@@ -432,11 +445,17 @@ class Tracker:
 
 
 def open_tracker(
-    app: Any, volume_name: str, image_path: Path | None, compression: Compression | str = Compression.NONE
+    app: Any,
+    volume_name: str,
+    image_path: Path | None,
+    compression: Compression | str = Compression.NONE,
+    delivery_timeout_ms: int | None = None,
 ) -> Tracker:
     """A started tracker for a registered volume (`app` is the CLI's AppContext).
 
     Refuses an unknown volume, and an image whose size differs from the registered size.
+    `delivery_timeout_ms` (default `TrackerOptions.delivery_timeout_ms`) bounds how long a write
+    waits for Kafka before its blocks are recorded as dirty instead.
     """
     from tidemark.core.names import validate_name
     from tidemark.core.volumes import lookup_volume
@@ -458,6 +477,7 @@ def open_tracker(
     options = TrackerOptions(
         compression=Compression(compression) if isinstance(compression, str) else compression,
         extent_bytes=app.settings.extent_bytes,
+        delivery_timeout_ms=delivery_timeout_ms or TrackerOptions.delivery_timeout_ms,
     )
     folder = app.settings.volume_state_dir("trackers", volume_name)
     return Tracker(spec, app.clients, app.topics, folder, image_path, options).start()

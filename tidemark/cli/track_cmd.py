@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -41,6 +41,14 @@ def nbd(
     compression: Annotated[
         Compression, typer.Option(help="compression of block data in events")
     ] = Compression.none,
+    delivery_timeout_ms: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1000,
+            help="how long a write waits for Kafka before its blocks are recorded as dirty "
+            "(resynced when Kafka is back) [default 10000]",
+        ),
+    ] = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
     from tidemark.producers.nbd.server import serve_nbd
@@ -53,7 +61,7 @@ def nbd(
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         console.print(f"tracking volume {volume!r}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
 
-    with open_tracker(app_context(ctx), volume, image, compression.value) as tracker:
+    with open_tracker(app_context(ctx), volume, image, compression.value, delivery_timeout_ms) as tracker:
         serve_nbd(tracker, image, host, port, ready=ready)
 
 
