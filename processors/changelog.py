@@ -1,0 +1,63 @@
+"""The processor's state changelog: a compacted topic, one partition per writes partition."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from tidemark.core.kafka import KafkaClients
+
+from .exceptions import ProcessorError
+from .state_store import PartitionStore
+
+
+def changelog_topic(prefix: str, app_id: str) -> str:
+    return f"{prefix}.{app_id}-state-changelog"
+
+
+def ensure_changelog(clients: KafkaClients, topic: str, partitions: int) -> None:
+    admin = clients.admin()
+    spec = NewTopic(
+        topic,
+        num_partitions=partitions,
+        replication_factor=clients.settings.replication_factor,
+        config={
+            "cleanup.policy": "compact",
+            "max.message.bytes": str(clients.settings.message_max_bytes),
+            "min.compaction.lag.ms": "0",
+        },
+    )
+    for future in admin.create_topics([spec]).values():
+        try:
+            future.result(timeout=30)
+        except Exception as exc:  # TopicAlreadyExists arrives as a KafkaException
+            error = exc.args[0] if exc.args else None
+            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ProcessorError(f"cannot create the state changelog {topic}: {exc}") from exc
+
+
+def restore(clients: KafkaClients, topic: str, partition: int, store: PartitionStore, timeout: float = 300.0) -> int:
+    """Replay the committed changelog of one partition into `store`; returns the records read."""
+    consumer = clients.consumer(
+        f"tidemark-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        records = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    return records
+                raise ProcessorError(f"restoring {topic}[{partition}]: {msg.error()}")
+            store.restore(msg.key(), msg.value())
+            records += 1
+        raise ProcessorError(f"restoring {topic}[{partition}] took longer than {timeout} s")
+    finally:
+        consumer.close()

@@ -1,0 +1,65 @@
+"""One partition's processor state: RocksDB (rocksdict) locally, a compacted changelog as the truth.
+
+Every change is applied to RocksDB at once and queued for the changelog; the loop produces the
+queue inside the same Kafka transaction as the outputs and the consumed offsets. RocksDB is only
+a working copy: on every assignment it is wiped and rebuilt from the changelog (read committed),
+so a crash can never leave local state ahead of or behind what Kafka committed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+
+from rocksdict import Options, Rdict
+
+
+class PartitionStore(MutableMapping[bytes, bytes]):
+    def __init__(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self.folder = folder
+        self._db = Rdict(str(folder), options)
+        self.pending: list[tuple[bytes, bytes | None]] = []
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._db.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        value = self._db.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._db[key] = value
+        self.pending.append((key, value))
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._db[key]
+        self.pending.append((key, None))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._db.keys())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._db.keys())
+
+    def restore(self, key: bytes, value: bytes | None) -> None:
+        """Apply a changelog record without queueing it again."""
+        if value is None:
+            self._db.delete(key)
+        else:
+            self._db[key] = value
+
+    def take_pending(self) -> list[tuple[bytes, bytes | None]]:
+        pending, self.pending = self.pending, []
+        return pending
+
+    def close(self) -> None:
+        self._db.close()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""`tidemark process`: the stream processor (change sets, recovery points, metrics)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from tidemark.processors.folder import FoldOptions
+from tidemark.processors.loop import ProcessorOptions, ProcessorWorker
+
+from .context import app_context
+
+
+def process(
+    ctx: typer.Context,
+    subinterval: Annotated[float, typer.Option(help="seconds between change-set seals")] = 1.0,
+    rp_interval: Annotated[float, typer.Option(help="seconds between periodic recovery points")] = 10.0,
+    metrics_interval: Annotated[float, typer.Option(help="seconds per VolumeMetrics window")] = 5.0,
+    subinterval_max_mib: Annotated[int, typer.Option(help="seal early when a sub-interval holds this much")] = 64,
+    tick_interval: Annotated[
+        float, typer.Option(help="seconds between ticks that close idle sub-intervals; 0 disables")
+    ] = 0.25,
+    worker_id: Annotated[
+        str, typer.Option(help="stable id of this worker; a restart with the same id fences the old one")
+    ] = "1",
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
+) -> None:
+    """Fold the writes journal into change sets and recovery points, exactly once (run several)."""
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app_ctx = app_context(ctx)
+    fold = FoldOptions(
+        subinterval=subinterval,
+        rp_interval=rp_interval,
+        metrics_interval=metrics_interval,
+        subinterval_max_bytes=subinterval_max_mib << 20,
+        extent_bytes=app_ctx.settings.extent_bytes,
+    )
+    worker = ProcessorWorker(app_ctx.clients, ProcessorOptions(fold=fold, tick_interval=tick_interval, worker_id=worker_id))
+    worker.install_signal_handlers()
+    worker.run()
