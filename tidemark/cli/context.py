@@ -25,7 +25,10 @@ class AppContext:
     @property
     def clients(self) -> KafkaClients:
         if self._clients is None:
-            self._clients = KafkaClients(self.settings, self.kafka)
+            clients = KafkaClients(self.settings, self.kafka)
+            if self.kafka.sasl_mechanism or self.kafka.security_protocol != "PLAINTEXT":
+                clients.probe()
+            self._clients = clients
         return self._clients
 
 

@@ -152,11 +152,43 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second listener that needs TLS and SCRAM credentials (for testing secured clusters).
+
+    `keystore` is a PEM file holding the broker's private key (PKCS#8, unencrypted) followed by its
+    certificate chain; `users` are SCRAM credentials created when the storage is formatted.
+    """
+
+    port: int
+    keystore: Path
+    users: tuple[tuple[str, str], ...]
+    mechanism: str = "SCRAM-SHA-256"
+
+    def properties(self) -> dict[str, str]:
+        mechanism = self.mechanism.lower()
+        return {
+            "sasl.enabled.mechanisms": self.mechanism,
+            f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(self.keystore),
+        }
+
+    def scram_arguments(self) -> list[str]:
+        arguments: list[str] = []
+        for name, password in self.users:
+            arguments += ["--add-scram", f"{self.mechanism}=[name={name},password={password}]"]
+        return arguments
+
+
 class LocalBroker:
     """Start, stop and inspect the local broker of one state directory."""
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, port: int | None = None, secure: SaslSslListener | None = None) -> None:
         self.settings = settings
+        self.secure = secure
         self.requested_port = port if port is not None else _port_from_environment()
         self.home = local_broker_dir(settings).expanduser().resolve()
         self.data_dir = self.home / "data"
@@ -224,7 +256,12 @@ class LocalBroker:
         """Start the broker and wait until it serves metadata. A running broker is left alone."""
         running = self.pid()
         if running is not None:
-            port = self._ports()["port"]
+            port = self._recorded_ports().get("port")
+            if port is None:
+                raise LocalBrokerError(
+                    f"a broker (pid {running}) runs for {self.home} but {self._ports_file} is missing; "
+                    "run `tidemark kafka stop` and start again"
+                )
             self._wait_ready(running, port, timeout)
             self._bootstrap_file.write_text(f"{HOST}:{port}\n")
             return BrokerStatus(True, running, f"{HOST}:{port}", self.data_dir, self.logs_dir, True)
@@ -242,7 +279,11 @@ class LocalBroker:
         self._write_config(ports)
         self._format_storage(java)
         pid = self._spawn(java)
-        self._wait_ready(pid, ports["port"], timeout)
+        try:
+            self._wait_ready(pid, ports["port"], timeout)
+        except LocalBrokerError:
+            self.stop()  # never leave a half-started JVM behind
+            raise
         bootstrap = f"{HOST}:{ports['port']}"
         self._bootstrap_file.write_text(bootstrap + "\n")
         return BrokerStatus(True, pid, bootstrap, self.data_dir, self.logs_dir)
@@ -257,15 +298,18 @@ class LocalBroker:
             time.sleep(0.2)
         return True
 
+    def _recorded_ports(self) -> dict[str, int]:
+        if not self._ports_file.is_file():
+            return {}
+        try:
+            return {k: int(v) for k, v in json.loads(self._ports_file.read_text()).items()}
+        except (ValueError, AttributeError) as exc:
+            raise LocalBrokerError(f"{self._ports_file} is corrupt ({exc}); delete it") from exc
+
     def _ports(self) -> dict[str, int]:
         """The persisted ports; chosen on first start (or `TIDEMARK_KAFKA_PORT`) and then reused."""
         self.home.mkdir(parents=True, exist_ok=True)
-        recorded: dict[str, int] = {}
-        if self._ports_file.is_file():
-            try:
-                recorded = {k: int(v) for k, v in json.loads(self._ports_file.read_text()).items()}
-            except (ValueError, AttributeError) as exc:
-                raise LocalBrokerError(f"{self._ports_file} is corrupt ({exc}); delete it") from exc
+        recorded = self._recorded_ports()
         port = self.requested_port or recorded.get("port") or _free_port()
         controller = recorded.get("controller port")
         if controller is None or controller == port:
@@ -281,15 +325,20 @@ class LocalBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         port, controller = ports["port"], ports["controller port"]
+        listeners = f"PLAINTEXT://{HOST}:{port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.secure is not None:
+            listeners += f",SASL_SSL://{HOST}:{self.secure.port}"
+            protocols += ",SASL_SSL:SASL_SSL"
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{HOST}:{controller}",
-            "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+            "listeners": f"{listeners},CONTROLLER://{HOST}:{controller}",
+            "advertised.listeners": listeners,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "log.dirs": str(self.data_dir),
             "num.partitions": str(self.settings.partitions),
             "message.max.bytes": str(self.settings.message_max_bytes),
@@ -305,6 +354,8 @@ class LocalBroker:
             "broker.session.timeout.ms": "4000",
             "broker.heartbeat.interval.ms": "1000",
         }
+        if self.secure is not None:
+            properties |= self.secure.properties()
         self._server_properties.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
         log4j = resources.files("tidemark.core").joinpath("log4j.properties").read_text()
         (self.home / "log4j.properties").write_text(log4j)
@@ -327,6 +378,7 @@ class LocalBroker:
         command = self._java_command(
             java, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
             "-c", str(self._server_properties), "--ignore-formatted",
+            *(self.secure.scram_arguments() if self.secure is not None else []),
         )  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
         if result.returncode != 0:
@@ -367,10 +419,9 @@ class LocalBroker:
                 except KafkaException:
                     pass
             time.sleep(0.25)
-        self.stop()
         raise LocalBrokerError(
             f"the local Kafka broker (pid {pid}) did not become ready on {HOST}:{port} within "
-            f"{timeout:.0f} s and was stopped; see {self.logs_dir}/server.log"
+            f"{timeout:.0f} s; see {self.logs_dir}/server.log"
         )
 
     # ---- stop -------------------------------------------------------------------------------

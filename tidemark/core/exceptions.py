@@ -33,3 +33,13 @@ class NbdProtocolError(TidemarkError):
 
 class NbdServerError(ConfigurationError):
     """The NBD server cannot listen on the requested address."""
+
+
+class MetricsServerError(ConfigurationError):
+    """The Prometheus metrics endpoint cannot listen on the requested port."""
+
+
+class KafkaAuthenticationError(KafkaError):
+    """The cluster refused the configured credentials."""
+
+    exit_code = 2

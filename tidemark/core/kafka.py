@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka.admin import AdminClient
 
-from .exceptions import NoBrokerError
+from .exceptions import KafkaAuthenticationError, NoBrokerError
 from .settings import KafkaSettings, Settings
 
 BOOTSTRAP_FILE = "bootstrap"
+
+# librdkafka's own log lines go to Python logging (silent unless a command turns logging on).
+_LIBRDKAFKA_LOG = logging.getLogger("tidemark.librdkafka")
 
 
 def local_broker_dir(settings: Settings) -> Any:
@@ -37,9 +43,37 @@ class KafkaClients:
         self.settings = settings
         self.kafka = kafka
         self.bootstrap = bootstrap or resolve_bootstrap(settings, kafka)
+        self._auth_failure: str | None = None
+        self._lock = threading.Lock()
 
     def _base(self) -> dict[str, Any]:
-        return self.kafka.client_config(self.bootstrap)
+        return self.kafka.client_config(self.bootstrap) | {
+            "logger": _LIBRDKAFKA_LOG,
+            "error_cb": self._on_error,
+        }
+
+    def _on_error(self, error: RdKafkaError) -> None:
+        if error.code() in (RdKafkaError._AUTHENTICATION, RdKafkaError.SASL_AUTHENTICATION_FAILED):
+            with self._lock:
+                self._auth_failure = error.str()
+        _LIBRDKAFKA_LOG.debug("client error: %s", error)
+
+    def probe(self, timeout: float = 10.0) -> None:
+        """Fail fast and clearly on refused credentials; an unreachable cluster is not an error here
+        (trackers keep working while Kafka is down)."""
+        admin = self.admin()
+        try:
+            admin.list_topics(timeout=timeout)
+        except KafkaException:
+            pass
+        admin.poll(0.5)  # serves error_cb
+        if self._auth_failure is not None:
+            user = self.kafka.sasl_username or "(none)"
+            raise KafkaAuthenticationError(
+                f"Kafka at {self.bootstrap} refused authentication for user {user!r} "
+                f"({self.kafka.security_protocol}, {self.kafka.sasl_mechanism}): {self._auth_failure}; "
+                "check TIDEMARK_SASL_USERNAME, TIDEMARK_SASL_PASSWORD and TIDEMARK_SASL_MECHANISM"
+            )
 
     def producer(self, **overrides: Any) -> Producer:
         """Idempotent, acks=all: a delivered message is on every in-sync replica, in order."""
