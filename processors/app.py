@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.metrics import stage_metrics
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
@@ -29,6 +30,7 @@ from .volume_state import VolumeState
 log = logging.getLogger(__name__)
 
 TICK_KEY = b"__tidemark_tick__"
+COMPONENT = "processor"
 
 Produce = Callable[[str, bytes | None, bytes], None]
 
@@ -43,12 +45,18 @@ class KafkaEmitter:
 
     def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
         self.produce(self.topics.changesets, volume.encode(), self.codec.encode(record_type, record))
+        if record_type == "ChangeSetSealed":
+            stage_metrics(COMPONENT, volume).handled(0, record["bytes"])
+        elif record_type == "ResyncRequest":
+            stage_metrics(COMPONENT, volume).resync_request()
 
     def recovery_point(self, volume: str, record: dict[str, Any]) -> None:
         self.produce(self.topics.recovery_points, volume.encode(), self.codec.encode("RecoveryPoint", record))
+        stage_metrics(COMPONENT, volume).recovery_point()
 
     def metrics(self, volume: str, record: dict[str, Any]) -> None:
         self.produce(self.topics.metrics, volume.encode(), self.codec.encode("VolumeMetrics", record))
+        stage_metrics(COMPONENT, volume).lag(record["rpo_lag_seconds"])
 
 
 class Processor:
@@ -92,6 +100,7 @@ class Processor:
             else:
                 folder.on_marker(state, record, now)
             _save(store, state)
+            stage_metrics(COMPONENT, spec.name).handled(1)
         except (DecodeError, InvalidEventError) as exc:
             self._dead_letter(partition, offset, key, value or b"", str(exc), now)
 
@@ -107,6 +116,7 @@ class Processor:
     def _dead_letter(self, partition: int, offset: int, key: bytes | None, value: bytes, reason: str, now: float) -> None:
         self.stats["dead_letters"] += 1
         volume = key.decode(errors="replace") if key else None
+        stage_metrics(COMPONENT, volume or "").dead_letter()
         log.warning("dead letter from %s[%d]@%d: %s", self.emitter.topics.writes, partition, offset, reason)
         record = {
             "stage": "processor",

@@ -1,6 +1,6 @@
 """The processor's logic per volume: fold writes, seal sub-intervals, cut recovery points.
 
-Independent of faust: `store` is any mutable mapping of bytes (the faust tables in production,
+Independent of Kafka: `store` is any mutable mapping of bytes (the RocksDB partition store in production,
 a dict in the property tests) and `emit` sends events. "Now" is always the time of the event
 being handled (the Kafka message timestamp), never the wall clock, so replaying the same log
 after a crash makes the same decisions and emits the same change sets and recovery points.

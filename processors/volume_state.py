@@ -1,4 +1,4 @@
-"""Per-volume processor state, kept in a faust table as JSON (small: no block data here)."""
+"""Per-volume processor state, kept in the partition store as JSON (small: no block data here)."""
 
 from __future__ import annotations
 

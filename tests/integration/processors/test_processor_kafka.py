@@ -1,4 +1,4 @@
-"""The faust processor against the real broker: folding, dead letters, kill -9 and restart."""
+"""The processor against the real broker: folding, dead letters, kill -9 and restart."""
 
 from __future__ import annotations
 

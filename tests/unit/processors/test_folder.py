@@ -1,4 +1,4 @@
-"""The folding logic against a plain in-memory model (no Kafka, no faust)."""
+"""The folding logic against a plain in-memory model (no Kafka)."""
 
 from __future__ import annotations
 
