@@ -9,7 +9,6 @@ after a crash makes the same decisions and emits the same change sets and recove
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -274,6 +273,3 @@ class VolumeFolder:
             },
         )
 
-
-def wall_clock() -> float:
-    return time.time()

@@ -40,12 +40,24 @@ def list_points(
 @app.command("create")
 def create(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume")],
+    volume: Annotated[Optional[str], typer.Option(help="volume")] = None,
     label: Annotated[Optional[str], typer.Option(help="label shown by `rp list`")] = None,
+    group: Annotated[
+        Optional[str], typer.Option(help="a consistency group: one barrier point for all its volumes")
+    ] = None,
 ) -> None:
-    """Ask for a recovery point: a REQUESTED marker in the volume's write stream."""
-    from tidemark.sinks.markers import request_recovery_point
+    """Ask for a recovery point: a REQUESTED marker in the volume's write stream (or a group barrier)."""
+    from tidemark.sinks.markers import request_group_barrier, request_recovery_point
 
     app_ctx = app_context(ctx)
+    if (volume is None) == (group is None):
+        raise typer.BadParameter("give exactly one of --volume and --group")
+    if group is not None:
+        barrier_id, members = request_group_barrier(app_ctx.clients, app_ctx.topics, group, label)
+        Console(soft_wrap=True).print(
+            f"requested barrier {barrier_id} for group {group}: {', '.join(members)}", highlight=False
+        )
+        return
+    assert volume is not None
     marker_id = request_recovery_point(app_ctx.clients, app_ctx.topics, volume, label)
     Console(soft_wrap=True).print(f"requested a recovery point of {volume} (marker {marker_id})", highlight=False)

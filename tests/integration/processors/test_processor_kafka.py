@@ -205,3 +205,28 @@ def test_kill_9_and_restart_give_the_same_change_sets_and_recovery_points(pipeli
 
     assert points(crashed) == points(reference)
     assert _mirror(got) == journal.image
+
+
+def test_a_group_barrier_cuts_a_point_for_every_member_with_one_barrier_id(pipelines: Any) -> None:
+    pipeline = pipelines()
+    members = ("grp-a", "grp-b")
+    for name in members:
+        publish_volume(pipeline.clients, pipeline.topics, VolumeSpec(name, SIZE, group="g1"))
+        journal = build_journal(name, SIZE, writes=50, marker_every=1000)
+        journal.messages = [m for m in journal.messages if b"garbage" not in m[1]][:-1]  # no marker
+        publish(pipeline.clients.producer(), pipeline.topics.writes, pipeline.settings.partitions, journal)
+    pipeline.start_processor()
+    result = subprocess.run(
+        [sys.executable, "-m", "tidemark.cli", "rp", "create", "--group", "g1", "--label", "both"],
+        env=pipeline.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+    def barrier_points() -> list[dict[str, Any]]:
+        return [r for t, r in pipeline.read(pipeline.topics.recovery_points) if r["kind"] == "BARRIER"]
+
+    pipeline.wait_for(lambda: len(barrier_points()) == 2, "a barrier point for each member")
+    points = barrier_points()
+    assert sorted(p["volume"] for p in points) == list(members)
+    assert len({p["barrier_id"] for p in points}) == 1 and {p["group"] for p in points} == {"g1"}
+    assert all(p["seq"] == 49 and p["label"] == "both" for p in points)
