@@ -28,6 +28,7 @@ from pathlib import Path
 import xxhash
 
 from tidemark.core.blocks import runs, runs_limited
+from tidemark.core.metrics import StageMetrics
 from tidemark.core.settings import KIB, MIB
 
 from .checksum_map import ChecksumMap
@@ -153,6 +154,7 @@ class Scanner:
         if stats.completed and stats.seeding:
             self._map.mark_seeded()
         stats.throttled_seconds = throttle.throttled
+        StageMetrics("scan", self._tracker.volume_name).throttled(throttle.throttled)
         stats.elapsed = self._clock() - started
         return stats
 

@@ -23,6 +23,7 @@ from confluent_kafka import KafkaException, Message, Producer
 
 from tidemark.core.blocks import block_range, is_aligned, runs_limited, split
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.settings import MIB
 from tidemark.core.topics import Topics
@@ -110,6 +111,7 @@ class Tracker:
         self.activity = ActivityLog(state_folder / "activity.log", self.options.region_bytes)
         self.dirty = DirtyBitmap(state_folder / "dirty.bitmap")
         self.stats = TrackerStats()
+        self.metrics = StageMetrics("tracker", volume.name)
         self._codec = default_codec()
         self._seq_lock = threading.RLock()
         self._next_seq = 0
@@ -269,7 +271,9 @@ class Tracker:
         self.stats.events += 1
 
         def on_delivery(err: object) -> None:
-            if err is not None:
+            if err is None:
+                self.metrics.handled(1, length)
+            else:
                 self._record_undelivered(offset, length, err)
                 if self.image is None:
                     pending.fail(

@@ -56,6 +56,15 @@ def _register() -> None:
 
     app.add_typer(mount_cmd.app)  # `tidemark mount`
     app.add_typer(failover_cmd.app)  # `tidemark failover`, `tidemark failback`
+    from . import status_cmd
+
+    app.add_typer(status_cmd.app)  # `tidemark status`
+    from . import demo_cmd
+
+    app.add_typer(demo_cmd.app)  # `tidemark demo`
+    from . import resync_cmd
+
+    app.add_typer(resync_cmd.app)  # `tidemark resync`
 
 
 _register()

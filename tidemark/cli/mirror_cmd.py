@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from .context import app_context
+from .metrics_option import MetricsPort
 
 # Registered without a group name, so the command is `tidemark mirror`.
 app = typer.Typer(help="Apply change sets to a mirror.")
@@ -30,12 +31,15 @@ def mirror(
     exit_when_idle: Annotated[
         Optional[float], typer.Option(help="exit after this many seconds at the end of the stream")
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Consume change sets of VOLUME and apply them to PATH (runs until SIGINT/SIGTERM)."""
     from tidemark.sinks.applier import Applier, ApplierOptions
+    from tidemark.core.metrics import serve_metrics
     from tidemark.sinks.retention import parse_retain
 
     app_ctx = app_context(ctx)
+    serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     options = ApplierOptions(volume, path, site, parse_retain(retain), until_rp, exit_when_idle)
     stop = threading.Event()

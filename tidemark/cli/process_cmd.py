@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from tidemark.core.metrics import serve_metrics
 from tidemark.processors.folder import FoldOptions
 from tidemark.processors.loop import ProcessorOptions, ProcessorWorker
 
 from .context import app_context
+from .metrics_option import MetricsPort
 
 
 def process(
@@ -26,10 +28,12 @@ def process(
         str, typer.Option(help="stable id of this worker; a restart with the same id fences the old one")
     ] = "1",
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Fold the writes journal into change sets and recovery points, exactly once (run several)."""
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app_ctx = app_context(ctx)
+    serve_metrics(metrics_port)
     fold = FoldOptions(
         subinterval=subinterval,
         rp_interval=rp_interval,

@@ -13,6 +13,7 @@ from tidemark.core.names import validate_name
 from tidemark.producers.events import Compression
 
 from .context import app_context
+from .metrics_option import MetricsPort
 from .stats_view import stats_table
 
 # Registered without a group name (`app.add_typer(replay_cmd.app)`), so the command is `tidemark replay`.
@@ -52,8 +53,10 @@ def replay(
     ] = "max",
     seed: Annotated[int, typer.Option(help="seed of the generated write content")] = 0,
     compression: Annotated[Compression, typer.Option(help="compression of block data in events")] = Compression.NONE,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Replay TRACE: reads are skipped, writes get generated content and are mapped into the volume."""
+    from tidemark.core.metrics import serve_metrics
     from tidemark.producers.replay import replay as run_replay
     from tidemark.producers.tracker import open_tracker
     from tidemark.producers.traces import read_trace
@@ -61,6 +64,7 @@ def replay(
     factor = parse_speed(speed)
     app_ctx = app_context(ctx)
     validate_name(volume)
+    serve_metrics(metrics_port)
     records = read_trace(trace, format.value)
     with open_tracker(app_ctx, volume, image, compression) as tracker:
         stats = run_replay(

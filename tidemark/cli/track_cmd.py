@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from .context import app_context
+from .metrics_option import MetricsPort
 
 app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,12 +50,15 @@ def nbd(
             "(resynced when Kafka is back) [default 10000]",
         ),
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
+    from tidemark.core.metrics import serve_metrics
     from tidemark.producers.nbd.server import serve_nbd
     from tidemark.producers.tracker import open_tracker
 
     host, port = parse_listen(listen)
+    serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def ready(bound_host: str, bound_port: int) -> None:

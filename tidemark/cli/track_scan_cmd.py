@@ -16,6 +16,7 @@ from tidemark.core.names import validate_name
 from tidemark.producers.events import Compression
 
 from .context import app_context
+from .metrics_option import MetricsPort
 from .stats_view import stats_table
 
 
@@ -31,11 +32,13 @@ def scan(
     ] = 20.0,
     chunk_bytes: Annotated[int, typer.Option(help="bytes read per request")] = 4 * 1024 * 1024,
     compression: Annotated[Compression, typer.Option(help="compression of block data in events")] = Compression.NONE,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Scan IMAGE and publish changed blocks: the first pass seeds, later ones send only changes.
 
     SIGINT/SIGTERM end the scan cleanly after the current chunk.
     """
+    from tidemark.core.metrics import serve_metrics
     from tidemark.producers.scan import ScanOptions, Scanner, scan_forever
     from tidemark.producers.tracker import open_tracker
 
@@ -45,6 +48,7 @@ def scan(
         raise typer.BadParameter("--chunk-bytes must be positive")
     app_ctx = app_context(ctx)
     validate_name(volume)
+    serve_metrics(metrics_port)
     options = ScanOptions(
         chunk_bytes=chunk_bytes,
         max_extent_bytes=app_ctx.settings.extent_bytes,

@@ -1,0 +1,1 @@
+"""`tidemark demo`: the whole pipeline on a real ext4 filesystem, end to end, with checks."""
