@@ -95,6 +95,6 @@ class ActivityLog:
         excess = len(idle) - self.max_idle_regions
         if excess > 0:
             drop = sorted(idle, key=lambda r: self._touched.get(r, 0.0))[:excess]
-            self._durable.difference_update(drop)
+            self._durable.difference_update(BitMap(drop))
             for region in drop:
                 self._touched.pop(region, None)

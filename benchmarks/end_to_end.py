@@ -1,0 +1,173 @@
+"""Figure 3: tracker -> `tidemark process` -> `tidemark mirror`, sustained MB/s and RPO lag.
+
+The processor and the mirror run as CLI processes against a 1 TiB sparse volume (figure 7
+reads their peak memory at the end); the tracker core runs here. "Applied" is read from the
+mirror's progress file (`seq_last`, saved after the data is fsynced), polled every 5 ms.
+
+- sustained: 64 KiB writes to distinct blocks as fast as the tracker takes them; MB/s from the
+  first submit until the mirror applied the last write. Anchor: figure 1's ProducerPerformance
+  rate for the same record size (what the broker takes from one producer at all).
+- RPO lag: at half the sustained rate, per write, from Kafka's acknowledgement at the tracker to
+  the mirror having applied it; p50 and p99. Processor defaults: sub-interval 1 s, ticks 0.25 s.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import statistics
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from pathlib import Path
+
+from tidemark.producers.tracker import Tracker, TrackerOptions
+from tidemark.sinks.layout import MirrorLayout
+
+from . import ingest, memory
+from .env import MIB, BenchEnv, Stage, stop_process
+from .results import INFO, Figure, value_at_most
+
+VOLUME_BYTES = 1 << 40
+WRITE = 65536
+POLL_S = 0.005
+APPLY_TIMEOUT_S = 180.0
+
+
+class AppliedWatcher:
+    """Polls the mirror's progress file; records when each new `seq_last` became visible."""
+
+    def __init__(self, progress: Path) -> None:
+        self.progress = progress
+        self.times: list[float] = []
+        self.seqs: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="applied-watcher", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        last = -1
+        while not self._stop.wait(POLL_S):
+            try:
+                seq = json.loads(self.progress.read_text()).get("seq_last")
+            except (OSError, ValueError):
+                continue
+            if seq is not None and seq > last:
+                self.times.append(time.monotonic())
+                self.seqs.append(seq)
+                last = seq
+
+    def applied_at(self, seq: int) -> float | None:
+        index = bisect.bisect_left(self.seqs, seq)
+        return self.times[index] if index < len(self.seqs) else None
+
+    def wait(self, seq: int, what: str) -> float:
+        deadline = time.monotonic() + APPLY_TIMEOUT_S
+        while (found := self.applied_at(seq)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the mirror did not apply seq {seq} ({what}) within {APPLY_TIMEOUT_S:.0f} s")
+            time.sleep(POLL_S)
+        return found
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class Writer:
+    """Distinct 64 KiB blocks, one event (one seq) per write."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.data = os.urandom(WRITE)
+        self.next_offset = 0
+        self.written = 0
+
+    def submit(self) -> tuple[int, Future[None]]:
+        future = self.tracker.submit_write(self.next_offset, self.data)
+        self.next_offset += WRITE
+        self.written += WRITE
+        return self.tracker.stats.last_seq, future
+
+
+def sustained(writer: Writer, watcher: AppliedWatcher, total: int) -> float:
+    window = 32 * MIB // WRITE
+    pending: deque[Future[None]] = deque()
+    started = time.monotonic()
+    seq = -1
+    for _ in range(total // WRITE):
+        seq, future = writer.submit()
+        pending.append(future)
+        if len(pending) > window:
+            pending.popleft().result(60)
+    applied = watcher.wait(seq, "end of the sustained phase")
+    return total / (applied - started) / 1e6
+
+
+def lag(writer: Writer, watcher: AppliedWatcher, mb_s: float, seconds: float) -> list[float]:
+    """Paced writes at `mb_s`; per write, applied-at-mirror minus acknowledged-at-tracker (s)."""
+    interval = WRITE / (mb_s * 1e6)
+    acks: dict[int, float] = {}
+    seqs: list[int] = []
+    due = time.monotonic()
+    end = due + seconds
+    while due < end:
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        seq, future = writer.submit()
+        future.add_done_callback(lambda _f, s=seq: acks.__setitem__(s, time.monotonic()))
+        seqs.append(seq)
+        due += interval
+    watcher.wait(seqs[-1], "end of the lag phase")
+    return [watcher.applied_at(s) - acks[s] for s in seqs]  # type: ignore[operator]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[Figure]:
+    anchor = ingest.kafka_64k_mb_s(env, stage, quick)
+    spec = stage.register("e2e", VOLUME_BYTES)
+    processor = stage.cli("process", log=stage.root / "process.log")
+    mirror = stage.cli("mirror", "--volume", spec.name, "--path", str(stage.root / "mirror.img"),
+                       log=stage.root / "mirror.log")  # fmt: skip
+    watcher = AppliedWatcher(MirrorLayout.of(stage.settings.state_dir, "default", spec.name).progress)
+    options = TrackerOptions(extent_bytes=stage.settings.extent_bytes)
+    folder = stage.settings.volume_state_dir("trackers", spec.name)
+    peaks: dict[str, float] = {}
+    try:
+        with Tracker(spec, stage.clients, stage.topics, folder, None, options).start() as tracker:
+            writer = Writer(tracker)
+            seq, future = writer.submit()
+            future.result(60)
+            watcher.wait(seq, "warm-up: processor and mirror starting")
+            rate = sustained(writer, watcher, (256 if quick else 1024) * MIB)
+            lags = lag(writer, watcher, rate / 2, 15.0 if quick else 40.0)
+        for name, process in (("process", processor), ("mirror", mirror)):
+            if process.poll() is not None:
+                raise RuntimeError(f"tidemark {name} exited early ({process.returncode}); see {stage.root}/{name}.log")
+            peaks[name] = memory.peak_rss_mb(process.pid)
+    finally:
+        watcher.close()
+        stop_process(processor)
+        stop_process(mirror)
+    p50, p99 = percentile(lags, 50), percentile(lags, 99)
+    note = f"{len(lags)} writes of 64 KiB at {rate / 2:.1f} MB/s; processor sub-interval 1 s, tick 0.25 s"
+    return [
+        Figure("3", "end to end: sustained tracker -> applied at mirror", rate, "MB/s",
+               "ProducerPerformance 64 KiB (figure 1)", anchor, INFO),
+        Figure("3", "end to end: RPO lag p50 at half rate", p50, "s", "goal", 1.0, INFO, [note]),
+        Figure("3", "end to end: RPO lag p99 at half rate", p99, "s", "goal", 1.0, value_at_most(1.0, "s"),
+               [f"mean {statistics.fmean(lags):.3f} s, max {max(lags):.3f} s"]),
+        *memory.figures(peaks, VOLUME_BYTES, writer.written),
+    ]  # fmt: skip
+
+
+def run(env: BenchEnv, quick: bool) -> list[Figure]:
+    with env.stage("e2e") as stage:
+        return measure(env, stage, quick)
