@@ -104,10 +104,15 @@ class VolumeFolder:
             self.cut(state, now, RP_KINDS[kind], record.get("label"), record.get("group"), record.get("barrier_id"))
 
     def on_tick(self, state: VolumeState, now: float) -> None:
+        """Seal a sub-interval that is due; cut a periodic point only at a sub-interval boundary.
+
+        A due periodic point waits (at most one sub-interval) until the open sub-interval is
+        sealed, so the cut itself ships nothing: that is what makes cutting cheap.
+        """
         if state.open is not None and now - state.open.started_at >= self.options.subinterval:
             self.seal(state, now, "INTERVAL")
-        has_changes = bool(state.changesets_since_rp) or state.open is not None
-        if has_changes and now - state.rp_started_at >= self.options.rp_interval:
+        due = now - state.rp_started_at >= self.options.rp_interval
+        if due and state.open is None and state.changesets_since_rp:
             self.cut(state, now, "PERIODIC", None, None, None)
         window = self._window(state, now)
         if now - window.started_at >= self.options.metrics_interval:
