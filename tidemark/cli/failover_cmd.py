@@ -60,7 +60,7 @@ def failover(
             app_ctx.settings.state_dir, site, volume, mirror, to,
             lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
-    _publish(app_ctx, report.progress, out)
+    publish_mirror_state(app_ctx, report.progress, out)
     out.print(
         f"failed over {volume} (site {site}) at recovery point {report.rp_id}: reverted "
         f"{report.reverted_blocks} blocks changed after it; {report.mirror_path} is now the "
@@ -143,7 +143,7 @@ def failback(
         )  # fmt: skip
     after = progress_file.load(layout.progress)
     if after is not None:
-        _publish(app_ctx, after, out)
+        publish_mirror_state(app_ctx, after, out)
     out.print(
         f"failed back {volume} (site {site}; had failed over at recovery point {report.failover_rp}): "
         f"compared {report.candidates} blocks, copied {report.copied} blocks ({report.bytes_copied} bytes) "
@@ -152,7 +152,7 @@ def failback(
     )
 
 
-def _publish(app_ctx: AppContext, progress: object, out: Console) -> None:
+def publish_mirror_state(app_ctx: AppContext, progress: object, out: Console) -> None:
     """MirrorStatus of the new state; a broker that is down does not undo what was done."""
     from tidemark.sinks.status import publish_status, status_record
 

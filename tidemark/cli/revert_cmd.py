@@ -24,7 +24,11 @@ def revert(
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
 ) -> None:
     """Rewrite only the blocks changed since the point; the mirror then resumes from there."""
+    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.revert import revert_mirror
+
+    from .failover_cmd import publish_mirror_state
 
     app_ctx = app_context(ctx)
     console = Console(stderr=True)
@@ -35,8 +39,12 @@ def revert(
             app_ctx.settings.state_dir, site, volume, mirror, to,
             lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
-    Console(soft_wrap=True).print(
+    out = Console(soft_wrap=True, highlight=False)
+    # The mirror no longer holds the points after rp_id: say so, or `rp list` lists them as held.
+    state = progress_file.load(MirrorLayout.of(app_ctx.settings.state_dir, site, volume).progress)
+    if state is not None:
+        publish_mirror_state(app_ctx, state, out)
+    out.print(
         f"reverted {volume} (site {site}) to recovery point {report.rp_id}: "
-        f"rewrote {report.blocks} blocks ({report.bytes} bytes)",
-        highlight=False,
+        f"rewrote {report.blocks} blocks ({report.bytes} bytes)"
     )
