@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import socket
+from typing import Annotated, Optional
 
 import typer
 
 from tidemark.core.metrics import serve_metrics
+from tidemark.core.names import validate_name
 from tidemark.processors.folder import FoldOptions
 from tidemark.processors.loop import ProcessorOptions, ProcessorWorker
 
@@ -25,8 +27,13 @@ def process(
         float, typer.Option(help="seconds between ticks that close idle sub-intervals; 0 disables")
     ] = 0.25,
     worker_id: Annotated[
-        str, typer.Option(help="stable id of this worker; a restart with the same id fences the old one")
-    ] = "1",
+        Optional[str],
+        typer.Option(
+            envvar="TIDEMARK_WORKER_ID",
+            help="stable id of this worker (default: the host name); a restart with the same id "
+            "fences the crashed one, so two workers on one host need distinct ids",
+        ),
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
     metrics_port: MetricsPort = None,
 ) -> None:
@@ -41,6 +48,9 @@ def process(
         subinterval_max_bytes=subinterval_max_mib << 20,
         extent_bytes=app_ctx.settings.extent_bytes,
     )
-    worker = ProcessorWorker(app_ctx.clients, ProcessorOptions(fold=fold, tick_interval=tick_interval, worker_id=worker_id))
+    options = ProcessorOptions(
+        fold=fold, tick_interval=tick_interval, worker_id=validate_name(worker_id or socket.gethostname(), "worker")
+    )
+    worker = ProcessorWorker(app_ctx.clients, options)
     worker.install_signal_handlers()
     worker.run()
