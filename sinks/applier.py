@@ -212,7 +212,7 @@ class Applier:
             f"{self.options.volume!r} into {self.layout.spool}: {exc}; free space on that "
             f"filesystem, the mirror stays at change set {state.changeset_id}"
         )
-        log.error("%s; retrying every %.0f s", reason, self.options.disk_full_retry_s)
+        log.error("%s; retrying every %.1f s", reason, self.options.disk_full_retry_s)
         self.summary.disk_full += 1
         state.state, state.message = ERROR, reason  # in memory only: the disk is full
         self._status(producer, consumer, mirror, force=True)

@@ -50,3 +50,19 @@ class VerifyMismatchError(SinkError):
     """verify found blocks whose content differs from the reference."""
 
     exit_code = 3
+
+
+class ChangeSetGapError(InvalidChangeSetError):
+    """The next change set the mirror needs is gone from the topic (retention): resync needed."""
+
+
+class ResyncNeededError(SinkError):
+    """The mirror cannot catch up from the stream any more; `tidemark resync` must run first."""
+
+    exit_code = 4
+
+
+class MirrorDiskFullError(SinkError):
+    """The mirror's or its state directory's filesystem is full; nothing of the set was recorded."""
+
+    exit_code = 5

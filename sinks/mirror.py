@@ -8,6 +8,8 @@ repaired by re-applying the same change set: the undo entries keep the first pre
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +17,21 @@ from types import TracebackType
 
 from . import progress as progress_file
 from .changeset_buffer import SealedChangeSet
-from .exceptions import MirrorStateError, PromotedMirrorError, UnknownRecoveryPointError
+from .disk_full import disk_full_error, is_disk_full
+from .exceptions import (
+    MirrorStateError,
+    PromotedMirrorError,
+    ResyncNeededError,
+    UnknownRecoveryPointError,
+)
 from .layout import MirrorLayout
 from .mirror_file import MirrorFile
 from .point_view import PointView
-from .progress import PAUSED, REPLICATING, PointRecord, Progress
+from .progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
 from .retention import Retention
 from .undo_store import UndoStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,20 +143,39 @@ class Mirror:
         return self.image.pread(block * self.block_size, self.block_size)
 
     def apply(self, changeset: SealedChangeSet, partition: int, next_offset: int) -> int:
-        """Apply a verified change set; durable on return. Returns the bytes written."""
-        base = self.progress.rp_id
-        if base is not None and changeset.extents:
-            blocks = sorted(set(changeset.blocks(self.block_size)))
-            self.undo.save_pre_images(base, blocks, self.read_block)
-        written = 0
-        for extent in changeset.extents:
-            if extent.op == "WRITE":
-                self.image.pwrite(extent.offset, changeset.data(extent))
-            else:
-                self.image.zero(extent.offset, extent.length)
-            written += extent.length
-        self.image.fsync()
-        state = self.progress
+        """Apply a verified change set; durable on return. Returns the bytes written.
+
+        A full disk (mirror, undo store or progress file) raises MirrorDiskFullError and leaves
+        the recorded progress where it was, so the same set is applied again later.
+        """
+        where = "the undo store"
+        offset = changeset.extents[0].offset if changeset.extents else 0
+        try:
+            base = self.progress.rp_id
+            if base is not None and changeset.extents:
+                blocks = sorted(set(changeset.blocks(self.block_size)))
+                self.undo.save_pre_images(base, blocks, self.read_block)
+            where = "the mirror"
+            written = 0
+            for extent in changeset.extents:
+                offset = extent.offset
+                if extent.op == "WRITE":
+                    self.image.pwrite(extent.offset, changeset.data(extent))
+                else:
+                    self.image.zero(extent.offset, extent.length)
+                written += extent.length
+            self.image.fsync()
+            where, offset = "the progress file", 0
+            self._record(changeset, partition, next_offset)
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.layout, self.progress, changeset.changeset_id, where, offset, exc) from exc
+            raise
+        return written
+
+    def _record(self, changeset: SealedChangeSet, partition: int, next_offset: int) -> None:
+        """Save the new progress; the in-memory record changes only once the file did."""
+        state = dataclasses.replace(self.progress, points=list(self.progress.points))
         state.changeset_id = changeset.changeset_id
         state.seq_last = changeset.seq_last
         state.sealed_at = changeset.sealed_at
@@ -158,8 +187,30 @@ class Mirror:
             state.points.append(
                 PointRecord(changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at)
             )
+        progress_file.save(self.layout.progress, state)
+        self.progress = state
+
+    def reopen_undo(self) -> None:
+        """A fresh undo store handle: RocksDB refuses every write after one failed on a full disk."""
+        try:
+            self.undo.close()
+        except Exception as exc:  # rocksdict reports the earlier write error again on close
+            log.warning("closing the undo store %s after an error: %s", self.layout.undo, exc)
+        self.undo = UndoStore(self.layout.undo, self.block_size)
+
+    def mark_resync_needed(self, message: str) -> None:
+        """The stream can no longer bring this mirror up to date: only `tidemark resync` can."""
+        self.progress.state, self.progress.message = RESYNC_NEEDED, message
         self.save()
-        return written
+
+    def require_not_resync_needed(self) -> None:
+        if self.progress.state == RESYNC_NEEDED:
+            raise ResyncNeededError(
+                f"the mirror {self.progress.mirror_path} of volume {self.layout.volume!r} at site "
+                f"{self.layout.site!r} needs a resync: {self.progress.message}; quiesce the source, "
+                f"then run `tidemark resync --volume {self.layout.volume} --mirror "
+                f"{self.progress.mirror_path} --site {self.layout.site} --source SOURCE_IMAGE`"
+            )
 
     def expire(self, retention: Retention, now_ms: int) -> list[int]:
         """Forget expired recovery points and reclaim their undo data (oldest first)."""
@@ -223,8 +274,12 @@ class Mirror:
         return RevertReport(rp_id, len(changed), len(changed) * self.block_size)
 
     def close(self) -> None:
-        self.undo.close()
-        self.image.close()
+        try:
+            self.undo.close()
+        except Exception as exc:  # after a failed write (disk full) rocksdict reports it again here
+            log.warning("closing the undo store %s: %s", self.layout.undo, exc)
+        finally:
+            self.image.close()
 
     def __enter__(self) -> Mirror:
         return self

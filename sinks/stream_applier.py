@@ -3,7 +3,9 @@
 `handle` takes decoded events in partition order. It skips what the mirror already holds, buffers
 the open change set and applies it at its seal. A bad set raises InvalidChangeSetError once (the
 caller dead-letters it); later sets wait until a whole copy of the bad one arrives (a processor
-re-emission), because applying them would skip its changes.
+re-emission), because applying them would skip its changes. A set newer than the next one, with
+the next never seen, means the sets between are gone: ChangeSetGapError, and the mirror is
+recorded RESYNC_NEEDED.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .changeset_buffer import ChangeSetBuffer
-from .exceptions import InvalidChangeSetError
+from .exceptions import ChangeSetGapError, InvalidChangeSetError
 from .mirror import Mirror
 from .progress import ERROR
 
@@ -60,12 +62,9 @@ class StreamApplier:
             return None
         if self.blocked_at is not None and cs_id != self.blocked_at:
             return None
+        if cs_id != self.applied + 1:
+            self._gap(cs_id)
         try:
-            if cs_id != self.applied + 1:
-                raise InvalidChangeSetError(
-                    f"change set {cs_id} of volume {self.volume!r} arrived but the mirror applied "
-                    f"only up to {self.applied}: change sets {self.applied + 1}..{cs_id - 1} are missing"
-                )
             sealed = self.buffer.seal(record)
         except InvalidChangeSetError as exc:
             self.buffer.reset()
@@ -76,6 +75,17 @@ class StreamApplier:
         self.buffer.reset()
         self.blocked_at = None
         return Applied(cs_id, sealed.rp_id, written, sealed.sealed_at)
+
+    def _gap(self, cs_id: int) -> None:
+        """The sets between are gone (retention deleted them while the mirror was away): applying
+        a later set on this base would silently corrupt the mirror, so it needs a resync."""
+        message = (
+            f"change set {cs_id} of volume {self.volume!r} arrived but the mirror applied only up to "
+            f"{self.applied}: change sets {self.applied + 1}..{cs_id - 1} are missing from the topic"
+        )
+        self.buffer.reset()
+        self.mirror.mark_resync_needed(message)
+        raise ChangeSetGapError(message)
 
     def _error(self, message: str) -> None:
         state = self.mirror.progress

@@ -1,0 +1,246 @@
+"""Fuzzing the NBD server with malformed raw-socket clients (hypothesis).
+
+Two servers run for the whole module: the generic core server over an in-memory export, and the
+NBD tracker's tracking export (the production front end) over a raw image. After every malformed
+conversation the server must have answered with an NBD error or closed only that connection: a
+client connected before the fuzzing started and a fresh client both still read back what they
+write. The server runs in this process, so its memory is this process's VmRSS.
+
+CI runs a modest number of examples; `TIDEMARK_FUZZ_EXAMPLES=2000 pytest -m fuzz` is a long run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.producers.nbd.conftest import RecordingTracker, ServerThread
+from tidemark.core.nbd import protocol as p
+from tidemark.core.nbd.dispatch import Request, check
+from tidemark.core.nbd.export import ThreadedExport
+
+from . import fuzz_client as fc
+from .export_thread import ExportThread
+from .rawclient import nbd_read, nbd_write, open_export
+from .test_core_server import MemoryExport
+
+pytestmark = pytest.mark.fuzz
+
+EXAMPLES = int(os.environ.get("TIDEMARK_FUZZ_EXAMPLES", "40"))
+SIZE = 1 << 20
+BLOCK = 4096
+RSS_GROWTH_LIMIT = 48 << 20
+MEMORY_CASES = max(300, EXAMPLES * 4)
+
+fuzz_settings = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@dataclass
+class Served:
+    """One running server, a bystander connected before any fuzzing, and a probe of both."""
+
+    kind: str
+    port: int
+    export: str
+    size: int
+    read_only: bool
+    bystander: socket.socket
+    tracker: RecordingTracker | None = None
+    probes: int = 0
+
+    def assert_serving(self) -> None:
+        """The bystander and a fresh client can both write and read back (the server stayed up)."""
+        self.probes += 1
+        offset = (self.probes * BLOCK) % self.size
+        for number, sock in enumerate((self.bystander, open_export(self.port, self.export))):
+            data = random.randbytes(BLOCK)
+            assert nbd_write(sock, offset, data, handle=10 + number) == 0
+            assert nbd_read(sock, offset, BLOCK, handle=20 + number) == (0, data)
+            if sock is not self.bystander:
+                sock.close()
+        if self.tracker is not None:
+            with self.tracker._lock:  # the double keeps every call; the fuzzer needs none of them
+                self.tracker.calls.clear()
+            assert not self.tracker.violations, self.tracker.violations
+
+
+@pytest.fixture(scope="module", params=["core", "tracking"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    if request.param == "core":
+        thread: ExportThread | ServerThread = ExportThread(ThreadedExport(MemoryExport("mem", read_only=False)))
+        thread.start()
+        port, export, tracker = thread.port, "mem", None
+    else:
+        image = tmp_path_factory.mktemp("nbd-fuzz") / "image.raw"
+        image.write_bytes(bytes(SIZE))
+        tracker = RecordingTracker(SIZE)
+        thread = ServerThread(tracker, image)
+        port, export = thread.start().port, tracker.name
+    bystander = open_export(port, export)
+    try:
+        yield Served(request.param, port, export, SIZE, False, bystander, tracker)
+    finally:
+        bystander.close()
+        thread.stop()
+    assert thread.error is None, f"server thread failed: {thread.error!r}"
+
+
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+u64 = st.integers(0, (1 << 64) - 1)
+known_options = st.sampled_from([p.OPT_EXPORT_NAME, p.OPT_ABORT, p.OPT_LIST, p.OPT_INFO, p.OPT_GO])
+known_commands = st.sampled_from([p.CMD_READ, p.CMD_WRITE, p.CMD_FLUSH, p.CMD_TRIM, p.CMD_WRITE_ZEROES])
+
+
+@fuzz_settings
+@given(client_flags=st.one_of(st.just(3), u32), payload=st.binary(max_size=256))
+def test_random_bytes_after_the_greeting(served: Served, client_flags: int, payload: bytes) -> None:
+    seen = fc.after_handshake(served.port, client_flags, payload)
+    if client_flags & ~p.KNOWN_CLIENT_FLAGS:
+        assert seen.closed, "unknown client flags must close the connection"
+    served.assert_serving()
+
+
+@fuzz_settings
+@given(
+    magic=st.one_of(st.just(p.IHAVEOPT), u64),
+    option_code=st.one_of(known_options, u32),
+    declared=st.one_of(st.integers(0, 64), st.integers(p.MAX_OPTION_DATA - 2, p.MAX_OPTION_DATA + 2), u32),
+    data=st.binary(max_size=96),
+)
+def test_options_with_wrong_magic_lengths_and_codes(
+    served: Served, magic: int, option_code: int, declared: int, data: bytes
+) -> None:
+    seen = fc.option(served.port, magic, option_code, declared, data)
+    if magic != p.IHAVEOPT or declared > p.MAX_OPTION_DATA:
+        assert seen.closed, "a wrong option magic or an oversized option must close the connection"
+    elif declared > len(data):
+        assert not seen.option_errors and not seen.closed, "the server waits for the rest of the option"
+    elif declared == len(data) and option_code not in (1, 2, 3, 6, 7):
+        assert seen.option_errors == [p.REP_ERR_UNSUP] and not seen.closed
+    served.assert_serving()
+
+
+@fuzz_settings
+@given(
+    name=st.binary(max_size=40),
+    info_types=st.lists(u16, max_size=4),
+    declared=st.one_of(st.none(), u32, st.integers(0, 48)),
+)
+def test_go_with_lying_name_lengths(served: Served, name: bytes, info_types: list[int], declared: int | None) -> None:
+    seen = fc.go_with_name(served.port, name, info_types, declared)
+    assert not seen.closed, "NBD_OPT_GO is answered, never a reason to close"
+    data_length = 4 + len(name) + 2 + 2 * len(info_types)
+    if declared is not None and declared + 6 > data_length:
+        assert seen.option_errors == [p.REP_ERR_INVALID]
+    elif declared is None and name.decode("utf-8", "replace") not in ("", served.export):
+        assert seen.option_errors == [p.REP_ERR_UNKNOWN]
+    served.assert_serving()
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[int, int, int, int, int, int, bytes]:
+    magic = draw(st.one_of(st.just(p.REQUEST_MAGIC), st.just(p.REQUEST_MAGIC), u32))
+    kind = draw(st.one_of(known_commands, known_commands, u16))
+    flags = draw(st.one_of(st.just(0), st.sampled_from([p.CMD_FLAG_FUA, p.CMD_FLAG_NO_HOLE]), u16))
+    offset = draw(st.one_of(st.integers(0, SIZE // BLOCK).map(lambda b: b * BLOCK), st.integers(0, SIZE + 8192), u64))
+    length = draw(st.one_of(st.integers(0, 4) .map(lambda b: b * BLOCK), st.integers(0, 70000), u32))
+    payload = b""
+    if kind == p.CMD_WRITE:
+        cut = draw(st.one_of(st.just(length), st.integers(0, min(length, 1 << 16))))
+        payload = bytes(min(cut, 1 << 16))
+    handle = draw(u64)
+    return magic, flags, kind, handle, offset, length, payload
+
+
+@fuzz_settings
+@given(req=requests())
+def test_requests_past_the_end_unknown_commands_and_short_payloads(served: Served, req: tuple) -> None:
+    magic, flags, kind, handle, offset, length, payload = req
+    seen = fc.request(served.port, served.export, magic, flags, kind, handle, offset, length, payload)
+    if magic != p.REQUEST_MAGIC or kind == p.CMD_DISC:
+        assert seen.closed and not seen.replies
+    elif kind == p.CMD_WRITE and len(payload) < length:
+        assert not seen.replies, "no reply before the whole payload arrived"
+    else:
+        expected = check(Request(flags, kind, handle, offset, length), served.size, served.read_only)
+        if kind == p.CMD_WRITE and length > p.MAX_PAYLOAD:
+            expected = p.EINVAL
+        assert seen.replies == [(expected, handle)], (seen, expected)
+        assert not seen.closed, "an error reply keeps the connection open"
+    served.assert_serving()
+
+
+@fuzz_settings
+@given(payload=st.binary(min_size=1, max_size=512))
+def test_random_bytes_after_a_valid_handshake(served: Served, payload: bytes) -> None:
+    fc.garbage_in_transmission(served.port, served.export, payload)
+    served.assert_serving()
+
+
+@fuzz_settings
+@given(
+    kind=st.sampled_from([p.CMD_READ, p.CMD_WRITE, p.CMD_TRIM, p.CMD_WRITE_ZEROES, p.CMD_FLUSH]),
+    block=st.integers(0, SIZE // BLOCK - 16),
+    blocks=st.integers(1, 16),
+    cut=st.integers(0, p.REQUEST.size + 16 * BLOCK),
+)
+def test_a_client_that_vanishes_mid_request(served: Served, kind: int, block: int, blocks: int, cut: int) -> None:
+    fc.vanish_mid_request(served.port, served.export, kind, block * BLOCK, blocks * BLOCK, cut)
+    served.assert_serving()
+
+
+def _random_case(rng: random.Random, served: Served) -> Callable[[], object]:
+    """One malformed conversation of any kind, drawn from `rng` (for the memory run)."""
+    port, export = served.port, served.export
+    choice = rng.randrange(5)
+    if choice == 0:
+        return lambda: fc.after_handshake(port, rng.choice([3, rng.getrandbits(32)]), rng.randbytes(rng.randrange(64)))
+    if choice == 1:
+        declared = rng.choice([rng.randrange(64), rng.getrandbits(32)])
+        return lambda: fc.option(port, rng.choice([p.IHAVEOPT, rng.getrandbits(64)]), rng.getrandbits(32), declared,
+                                 rng.randbytes(min(declared, 64)))  # fmt: skip
+    if choice == 2:
+        length = rng.choice([BLOCK, 8 * BLOCK, p.MAX_PAYLOAD, p.MAX_PAYLOAD + 1])
+        kind = rng.choice([p.CMD_READ, p.CMD_WRITE, p.CMD_TRIM, rng.getrandbits(16)])
+        offset = rng.choice([0, SIZE - BLOCK, SIZE, rng.getrandbits(64)])
+        payload = bytes(min(length, 1 << 16)) if kind == p.CMD_WRITE else b""
+        return lambda: fc.request(port, export, p.REQUEST_MAGIC, 0, kind, rng.getrandbits(64), offset, length, payload)
+    if choice == 3:
+        return lambda: fc.garbage_in_transmission(port, export, rng.randbytes(rng.randrange(1, 256)))
+    kind = rng.choice([p.CMD_WRITE, p.CMD_READ])
+    return lambda: fc.vanish_mid_request(port, export, kind, 0, rng.choice([BLOCK, p.MAX_PAYLOAD]), rng.randrange(1, 4096))
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_memory_stays_bounded_over_many_malformed_clients(served: Served) -> None:
+    rng = random.Random(20240608)
+    for _ in range(50):  # warm up: thread pools, buffers, caches reach their working size
+        _random_case(rng, served)()
+    served.assert_serving()
+    before = _rss()
+    for number in range(MEMORY_CASES):
+        _random_case(rng, served)()
+        if number % 50 == 0:
+            served.assert_serving()
+    served.assert_serving()
+    growth = _rss() - before
+    assert growth < RSS_GROWTH_LIMIT, f"VmRSS grew by {growth >> 20} MiB over {MEMORY_CASES} malformed clients"
