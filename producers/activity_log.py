@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from .durable_file import read_or, write_durably
+from tidemark.core.durable import read_or, write_durably
 
 
 class ActivityLog:

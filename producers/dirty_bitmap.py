@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from .durable_file import read_or, write_durably
+from tidemark.core.durable import read_or, write_durably
 
 
 class DirtyBitmap:

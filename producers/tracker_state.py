@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .durable_file import read_or, write_durably
+from tidemark.core.durable import read_or, write_durably
 from .exceptions import TrackerError
 
 

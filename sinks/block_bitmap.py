@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pyroaring import BitMap
+
+from tidemark.core.durable import write_durably
 
 from .exceptions import SinkError
 
@@ -22,14 +23,4 @@ def load_bitmap(path: Path) -> BitMap:
 
 def save_bitmap(path: Path, blocks: BitMap) -> None:
     """Durable when this returns: temporary file, fsync, rename, fsync of the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(blocks.serialize())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_durably(path, blocks.serialize())

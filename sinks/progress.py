@@ -8,10 +8,11 @@ group's committed offset, decides where an applier resumes: a revert moves it ba
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tidemark.core.durable import write_durably
 
 from .exceptions import MirrorStateError
 
@@ -81,17 +82,4 @@ def load(path: Path) -> Progress | None:
 
 def save(path: Path, progress: Progress) -> None:
     """Atomically replace the progress file; durable when this returns."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(progress.to_json(), indent=1, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_durably(path, json.dumps(progress.to_json(), indent=1, sort_keys=True).encode())

@@ -1,4 +1,7 @@
-"""Atomic, durable replacement of small state files (write temp, fsync, rename, fsync folder)."""
+"""Atomic, durable replacement of small state files (write temp, fsync, rename, fsync the folder).
+
+Shared by the trackers (epoch, dirty bitmap, activity log) and the mirrors (progress, bitmaps).
+"""
 
 from __future__ import annotations
 
