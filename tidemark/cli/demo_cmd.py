@@ -36,6 +36,7 @@ def demo(
     from tidemark.demo.run import run_demo
 
     app_ctx = app_context(ctx)
+    trace = trace.resolve() if trace is not None else None
     options = DemoOptions(size_mib=size_mib, trace=trace, trace_format=trace_format, keep=keep, wait_s=wait)
     report = run_demo(app_ctx.settings, app_ctx.kafka, options, Console(highlight=False))
     if not report.passed:
