@@ -28,6 +28,7 @@ from .exceptions import ProcessorError
 from .folder import FoldOptions
 from .registry_cache import RegistryCache
 from .state_store import PartitionStore
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ class ProcessorOptions:
     worker_id: str = "1"
     """stable per worker: a restarted worker with the same id fences its crashed predecessor"""
     app_id: str = "processor"
+    offsets_timeout: float = 10.0
+    """seconds for sending the consumed offsets into a transaction (a small request on a healthy
+    cluster); past it, plus `WATCHDOG_GRACE_S`, the worker exits for a restart (see watchdog.py)"""
+    commit_timeout: float = 60.0
+
+
+WATCHDOG_GRACE_S = 5.0
 
 
 class ProcessorWorker:
@@ -61,13 +69,20 @@ class ProcessorWorker:
                 "transaction.timeout.ms": 60_000,
             }
         )
-        self._consumer = clients.consumer(self.group, **{"max.poll.interval.ms": 600_000})
+        # Static membership: a worker restarted after a crash takes its partitions back at once
+        # instead of waiting for the dead member's session to expire (45 s by default).
+        self._consumer = clients.consumer(
+            self.group,
+            **{"max.poll.interval.ms": 600_000, "group.instance.id": f"{self.group}-{options.worker_id}"},
+        )
+        self._watchdog = Watchdog()
         emitter = KafkaEmitter(self.topics, self._produce)
         self.processor = Processor(emitter, RegistryCache(clients, self.topics), options.fold)
         self._current_partition = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
+        self._watchdog.start()
         partitions = self._writes_partitions()
         ensure_changelog(self.clients, self.changelog, partitions)
         try:
@@ -92,6 +107,7 @@ class ProcessorWorker:
             for store in self.stores.values():
                 store.close()
             self.stores.clear()
+            self._watchdog.close()
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,10 +132,14 @@ class ProcessorWorker:
                 for key, value in store.take_pending():
                     self._produce_raw(self.changelog, key, value, partition)
             positions = self._consumer.position(self._consumer.assignment())
-            self._producer.send_offsets_to_transaction(
-                positions, self._consumer.consumer_group_metadata(), 30
-            )
-            self._producer.commit_transaction(60)
+            timeout = self.options.offsets_timeout
+            with self._watchdog.guard("sending the consumed offsets to the transaction", timeout + WATCHDOG_GRACE_S):
+                self._producer.send_offsets_to_transaction(
+                    positions, self._consumer.consumer_group_metadata(), timeout
+                )
+            timeout = self.options.commit_timeout
+            with self._watchdog.guard("committing the transaction", timeout + WATCHDOG_GRACE_S):
+                self._producer.commit_transaction(timeout)
         except KafkaException as exc:
             raise ProcessorError(
                 f"Kafka transaction failed ({exc}); the worker stops so that a restart resumes from "

@@ -150,3 +150,9 @@ def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: L
     assert restarted.bootstrap == bootstrap and restarted.pid != pid
     topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
     assert "survivor" in topics
+
+
+def test_start_with_another_port_reports_the_running_broker(local_broker: LocalBroker) -> None:
+    running = local_broker.status()
+    again = LocalBroker(local_broker.settings, port=_free_port()).start()
+    assert again.already_running and again.pid == running.pid and again.bootstrap == running.bootstrap
