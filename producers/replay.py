@@ -24,7 +24,8 @@ from pathlib import Path
 
 from tidemark.core.blocks import Extent, split
 
-from .exceptions import ImageSizeError, TrackerError
+from .exceptions import TrackerError
+from .image_file import open_volume_image
 from .progress import progress_bar
 from .tracker_api import WriteTracker
 from .traces import TraceRecord
@@ -97,20 +98,7 @@ class _Image:
     """The local source image; writes go here before they are submitted."""
 
     def __init__(self, path: Path, volume_size: int, volume: str):
-        try:
-            self._fd = os.open(path, os.O_RDWR)
-        except OSError as exc:
-            raise TrackerError(
-                f"cannot open image {path} for volume {volume!r}: {exc.strerror} "
-                f"(create it with: truncate -s {volume_size} {path})"
-            ) from exc
-        size = os.fstat(self._fd).st_size
-        if size != volume_size:
-            os.close(self._fd)
-            raise ImageSizeError(
-                f"image {path} is {size} bytes but volume {volume!r} is {volume_size} bytes: "
-                "use an image of exactly the volume size"
-            )
+        self._fd = open_volume_image(path, volume, volume_size, writable=True)
 
     def pwrite(self, offset: int, data: bytes) -> None:
         view = memoryview(data)

@@ -32,7 +32,8 @@ from tidemark.core.metrics import StageMetrics
 from tidemark.core.settings import KIB, MIB
 
 from .checksum_map import ChecksumMap
-from .exceptions import ImageSizeError, TrackerError
+from .exceptions import TrackerError
+from .image_file import open_volume_image
 from .holes import Segment, segments
 from .progress import progress_bar
 from .throttle import LatencyThrottle
@@ -227,18 +228,7 @@ def _open_image(image: Path, tracker: WriteTracker) -> int:
         raise TrackerError(
             f"volume {volume!r} is {volume_size} bytes, not a multiple of its block size {tracker.block_size}"
         )
-    try:
-        fd = os.open(image, os.O_RDONLY)
-    except OSError as exc:
-        raise TrackerError(f"cannot open image {image} of volume {volume!r}: {exc.strerror}") from exc
-    size = os.fstat(fd).st_size
-    if size != volume_size:
-        os.close(fd)
-        raise ImageSizeError(
-            f"image {image} is {size} bytes but volume {volume!r} is {volume_size} bytes: "
-            "scan an image of exactly the volume size"
-        )
-    return fd
+    return open_volume_image(image, volume, volume_size, writable=False)
 
 
 def _pread(fd: int, offset: int, length: int) -> bytes:

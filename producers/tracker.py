@@ -34,6 +34,7 @@ from .activity_log import ActivityLog
 from .dirty_bitmap import DirtyBitmap
 from .events import Compression, block_write, marker
 from .exceptions import TrackerError
+from .image_file import open_volume_image
 from .seq_tail import last_seq
 from .tracker_state import TrackerState
 
@@ -148,7 +149,11 @@ class Tracker:
     def start(self) -> Tracker:
         self.state.lock()
         if self.image is not None:
-            self._image_fd = os.open(self.image, os.O_RDONLY)
+            try:
+                self._image_fd = open_volume_image(self.image, self.volume.name, self.volume.size, writable=False)
+            except TrackerError:
+                self.state.unlock()
+                raise
         recovered = self.activity.recovered_regions()
         if recovered:
             blocks = self._blocks_of_regions(recovered)
@@ -464,20 +469,8 @@ def open_tracker(
     from tidemark.core.names import validate_name
     from tidemark.core.volumes import lookup_volume
 
-    from .exceptions import ImageSizeError
-
     validate_name(volume_name)
     spec = lookup_volume(app.clients, app.topics, volume_name)
-    if image_path is not None:
-        try:
-            size = os.stat(image_path).st_size
-        except OSError as exc:
-            raise TrackerError(f"volume {volume_name}: cannot open image {image_path}: {exc.strerror}") from exc
-        if size != spec.size:
-            raise ImageSizeError(
-                f"volume {volume_name}: image {image_path} is {size} bytes but the volume is registered "
-                f"with {spec.size}; resize the image (truncate -s {spec.size}) or register the right size"
-            )
     options = TrackerOptions(
         compression=Compression(compression) if isinstance(compression, str) else compression,
         extent_bytes=app.settings.extent_bytes,

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tidemark.producers.exceptions import ImageSizeError, TrackerError
+from tidemark.producers.image_file import open_volume_image
 
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -37,21 +37,8 @@ class RawImage:
 
     def __init__(self, path: Path, expected_size: int, volume_name: str) -> None:
         self.path = path
-        try:
-            self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except OSError as exc:
-            raise TrackerError(
-                f"cannot open image {path} of volume {volume_name!r} read-write: {exc.strerror}"
-            ) from exc
-        size = os.fstat(self._fd).st_size
-        if size != expected_size:
-            os.close(self._fd)
-            raise ImageSizeError(
-                f"image {path} is {size} bytes but volume {volume_name!r} is {expected_size} bytes: "
-                f"resize the image (truncate -s {expected_size} {path}) or serve the image of the "
-                "right volume"
-            )
-        self.size = size
+        self._fd = open_volume_image(path, volume_name, expected_size, writable=True)
+        self.size = expected_size
         self._fallocate = _libc_fallocate()
 
     def read(self, offset: int, length: int) -> bytes:
