@@ -78,7 +78,6 @@ class ProcessorWorker:
         self._watchdog = Watchdog()
         emitter = KafkaEmitter(self.topics, self._produce)
         self.processor = Processor(emitter, RegistryCache(clients, self.topics), options.fold)
-        self._current_partition = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -125,7 +124,6 @@ class ProcessorWorker:
                 store = self.stores.get(partition)
                 if store is None:
                     continue
-                self._current_partition = partition
                 _kind, ts_ms = msg.timestamp()
                 self.processor.handle(store, partition, msg.offset(), msg.key(), msg.value(), ts_ms / 1000.0)
             for partition, store in self.stores.items():

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,6 @@ class TrackerStats:
     resynced_blocks: int = 0
     reconnects: int = 0
     last_seq: int = -1
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Pending:
@@ -164,7 +163,6 @@ class Tracker:
             )
             self.dirty.add(blocks)
             self.activity.forget(recovered)
-        self._partition = self._partition_count_and_index()
         try:
             self._connect()
         except TrackerError as exc:
@@ -332,9 +330,6 @@ class Tracker:
             )
 
     # -- connection management -----------------------------------------------------------------
-    def _partition_count_and_index(self) -> int:
-        return volume_partition(self.volume.name, self.clients.settings.partitions)
-
     def _connect(self) -> None:
         """New producer, new epoch, seq continued from the partition's tail."""
         self._retire_producer()
