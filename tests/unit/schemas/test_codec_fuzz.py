@@ -30,11 +30,11 @@ DATA = bytes(range(256)) * 16
 SAMPLES: dict[str, dict[str, Any]] = {
     "BlockWrite": {
         "volume": "vol1", "epoch": 1, "seq": 42, "timestamp": NOW * 1000, "offset": 8192, "length": len(DATA),
-        "op": "WRITE", "compression": "NONE", "data": DATA, "checksum": xxhash.xxh3_64_digest(DATA),
+        "op": "WRITE", "compression": "NONE", "data": DATA, "checksum": xxhash.xxh3_64_digest(DATA), "generation": 0,
     },
     "Marker": {
         "volume": "vol1", "marker_id": "m-1", "kind": "REQUESTED", "timestamp": NOW * 1000, "epoch": 1,
-        "after_seq": 41, "label": "nightly", "group": None, "barrier_id": None,
+        "after_seq": 41, "label": "nightly", "group": None, "barrier_id": None, "generation": 0,
     },
     "Extent": {
         "volume": "vol1", "changeset_id": 3, "index": 0, "offset": 0, "length": len(DATA), "op": "WRITE",
