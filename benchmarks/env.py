@@ -74,6 +74,7 @@ class BenchEnv:
         self.kafka_version = base.kafka_version
         self.kafka_cache = base.kafka_cache
         self._broker: LocalBroker | None = None
+        self.data_dir: Path | None = None  # the broker's log directories, when the run started it
         if self.external:
             self.bootstrap = self.external
             self.kafka_label = f"external cluster at {self.external} (tools {self.kafka_version})"
@@ -82,6 +83,7 @@ class BenchEnv:
             status = self._broker.start()
             assert status.bootstrap is not None
             self.bootstrap = status.bootstrap
+            self.data_dir = Path(status.data_dir) if status.data_dir else None
             self.kafka_label = f"{self.kafka_version} (local single-node KRaft broker, started by the run)"
 
     @contextmanager
