@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.core.broker import LocalBroker
+from tidemark.localkafka import LocalCluster
 
 from .convergence import Check, Converger
 from .stack import FaultCluster, Stack
@@ -93,7 +93,7 @@ class Tally:
 
 
 @pytest.fixture
-def stack(local_broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+def stack(local_broker: LocalCluster, tmp_path: Path) -> Iterator[Stack]:
     cluster = FaultCluster.on(local_broker, tmp_path / "state")
     made = Stack(cluster, VOLUME, VOLUME_SIZE, tmp_path, ["--delivery-timeout-ms", "3000"])
     try:
