@@ -1,6 +1,7 @@
 """Issue #8 part 1: crash anywhere, lose nothing.
 
-A real trace sample (MSR Cambridge hm_0) replays through qemu-io into `tidemark track nbd`, then
+A real trace sample (MSR Cambridge hm_0; a generated MSR-format trace where the sample is missing,
+see tests/unit/producers/traces_dir.py) replays through qemu-io into `tidemark track nbd`, then
 `tidemark process`, then `tidemark mirror`, all on a broker of the test's own. At random moments a
 fault hits: `kill -9` of the tracker, the processor or the mirror, a clean broker restart, or a
 `kill -9` of the broker and a start (kinds in random order, each once per round of five). Writes
@@ -34,6 +35,7 @@ import pytest
 
 from tidemark.localkafka import LocalCluster
 
+from ..unit.producers.traces_dir import sample
 from .convergence import Check, Converger
 from .stack import FaultCluster, Stack
 from .workload import AckModel, QemuWriter, trace_commands
@@ -48,16 +50,6 @@ CI_FAULTS = 10
 CHUNK = 8
 """qemu-io commands per process: small, so a fault often lands in the middle of one."""
 KINDS = ("tracker", "processor", "mirror", "broker-restart", "broker-kill")
-TRACE = "msr-cambridge-hm0-sample/msr-cambridge1-sample.csv"
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _trace() -> Path:
-    root = Path(os.environ.get("TIDEMARK_TRACES_DIR") or REPO.parent / "shared" / "traces")
-    path = root / TRACE
-    if not path.is_file():
-        pytest.skip(f"trace sample {path} not found (set TIDEMARK_TRACES_DIR)")
-    return path
 
 
 @dataclass
@@ -136,7 +128,7 @@ def test_pipeline_converges_after_every_fault(stack: Stack, capsys: pytest.Captu
     rng = random.Random(seed)
     tally = Tally(seed)
     model = AckModel(VOLUME_SIZE, BLOCK)
-    commands = trace_commands(_trace(), "msr", VOLUME_SIZE, BLOCK)
+    commands = trace_commands(sample("msr"), "msr", VOLUME_SIZE, BLOCK)
     stack.start()
     writer = QemuWriter(commands, stack.tracker.uri, model, CHUNK)
     converger = Converger(stack, model)
