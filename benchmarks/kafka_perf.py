@@ -1,7 +1,7 @@
 """Kafka's own producer benchmark (`org.apache.kafka.tools.ProducerPerformance`), the ingest anchor.
 
 The tool ships in `org.apache.kafka:kafka-tools:<version>`; Maven resolves it with its runtime
-dependencies into `<kafka_cache>/kafka-tools-<version>/lib`, the way `tidemark.core.kafka_dist`
+dependencies into `<kafka_cache>/kafka-tools-<version>/lib`, the way `tidemark.localkafka.distribution`
 assembles the broker (no repository address here: Maven's own configuration decides).
 """
 
@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidemark.core.kafka_dist import DEPENDENCY_PLUGIN, LOGGING_BACKEND, require_tool
+from tidemark.localkafka.distribution import DEPENDENCY_PLUGIN, LOGGING_BACKEND, require_tool
 
 MAVEN_TIMEOUT_S = 900
 _DEPENDENCY = "<dependency><groupId>{0}</groupId><artifactId>{1}</artifactId><version>{2}</version></dependency>"

@@ -3,8 +3,12 @@
 `kafka_bootstrap` (session) is, in order of preference:
 1. the cluster named by `TIDEMARK_BOOTSTRAP`;
 2. a testcontainers Kafka (KRaft) when a Docker engine answers;
-3. the local Maven-assembled broker (`tidemark.core.broker.LocalBroker`), started once for the
-   session with its state under a session tmp dir, and stopped at the end.
+3. the local Maven-assembled cluster (`tidemark.localkafka.LocalCluster`) of `TIDEMARK_TEST_BROKERS`
+   nodes (default 1), started once for the session with its state under a session tmp dir, and
+   stopped at the end.
+
+`local_broker` (function) is a cluster of the test's own, of the same size, for tests that stop,
+kill or restart brokers.
 
 `tm` (function) gives each test its own topic prefix, state directory and clients; `cli` runs the
 `tidemark` command as a subprocess against the same broker, prefix and state directory.
@@ -27,13 +31,19 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tidemark.core.broker import LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
+from tidemark.localkafka import LocalCluster
 
 CLI_TIMEOUT_S = 180.0
+TEST_BROKERS = 1
+"""Nodes of the clusters the tests start, unless `TIDEMARK_TEST_BROKERS` says otherwise."""
+
+
+def cluster_size() -> int:
+    return int(os.environ.get("TIDEMARK_TEST_BROKERS") or TEST_BROKERS)
 
 # No wall-clock deadlines: a slow CI machine must not fail a correct property.
 hypothesis_settings.register_profile("tidemark", deadline=None, print_blob=True)
@@ -80,7 +90,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         finally:
             container.stop()
         return
-    broker = LocalBroker(Settings(state_dir=tmp_path_factory.mktemp("session-broker")))
+    broker = LocalCluster(Settings(state_dir=tmp_path_factory.mktemp("session-broker")), brokers=cluster_size())
     status = broker.start()
     assert status.bootstrap is not None
     try:
@@ -90,10 +100,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def local_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A started broker of this test's own (state dir and port), for fault tests that stop,
-    kill or restart a broker without disturbing the session's. Stopped at teardown."""
-    broker = LocalBroker(Settings(state_dir=tmp_path / "own-broker"))
+def local_broker(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A started cluster of this test's own (state dir and ports, `TIDEMARK_TEST_BROKERS` nodes),
+    for fault tests that stop, kill or restart brokers without disturbing the session's. Stopped
+    at teardown."""
+    broker = LocalCluster(Settings(state_dir=tmp_path / "own-broker"), brokers=cluster_size())
     broker.start()
     try:
         yield broker
@@ -175,7 +186,7 @@ def cli(tm: TidemarkTest, tmp_path: Path) -> CliRunner:
         command = [sys.executable, "-m", "tidemark.cli", *args]
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         result = subprocess.run(
-            command, env=tm.env | (env or {}), cwd=tmp_path, capture_output=True, text=True,
+            command, check=False, env=tm.env | (env or {}), cwd=tmp_path, capture_output=True, text=True,
             timeout=timeout, **stdin,
         )  # fmt: skip
         if check and result.returncode != 0:

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from pyroaring import BitMap
+from tidemark.sinks.manifests import recovery_points
+from tidemark.sinks.status import latest_statuses
 
-from tidemark.core.broker import LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
-from tidemark.sinks.manifests import recovery_points
-from tidemark.sinks.status import latest_statuses
+from tidemark.localkafka import LocalCluster
 
 STOP_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 60.0
@@ -40,7 +40,7 @@ _NBD_URL = re.compile(r"nbd://127\.0\.0\.1:(\d+)/")
 
 @dataclass
 class FaultCluster:
-    broker: LocalBroker
+    broker: LocalCluster
     bootstrap: str
     settings: Settings
     clients: KafkaClients
@@ -48,7 +48,7 @@ class FaultCluster:
     env: dict[str, str]
 
     @classmethod
-    def on(cls, broker: LocalBroker, state_dir: Path) -> FaultCluster:
+    def on(cls, broker: LocalCluster, state_dir: Path) -> FaultCluster:
         bootstrap = broker.status().bootstrap
         assert bootstrap is not None, "the fault test's broker is not running"
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,11 @@
 """Issue #8 part 1: crash anywhere, lose nothing.
 
-A real trace sample (MSR Cambridge hm_0) replays through qemu-io into `tidemark track nbd`, then
-`tidemark process`, then `tidemark mirror`, all on a broker of the test's own. At random moments a
-fault hits: `kill -9` of the tracker, the processor or the mirror, a clean broker restart, or a
-`kill -9` of the broker and a start (kinds in random order, each once per round of five). Writes
+A real trace sample (MSR Cambridge hm_0; a generated MSR-format trace where the sample is missing,
+see tests/unit/producers/traces_dir.py) replays through qemu-io into `tidemark track nbd`, then
+`tidemark process`, then `tidemark mirror`, all on a cluster of the test's own (TIDEMARK_TEST_BROKERS
+nodes). At random moments a fault hits: `kill -9` of the tracker, the processor or the mirror, a
+clean restart of the cluster, `kill -9` of every node and a start, and on several nodes `kill -9`
+of one node and its start (kinds in random order, each once per round). Writes
 go on while the component is down and after it is back; then the pipeline must converge (see
 `convergence.py`): every stage running, the tracker's dirty bitmap drained, a recovery point cut
 and held by the mirror, `verify --source` finding the mirror identical to the source, and every
@@ -15,7 +17,7 @@ The run prints its counts: faults injected (per kind), mirrors differing, acknow
 
 CI runs the short pass (10 faults) with the rest of the suite. The full pass, 100 faults:
 
-    TIDEMARK_FAULTS=100 scripts/test -m fault tests/faults
+    TIDEMARK_FAULTS=100 TIDEMARK_TEST_BROKERS=3 scripts/test -m fault tests/faults
 
 `TIDEMARK_FAULT_SEED=<n>` replays the same fault schedule (the seed is printed with the counts).
 """
@@ -32,8 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.core.broker import LocalBroker
+from tidemark.localkafka import LocalCluster
 
+from ..unit.producers.traces_dir import sample
 from .convergence import Check, Converger
 from .stack import FaultCluster, Stack
 from .workload import AckModel, QemuWriter, trace_commands
@@ -48,21 +51,18 @@ CI_FAULTS = 10
 CHUNK = 8
 """qemu-io commands per process: small, so a fault often lands in the middle of one."""
 KINDS = ("tracker", "processor", "mirror", "broker-restart", "broker-kill")
-TRACE = "msr-cambridge-hm0-sample/msr-cambridge1-sample.csv"
-REPO = Path(__file__).resolve().parents[2]
+CLUSTER_KINDS = ("broker-kill-one",)
+"""On a cluster of several nodes: kill -9 of one node (the others keep serving), then its start."""
 
 
-def _trace() -> Path:
-    root = Path(os.environ.get("TIDEMARK_TRACES_DIR") or REPO.parent / "shared" / "traces")
-    path = root / TRACE
-    if not path.is_file():
-        pytest.skip(f"trace sample {path} not found (set TIDEMARK_TRACES_DIR)")
-    return path
+def kinds_for(brokers: int) -> tuple[str, ...]:
+    return KINDS + CLUSTER_KINDS if brokers > 1 else KINDS
 
 
 @dataclass
 class Tally:
     seed: int
+    kinds: tuple[str, ...]
     faults: Counter[str] = field(default_factory=Counter)
     checks: list[Check] = field(default_factory=list)
     final_differing: list[str] = field(default_factory=list)
@@ -79,7 +79,7 @@ class Tally:
         return len(lost)
 
     def report(self, model: AckModel, writer: QemuWriter, stack: Stack) -> str:
-        kinds = ", ".join(f"{k} {self.faults[k]}" for k in KINDS)
+        kinds = ", ".join(f"{k} {self.faults[k]}" for k in self.kinds)
         restarts = Counter(name for c in self.checks for name in c.restarted)
         slowest = max((c.seconds for c in self.checks), default=0.0)
         return (
@@ -93,7 +93,7 @@ class Tally:
 
 
 @pytest.fixture
-def stack(local_broker: LocalBroker, tmp_path: Path) -> Iterator[Stack]:
+def stack(local_broker: LocalCluster, tmp_path: Path) -> Iterator[Stack]:
     cluster = FaultCluster.on(local_broker, tmp_path / "state")
     made = Stack(cluster, VOLUME, VOLUME_SIZE, tmp_path, ["--delivery-timeout-ms", "3000"])
     try:
@@ -108,8 +108,8 @@ def _inject(kind: str, stack: Stack, rng: random.Random) -> None:
     if kind == "broker-restart":
         broker.restart()
         return
-    if kind == "broker-kill":
-        broker.kill()
+    if kind in ("broker-kill", "broker-kill-one"):
+        broker.kill(rng.randint(1, broker.brokers) if kind == "broker-kill-one" else None)
         rng_sleep(rng, 0.0, 2.0)
         broker.start()
         return
@@ -119,11 +119,11 @@ def _inject(kind: str, stack: Stack, rng: random.Random) -> None:
     component.start()
 
 
-def schedule(rng: random.Random, faults: int) -> Iterator[str]:
-    """Fault kinds in random order, each kind once per round of len(KINDS): even coverage, and
+def schedule(rng: random.Random, faults: int, kinds: tuple[str, ...]) -> Iterator[str]:
+    """Fault kinds in random order, each kind once per round of len(kinds): even coverage, and
     a run time that does not depend on how many broker faults the dice chose."""
-    for _round in range(-(-faults // len(KINDS))):
-        yield from rng.sample(KINDS, len(KINDS))
+    for _round in range(-(-faults // len(kinds))):
+        yield from rng.sample(kinds, len(kinds))
 
 
 def rng_sleep(rng: random.Random, low: float, high: float) -> None:
@@ -134,15 +134,16 @@ def test_pipeline_converges_after_every_fault(stack: Stack, capsys: pytest.Captu
     faults = int(os.environ.get("TIDEMARK_FAULTS", CI_FAULTS))
     seed = int(os.environ.get("TIDEMARK_FAULT_SEED") or random.SystemRandom().randrange(1 << 32))
     rng = random.Random(seed)
-    tally = Tally(seed)
+    kinds = kinds_for(stack.cluster.broker.brokers)
+    tally = Tally(seed, kinds)
     model = AckModel(VOLUME_SIZE, BLOCK)
-    commands = trace_commands(_trace(), "msr", VOLUME_SIZE, BLOCK)
+    commands = trace_commands(sample("msr"), "msr", VOLUME_SIZE, BLOCK)
     stack.start()
     writer = QemuWriter(commands, stack.tracker.uri, model, CHUNK)
     converger = Converger(stack, model)
     writer.start()
     try:
-        for number, kind in zip(range(1, faults + 1), schedule(rng, faults)):
+        for number, kind in zip(range(1, faults + 1), schedule(rng, faults, kinds)):
             rng_sleep(rng, 0.3, 2.5)
             _inject(kind, stack, rng)
             tally.faults[kind] += 1

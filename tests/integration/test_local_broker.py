@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.core.broker import LocalBroker
 from tidemark.core.settings import Settings
+from tidemark.localkafka import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -57,12 +57,12 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[Run, Path, int]]:
 
     def run(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tidemark.cli", *args], env=env | (extra or {}), cwd=tmp_path,
+            [sys.executable, "-m", "tidemark.cli", *args], env=env | (extra or {}), cwd=tmp_path, check=False,
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
 
     yield run, state_dir, port
-    LocalBroker(Settings(state_dir=state_dir)).stop()
+    LocalCluster(Settings(state_dir=state_dir)).stop()
 
 
 def test_start_twice_status_stop_leaves_no_process(own_broker: tuple[Run, Path, int]) -> None:
@@ -132,7 +132,7 @@ def test_a_named_cluster_starts_nothing(own_broker: tuple[Run, Path, int]) -> No
     assert _broker_processes(state_dir) == []
 
 
-def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: LocalBroker) -> None:
+def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: LocalCluster) -> None:
     """kill -9 (no clean shutdown), then start again: same address, topics still there."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -140,7 +140,7 @@ def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: L
     assert bootstrap is not None
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic("survivor", num_partitions=1, replication_factor=1)])["survivor"].result(30)
-    pid = local_broker.pid()
+    pid = local_broker.status().pid
     assert pid is not None
     assert local_broker.kill() is True
     assert local_broker.status().running is False
@@ -152,7 +152,52 @@ def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: L
     assert "survivor" in topics
 
 
-def test_start_with_another_port_reports_the_running_broker(local_broker: LocalBroker) -> None:
+def test_start_with_another_port_reports_the_running_broker(local_broker: LocalCluster) -> None:
     running = local_broker.status()
-    again = LocalBroker(local_broker.settings, port=_free_port()).start()
+    again = LocalCluster(local_broker.settings, port=_free_port()).start()
     assert again.already_running and again.pid == running.pid and again.bootstrap == running.bootstrap
+
+
+def test_three_nodes_replicate_survive_one_kill_and_stop(own_broker: tuple[Run, Path, int]) -> None:
+    """`kafka start --brokers 3`: three JVMs, topics on three replicas with two in sync, writes
+    acknowledged by all in-sync replicas while one node is killed, the node back, all stopped."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    run, state_dir, port = own_broker
+    started = run("kafka", "start", "--brokers", "3")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert len(_broker_processes(state_dir)) == 3
+    bootstrap = (state_dir / "kafka" / "bootstrap").read_text().strip()
+    assert bootstrap.startswith(f"127.0.0.1:{port},") and bootstrap.count(",") == 2
+    status = run("kafka", "status")
+    assert status.returncode == 0 and status.stdout.count("pid ") == 3, status.stdout
+
+    created = run("topics", "create")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert created.stdout.count("replicas=3") == 7, created.stdout
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = admin.list_topics("own.writes", timeout=30).topics["own.writes"].partitions
+    assert {len(p.replicas) for p in partitions.values()} == {3}
+    resource = ConfigResource(ResourceType.TOPIC, "own.writes")
+    config = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert config["min.insync.replicas"].value == "2"
+    assert config["message.timestamp.type"].value == "LogAppendTime"
+
+    cluster = LocalCluster(Settings(state_dir=state_dir))
+    assert cluster.brokers == 3
+    assert cluster.kill(2) is True
+    assert len(_broker_processes(state_dir)) == 2
+    degraded = run("kafka", "status")
+    assert degraded.returncode == 3 and "node 2:    not running" in degraded.stdout, degraded.stdout
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for number in range(20):
+        producer.produce("own.writes", key=b"vm", value=b"%d" % number)
+    assert producer.flush(60) == 0
+
+    restarted = run("kafka", "start")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert len(_broker_processes(state_dir)) == 3
+    stopped = run("kafka", "stop")
+    assert stopped.returncode == 0 and _broker_processes(state_dir) == []
+

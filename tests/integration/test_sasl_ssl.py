@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tidemark.core.broker import LocalBroker, SaslSslListener
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec, publish_volume, read_volumes
+from tidemark.localkafka import LocalCluster
+from tidemark.localkafka.sasl import SaslSslListener
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +53,54 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class CommandLines(threading.Thread):
+    """Every command line seen in /proc while it runs (scanned every few milliseconds)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[bytes] = set()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        self.seen.add((entry / "cmdline").read_bytes())
+            time.sleep(0.005)
+
+    def stop(self) -> set[bytes]:
+        self.done.set()
+        self.join()
+        return self.seen
+
+
+@dataclass
+class Secured:
+    bootstrap: str
+    ca: Path
+    broker: LocalCluster
+    command_lines: set[bytes]
+    """What ran while the broker was formatted, started and given its users."""
+
+
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     folder = tmp_path_factory.mktemp("sasl-ssl")
     ca, keystore = _certificates(folder)
-    listener = SaslSslListener(port=_free_port(), keystore=keystore, users=((USER, PASSWORD),))
-    broker = LocalBroker(Settings(state_dir=folder / "state"), secure=listener)
-    broker.start()
+    secrets = folder / "scram-users"
+    secrets.touch(mode=0o600)
+    secrets.write_text(f"{USER}:{PASSWORD}\n")
+    listener = SaslSslListener(port=_free_port(), keystore=keystore, secrets=secrets)
+    broker = LocalCluster(Settings(state_dir=folder / "state"), secure=listener)
+    watcher = CommandLines()
+    watcher.start()
     try:
-        yield f"127.0.0.1:{listener.port}", ca
+        broker.start()
+    finally:
+        seen = watcher.stop()
+    try:
+        yield Secured(f"127.0.0.1:{listener.port}", ca, broker, seen)
     finally:
         broker.stop()
 
@@ -72,8 +116,10 @@ def _kafka(bootstrap: str, ca: Path, password: str) -> KafkaSettings:
     )
 
 
-def test_tidemark_works_over_sasl_ssl_with_the_right_credentials(secured: tuple[str, Path], tmp_path: Path) -> None:
-    bootstrap, ca = secured
+def test_tidemark_works_over_sasl_ssl_with_the_right_credentials(
+    secured: Secured, tmp_path: Path
+) -> None:
+    bootstrap, ca = secured.bootstrap, secured.ca
     settings = Settings(state_dir=tmp_path, topic_prefix="secure")
     clients = KafkaClients(settings, _kafka(bootstrap, ca, PASSWORD))
     topics = Topics("secure")
@@ -82,8 +128,8 @@ def test_tidemark_works_over_sasl_ssl_with_the_right_credentials(secured: tuple[
     assert "vol-secure" in read_volumes(clients, topics)
 
 
-def test_wrong_credentials_fail_with_a_clear_error(secured: tuple[str, Path], tmp_path: Path) -> None:
-    bootstrap, ca = secured
+def test_wrong_credentials_fail_with_a_clear_error(secured: Secured, tmp_path: Path) -> None:
+    bootstrap, ca = secured.bootstrap, secured.ca
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEMARK_")} | {
         "TIDEMARK_BOOTSTRAP": bootstrap,
         "TIDEMARK_SECURITY_PROTOCOL": "SASL_SSL",
@@ -96,8 +142,18 @@ def test_wrong_credentials_fail_with_a_clear_error(secured: tuple[str, Path], tm
     }
     result = subprocess.run(
         [sys.executable, "-m", "tidemark.cli", "topics", "create"],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
     assert result.returncode != 0
     assert "authentication" in result.stderr.lower(), result.stderr
     assert "TIDEMARK_SASL_PASSWORD" in result.stderr.replace("\n", ""), result.stderr
+
+
+def test_no_password_on_any_command_line(secured: Secured) -> None:
+    """Formatting the storage, the broker JVM, creating the users: no argv carries the password."""
+    pid = secured.broker.status().pid
+    assert pid is not None
+    assert Path(f"/proc/{pid}/cmdline").read_bytes() in secured.command_lines
+    assert any(b"kafka.tools.StorageTool" in line for line in secured.command_lines), "format was not seen"
+    leaking = [line.replace(b"\0", b" ")[:200] for line in secured.command_lines if PASSWORD.encode() in line]
+    assert leaking == []

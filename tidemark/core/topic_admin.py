@@ -1,4 +1,11 @@
-"""Creates the topics of the design with their settings, idempotently."""
+"""Creates the topics of the design with their settings, idempotently.
+
+Replication follows the cluster: factor min(3, live brokers) unless `TIDEMARK_REPLICATION_FACTOR`
+is set, and `min.insync.replicas` min(2, factor), so with acks=all a write acknowledged on a
+three-broker cluster is on two brokers at least, and one broker may fail without stopping writes.
+The journal uses the broker's clock (`message.timestamp.type=LogAppendTime`): the processor's
+"now" is the message timestamp, so a producer whose clock is off cannot move seals or points.
+"""
 
 from __future__ import annotations
 
@@ -15,42 +22,87 @@ from .settings import Settings
 from .topics import Topics
 
 CREATE_TIMEOUT_S = 30.0
+MAX_REPLICATION = 3
+MAX_MIN_INSYNC = 2
+
+
+@dataclass(frozen=True)
+class Replication:
+    """Copies of each partition, and how many must be in sync for an acks=all write to succeed."""
+
+    factor: int
+    min_insync: int
+
+
+def replication_for(brokers: int, requested: int | None = None) -> Replication:
+    """`requested` copies, else min(3, brokers); at most two of them required in sync."""
+    factor = requested or min(MAX_REPLICATION, brokers)
+    return Replication(factor, min(MAX_MIN_INSYNC, factor))
+
+
+def cluster_replication(clients: KafkaClients, settings: Settings, timeout: float = 10.0) -> Replication:
+    """The replication for topics on this cluster, counting its live brokers in the metadata."""
+    try:
+        brokers = len(clients.admin().list_topics(timeout=timeout).brokers)
+    except KafkaException as exc:
+        raise KafkaError(
+            f"cannot read the metadata of {clients.bootstrap}: {exc.args[0]}; is the broker running "
+            "(`tidemark kafka status`) or TIDEMARK_BOOTSTRAP right?"
+        ) from exc
+    requested = settings.replication_factor if "replication_factor" in settings.model_fields_set else None
+    if requested is not None and requested > brokers:
+        raise KafkaError(
+            f"TIDEMARK_REPLICATION_FACTOR={requested} but {clients.bootstrap} has {brokers} live broker(s); "
+            "lower it, or unset it to use min(3, brokers)"
+        )
+    return replication_for(brokers, requested)
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
+    replication_factor: int
     config: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(topics: Topics, settings: Settings) -> list[TopicSpec]:
-    """Every topic of the design with partitions and configs.
+def topic_specs(topics: Topics, settings: Settings, replication: Replication) -> list[TopicSpec]:
+    """Every topic of the design with partitions, replication and configs.
 
     Every topic accepts messages up to `message_max_bytes`, the same limit the producers use, so
     an event the codec may emit is never refused by one topic and accepted by another.
     """
-    common = {"max.message.bytes": str(settings.message_max_bytes)}
+    common = {
+        "max.message.bytes": str(settings.message_max_bytes),
+        "min.insync.replicas": str(replication.min_insync),
+    }
+    writes = {"retention.ms": str(settings.writes_retention_ms), "message.timestamp.type": "LogAppendTime"}
     special: dict[str, tuple[int, dict[str, str]]] = {
         topics.volumes: (1, {"cleanup.policy": "compact"}),
         topics.mirror_status: (1, {}),
-        topics.writes: (settings.partitions, {"retention.ms": str(settings.writes_retention_ms)}),
+        topics.writes: (settings.partitions, writes),
     }
     specs = []
     for name in topics.all():
         partitions, extra = special.get(name, (settings.partitions, {}))
-        specs.append(TopicSpec(name, partitions, common | extra))
+        specs.append(TopicSpec(name, partitions, replication.factor, common | extra))
     return specs
 
 
 def ensure_topics(clients: KafkaClients, topics: Topics, settings: Settings) -> list[str]:
-    """Create every missing topic and wait for it; returns the names that were created now."""
-    specs = topic_specs(topics, settings)
+    """Create every missing topic and wait for it; returns the names that were created now.
+
+    Existing topics are left as they are, whatever their replication or configs.
+    """
+    return create_topics(clients, topic_specs(topics, settings, cluster_replication(clients, settings)))
+
+
+def create_topics(clients: KafkaClients, specs: list[TopicSpec]) -> list[str]:
+    """Create the missing topics of `specs` and wait for them; returns the names created now."""
     new = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.replication_factor,
-                 config=s.config)
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
         for s in specs
-    ]  # fmt: skip
+    ]
     admin = clients.admin()
     try:
         futures = admin.create_topics(

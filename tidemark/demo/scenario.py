@@ -18,6 +18,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tidemark.producers.traces.synthetic import msr_trace
+
 from . import files, tools
 from .environment import DemoEnvironment
 from .exceptions import DemoError
@@ -207,7 +209,7 @@ class Scenario:
         if self.env.options.trace is not None:
             return self.env.options.trace, "real"
         path = self.work / "synthetic-msr.csv"
-        path.write_text(synthetic_msr_trace(random.Random(11), 400))
+        msr_trace(random.Random(11), 400).write(path)
         self.report.fact("note", "no --trace given: replayed a generated MSR-format trace instead of a real one")
         return path, "generated"
 
@@ -252,15 +254,3 @@ def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
                 return False
             if not x:
                 return True
-
-
-def synthetic_msr_trace(rng: random.Random, records: int) -> str:
-    """MSR Cambridge CSV lines (FILETIME ticks, host, disk, type, offset, size, response)."""
-    ticks, lines = 128_166_372_000_000_000, []
-    for _ in range(records):
-        ticks += rng.randint(1_000, 200_000)
-        kind = "Write" if rng.random() < 0.6 else "Read"
-        offset = rng.randrange(0, 1 << 30, 4096)
-        lines.append(f"{ticks},hm,0,{kind},{offset},{rng.choice((4096, 8192, 65536))},{rng.randint(100, 9000)}")
-    return "\n".join(lines) + "\n"
-

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import CliRunner, TidemarkTest
 from tidemark.demo.pipeline import METRIC_NAMES, missing_metrics
-from tidemark.demo.scenario import synthetic_msr_trace
+from tidemark.producers.traces.synthetic import msr_trace
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def _scrape(port: int) -> str:
 
 def _trace(tmp_path: Path) -> Path:
     path = tmp_path / "trace.csv"
-    path.write_text(synthetic_msr_trace(random.Random(5), 300))
+    path.write_text(msr_trace(random.Random(5), 300).text)
     return path
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.core.blocks import block_range
-from tidemark.core.broker import LocalBroker
+from tidemark.localkafka import LocalCluster as LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics

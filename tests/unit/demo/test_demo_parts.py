@@ -8,7 +8,7 @@ from pathlib import Path
 from tidemark.demo.files import changed_extents, checksums, compare, generate
 from tidemark.demo.pipeline import METRIC_NAMES, lag_mean, missing_metrics
 from tidemark.demo.report import Report
-from tidemark.demo.scenario import synthetic_msr_trace
+from tidemark.producers.traces.synthetic import msr_trace
 from tidemark.producers.traces import read_trace
 
 
@@ -54,6 +54,6 @@ def test_report_fails_on_any_failed_check_and_on_no_checks() -> None:
 
 def test_synthetic_trace_parses_as_msr(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text(synthetic_msr_trace(random.Random(1), 50))
+    path.write_text(msr_trace(random.Random(1), 50).text)
     records = list(read_trace(path, "msr"))
     assert len(records) == 50 and any(r.is_write for r in records)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .exceptions import LocalBrokerError
+from tidemark.core.exceptions import LocalBrokerError
 
 INSTALL_HINT = "on Debian/Ubuntu: apt-get install openjdk-17-jre-headless maven"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.7.1:copy-dependencies"
@@ -108,7 +108,7 @@ class KafkaDistribution:
             ]  # fmt: skip
             try:
                 result = subprocess.run(
-                    command, cwd=work, capture_output=True, text=True,
+                    command, check=False, cwd=work, capture_output=True, text=True,
                     timeout=MAVEN_TIMEOUT_S, stdin=subprocess.DEVNULL,
                 )  # fmt: skip
             except subprocess.TimeoutExpired as exc:
