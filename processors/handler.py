@@ -95,7 +95,7 @@ class Handler:
         self.journal = journal
         self.codec = default_codec()
         self.partitions: dict[int, PartitionVolumes] = {}
-        self.stats = {"events": 0, "dead_letters": 0, "ticks": 0, "read_back": 0}
+        self.stats = {"events": 0, "dead_letters": 0, "ticks": 0, "read_back": 0, "refolded": 0}
 
     # -- assignment ----------------------------------------------------------------------------
     def assign(self, partition: int, store: MutableMapping[bytes, bytes]) -> PartitionVolumes:
@@ -151,6 +151,7 @@ class Handler:
                     f"{state.open.first_ref} found writes up to seq {last_seq[name]}, the state says "
                     f"{state.open.last_seq}: the journal lost writes of the open sub-interval"
                 )
+        self.stats["refolded"] += count
         return count
 
     def revoke(self, partition: int) -> None:

@@ -47,7 +47,7 @@ class PartitionStore(MutableMapping[bytes, bytes]):
         self.pending[key] = None
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._db.keys())
+        yield from self._db.keys()
 
     def __len__(self) -> int:
         return sum(1 for _ in self._db.keys())  # noqa: SIM118 - Rdict iterates items

@@ -85,7 +85,7 @@ class Pipeline:
                         continue
                     if not msg.error():
                         events.append(default_codec().decode(msg.value()))
-                    if msg.offset() + 1 >= high:
+                    if (msg.offset() or 0) + 1 >= high:
                         break
             return events
         finally:

@@ -28,8 +28,8 @@ def _digest(changeset: int, block: int) -> bytes:
 def test_the_merge_keeps_the_newest_checksum_of_every_block_in_chunks(sets: list[set[int]], max_blocks: int) -> None:
     store: dict[bytes, bytes] = {}
     model: dict[int, bytes] = {}
-    for changeset, blocks in enumerate(sets, start=1):
-        pairs = [(b, _digest(changeset, b)) for b in sorted(blocks)]
+    for changeset, changed in enumerate(sets, start=1):
+        pairs = [(b, _digest(changeset, b)) for b in sorted(changed)]
         store_checksums(store, "v", changeset, pairs)
         model.update(pairs)
     merged = merge_checksums(iter_checksums(store, "v", c) for c in range(1, len(sets) + 1))
