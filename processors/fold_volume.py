@@ -16,13 +16,13 @@ a tick, SIZE on a write) is followed at once by the cut, which then ships nothin
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .block_refs import BlockRefs
 from .extents import ExtentSealer, changeset_digest
-from .manifest import delete_checksums, iter_checksums, merge_checksums, point_chunks, store_checksums
+from .manifest import Batch, delete_checksums, merge_point, point_chunks, store_batches
 from .volume_state import MetricsWindow, OpenSubInterval, VolumeState
 from .write_source import WriteSource
 
@@ -156,7 +156,8 @@ class VolumeFolder:
                 "rp_id": rp_id,
             },
         )
-        store_checksums(self.store, state.volume, changeset, _pairs(sealer.digests))
+        runs = (Batch.run(first, sealer.digests[first]) for first in sorted(sealer.digests))
+        store_batches(self.store, state.volume, changeset, runs)
         if state.rp_first_changeset is None:
             state.rp_first_changeset = changeset
         state.next_changeset += 1
@@ -179,7 +180,7 @@ class VolumeFolder:
         first_changeset = state.next_changeset if state.rp_first_changeset is None else state.rp_first_changeset
         cut_bytes = self.seal(state, now, "CUT", rp_id)
         changesets = range(first_changeset, state.next_changeset)
-        merged = merge_checksums(iter_checksums(self.store, state.volume, c) for c in changesets)
+        merged = merge_point(self.store, state.volume, changesets)
         chunk_count = block_count = 0
         for chunk in point_chunks(merged):
             self.emit.recovery_point_event(
@@ -291,11 +292,3 @@ def track(state: VolumeState, ref: int, record: dict[str, Any]) -> None:
     """Point the write's blocks at its journal offset (folding, and re-folding after a restart)."""
     block_size = state.block_size
     state.refs.assign(record["offset"] // block_size, record["length"] // block_size, ref)
-
-
-def _pairs(digests: dict[int, bytes]) -> Iterator[tuple[int, bytes]]:
-    """(block, digest) pairs in ascending block order from each run's packed digests."""
-    for first in sorted(digests):
-        packed = digests[first]
-        for i in range(0, len(packed), 8):
-            yield first + i // 8, packed[i : i + 8]
