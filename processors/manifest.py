@@ -62,7 +62,7 @@ def _batch(raw: bytes) -> Batch:
 def store_batches(store: MutableMapping[bytes, bytes], volume: str, changeset: int, batches: Iterable[Batch]) -> None:
     """Keep a change set's pairs, ascending block, as chunks of PAIR."""
     for chunk, part in enumerate(rechunk(batches, CHECKSUM_CHUNK_PAIRS)):
-        words = array("Q", bytes(16 * len(part)))
+        words = array("Q", bytes(PAIR.size * len(part)))
         blocks = array("Q", part.blocks)
         if sys.byteorder == "little":
             blocks.byteswap()

@@ -4,9 +4,9 @@ Every change is applied to RocksDB at once and kept in a record cache for the ch
 Streams' record cache): the last value per key since the last `take_pending`, so the changelog
 traffic of a transaction follows the keys it changed, not the events. The runner produces the
 cache inside the same Kafka transaction as the outputs and the consumed offsets. The key layout
-is in state_keys.py. RocksDB is only
-a working copy: on every assignment it is wiped and rebuilt from the changelog (read committed),
-so a crash can never leave local state ahead of or behind what Kafka committed.
+is in state_keys.py. RocksDB is only a working copy: on every assignment it is wiped and rebuilt
+from the changelog (read committed), so a crash can never leave local state ahead of or behind
+what Kafka committed.
 """
 
 from __future__ import annotations
