@@ -18,7 +18,16 @@ from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from .journal import Journal, build_journal, publish
-from .test_processor_kafka import SIZE, Pipeline, _changesets_by_id, _final_rps, _manifests, _mirror, _prepare, pipelines  # noqa: F401
+from .test_processor_kafka import (  # noqa: F401
+    SIZE,
+    Pipeline,
+    _changesets_by_id,
+    _final_rps,
+    _manifests,
+    _mirror,
+    _prepare,
+    pipelines,
+)
 
 pytestmark = pytest.mark.integration
 

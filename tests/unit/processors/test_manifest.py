@@ -18,6 +18,7 @@ from tidemark.processors.manifest import (
     store_batches,
 )
 
+
 def _digest(changeset: int, block: int) -> bytes:
     return struct.pack(">HIH", changeset, block, 0)
 
