@@ -54,6 +54,7 @@ class PartitionVolumes:
 
     partition: int
     store: MutableMapping[bytes, bytes]
+    folder: VolumeFolder
     states: dict[str, VolumeState] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     ticking: set[str] = field(default_factory=set)
@@ -100,7 +101,9 @@ class Handler:
     # -- assignment ----------------------------------------------------------------------------
     def assign(self, partition: int, store: MutableMapping[bytes, bytes]) -> PartitionVolumes:
         """Load the partition's committed states (the store was just restored from the changelog)."""
-        volumes = PartitionVolumes(partition, store)
+        volumes = PartitionVolumes(
+            partition, store, VolumeFolder(store, self.emitter, self.options, PartitionWrites(self, partition))
+        )
         raw = store.get(partition_key(partition))
         for name in json.loads(raw) if raw else []:
             state_raw = store.get(volume_state_key(name))
@@ -161,7 +164,7 @@ class Handler:
     def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None, now: float) -> None:
         volumes = self.partitions[partition]
         self.emitter.source = SourceMessage(partition, offset, key, int(now * 1000))
-        folder = VolumeFolder(volumes.store, self.emitter, self.options, PartitionWrites(self, partition))
+        folder = volumes.folder
         if key == TICK_KEY:
             self.stats["ticks"] += 1
             self._tick(volumes, folder, now)
