@@ -12,7 +12,9 @@ import xxhash
 from pyroaring import BitMap
 
 from tidemark.core.volumes import VolumeSpec, publish_volume
+from tidemark.processors.exceptions import ProcessorError
 from tidemark.processors.fold_volume import FoldOptions
+from tidemark.processors.journal_reader import JournalReader
 from tidemark.processors.runner import ProcessorOptions, ProcessorWorker
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
@@ -139,3 +141,22 @@ def _is_write(value: bytes) -> bool:
         return default_codec().decode(value)[0] == "BlockWrite"
     except DecodeError:
         return False
+
+
+def test_the_journal_reader_reads_sparse_offsets_in_order_and_scans_a_range(pipelines: Any) -> None:  # noqa: F811
+    pipeline = pipelines()
+    producer = pipeline.clients.producer()
+    for n in range(5000):
+        producer.produce(pipeline.topics.writes, key=b"k", value=b"%d" % n, partition=1)
+        if n % 1000 == 999:
+            producer.flush(30)
+    assert producer.flush(30) == 0
+    reader = JournalReader(pipeline.clients, pipeline.topics.writes)
+    try:
+        wanted = [3, 10, 2100, 4000, 4999]  # gaps past SEEK_GAP: the reader jumps ahead
+        assert [(o, v) for o, _, v in reader.read(1, wanted)] == [(o, b"%d" % o) for o in wanted]
+        assert [o for o, _, _ in reader.scan(1, 4990, 5000)] == list(range(4990, 5000))
+        with pytest.raises(ProcessorError, match="ends at 5000"):
+            list(reader.read(1, [4999, 5000]))
+    finally:
+        reader.close()
