@@ -52,11 +52,15 @@ def restore(clients: KafkaClients, topic: str, partition: int, store: PartitionS
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     return records
-                raise ProcessorError(f"restoring {topic}[{partition}]: {msg.error()}")
-            store.restore(msg.key(), msg.value())
+                raise ProcessorError(f"restoring {topic}[{partition}]: {error}")
+            key = msg.key()
+            if key is None:
+                raise ProcessorError(f"restoring {topic}[{partition}]: a record without a key at {msg.offset()}")
+            store.restore(key, msg.value())
             records += 1
         raise ProcessorError(f"restoring {topic}[{partition}] took longer than {timeout} s")
     finally:

@@ -1,9 +1,12 @@
 """One partition's processor state: RocksDB (rocksdict) locally, a compacted changelog as the truth.
 
-Every change is applied to RocksDB at once and queued for the changelog; the loop produces the
-queue inside the same Kafka transaction as the outputs and the consumed offsets. RocksDB is only
-a working copy: on every assignment it is wiped and rebuilt from the changelog (read committed),
-so a crash can never leave local state ahead of or behind what Kafka committed.
+Every change is applied to RocksDB at once and kept in a record cache for the changelog (Kafka
+Streams' record cache): the last value per key since the last `take_pending`, so the changelog
+traffic of a transaction follows the keys it changed, not the events. The runner produces the
+cache inside the same Kafka transaction as the outputs and the consumed offsets. The key layout
+is in state_keys.py. RocksDB is only a working copy: on every assignment it is wiped and rebuilt
+from the changelog (read committed), so a crash can never leave local state ahead of or behind
+what Kafka committed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class PartitionStore(MutableMapping[bytes, bytes]):
         options.create_if_missing(True)
         self.folder = folder
         self._db = Rdict(str(folder), options)
-        self.pending: list[tuple[bytes, bytes | None]] = []
+        self.pending: dict[bytes, bytes | None] = {}
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self._db.get(key)
@@ -37,17 +40,17 @@ class PartitionStore(MutableMapping[bytes, bytes]):
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._db[key] = value
-        self.pending.append((key, value))
+        self.pending[key] = value
 
     def __delitem__(self, key: bytes) -> None:
         del self._db[key]
-        self.pending.append((key, None))
+        self.pending[key] = None
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._db.keys())
+        yield from self._db.keys()
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._db.keys())
+        return sum(1 for _ in self._db.keys())  # noqa: SIM118 - Rdict iterates items
 
     def restore(self, key: bytes, value: bytes | None) -> None:
         """Apply a changelog record without queueing it again."""
@@ -57,8 +60,9 @@ class PartitionStore(MutableMapping[bytes, bytes]):
             self._db[key] = value
 
     def take_pending(self) -> list[tuple[bytes, bytes | None]]:
-        pending, self.pending = self.pending, []
-        return pending
+        """The last value (None: deleted) of every key changed since the last call."""
+        pending, self.pending = self.pending, {}
+        return list(pending.items())
 
     def close(self) -> None:
         self._db.close()

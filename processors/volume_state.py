@@ -1,35 +1,31 @@
-"""Per-volume processor state, kept in the partition store as JSON (small: no block data here)."""
+"""Per-volume processor state. Its JSON (the changelog value) has a constant size.
+
+Nothing in the JSON grows with the writes: the dirty blocks of the open sub-interval are in
+`refs` (memory only, rebuilt after a restart by re-folding the journal from `open.first_ref`),
+the change sets awaiting a point are the range [`rp_first_changeset`, `next_changeset`), and the
+hot regions of the metrics window are memory only (a restarted worker counts them from where it
+resumed; they feed telemetry, never a decision).
+"""
 
 from __future__ import annotations
 
-import base64
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from pyroaring import BitMap
+from .block_refs import BlockRefs
 
 
 @dataclass
 class OpenSubInterval:
-    """Writes folded since the last seal. The blocks themselves live in the open-blocks table."""
+    """Writes folded since the last seal; `first_ref` is the journal offset of the first one."""
 
     started_at: float
+    first_ref: int = -1
     first_seq: int = -1
     last_seq: int = -1
     bytes: int = 0
     oldest_write_us: int = 0
-    blocks: BitMap = field(default_factory=BitMap)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["blocks"] = base64.b64encode(self.blocks.serialize()).decode()
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OpenSubInterval:
-        blocks = BitMap.deserialize(base64.b64decode(data.pop("blocks")))
-        return cls(blocks=blocks, **data)
 
 
 @dataclass
@@ -40,7 +36,10 @@ class MetricsWindow:
     bytes_shipped: int = 0
     resync_requests: int = 0
     dead_letters: int = 0
-    hot_regions: dict[str, int] = field(default_factory=dict)
+    hot_regions: dict[int, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "hot_regions"}
 
 
 @dataclass
@@ -54,15 +53,24 @@ class VolumeState:
     next_rp: int = 1
     last_rp: int | None = None
     rp_started_at: float = 0.0
-    changesets_since_rp: list[int] = field(default_factory=list)
+    rp_first_changeset: int | None = None
+    """the first change set sealed since the last point (None: none awaits a point)"""
     epochs_seen: int = 0
     duplicates: int = 0
     open: OpenSubInterval | None = None
     window: MetricsWindow | None = None
+    refs: BlockRefs = field(default_factory=BlockRefs, compare=False, repr=False)
+    """the open sub-interval's dirty blocks (memory only)"""
+
+    @property
+    def needs_ticks(self) -> bool:
+        """Ticks can change this volume: a sub-interval to seal, a point to cut, a window to emit."""
+        return self.open is not None or self.rp_first_changeset is not None or self.window is not None
 
     def dumps(self) -> bytes:
-        data = asdict(self)
-        data["open"] = self.open.to_json() if self.open else None
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("open", "window", "refs")}
+        data["open"] = asdict(self.open) if self.open else None
+        data["window"] = self.window.to_json() if self.window else None
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
@@ -71,6 +79,6 @@ class VolumeState:
         open_json = data.pop("open")
         window_json = data.pop("window")
         state = cls(**data)
-        state.open = OpenSubInterval.from_json(open_json) if open_json else None
+        state.open = OpenSubInterval(**open_json) if open_json else None
         state.window = MetricsWindow(**window_json) if window_json else None
         return state

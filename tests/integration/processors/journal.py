@@ -11,7 +11,7 @@ import xxhash
 from confluent_kafka import Producer
 
 from tidemark.core.partitioning import volume_partition
-from tidemark.processors.app import TICK_KEY
+from tidemark.processors.ticker import TICK_KEY
 from tidemark.schemas.codec import default_codec
 
 BLOCK = 4096

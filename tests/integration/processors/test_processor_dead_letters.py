@@ -15,7 +15,7 @@ import xxhash
 from tidemark.core.volumes import VolumeSpec, publish_volume
 from tidemark.schemas.codec import default_codec
 
-from .journal import Journal, build_journal, publish
+from .journal import Journal, build_journal
 from .test_processor_kafka import SIZE, _changesets_by_id, _final_rps, _mirror, _prepare, pipelines  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]

@@ -4,23 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
-import lz4.frame
+from pyroaring import BitMap
 
 
 class MemoryEmitter:
     def __init__(self) -> None:
         self.changesets: list[tuple[str, dict[str, Any]]] = []
-        self.recovery_points: list[dict[str, Any]] = []
+        self.rp_events: list[tuple[str, dict[str, Any]]] = []
         self.metric_records: list[dict[str, Any]] = []
 
     def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
         self.changesets.append((record_type, record))
 
-    def recovery_point(self, volume: str, record: dict[str, Any]) -> None:
-        self.recovery_points.append(record)
+    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+        self.rp_events.append((record_type, record))
 
     def metrics(self, volume: str, record: dict[str, Any]) -> None:
         self.metric_records.append(record)
+
+    @property
+    def recovery_points(self) -> list[dict[str, Any]]:
+        return [r for t, r in self.rp_events if t == "RecoveryPoint"]
+
+    def point(self, rp_id: int) -> tuple[list[int], list[bytes]]:
+        """A point read back as a reader would: its chunks in order, then its header."""
+        blocks: list[int] = []
+        digests: list[bytes] = []
+        chunks = [r for t, r in self.rp_events if t == "RecoveryPointChunk" and r["rp_id"] == rp_id]
+        (header,) = [r for r in self.recovery_points if r["rp_id"] == rp_id]
+        assert [c["index"] for c in chunks] == list(range(header["chunk_count"]))
+        for chunk in chunks:
+            bitmap = BitMap.deserialize(chunk["bitmap"])
+            assert len(chunk["checksums"]) == 8 * len(bitmap) and len(bitmap) <= 65_536
+            assert bitmap.min() == chunk["first_block"] and bitmap.max() == chunk["last_block"]
+            assert not blocks or blocks[-1] < chunk["first_block"], "chunks ascend"
+            blocks.extend(bitmap)
+            digests.extend(chunk["checksums"][i : i + 8] for i in range(0, len(chunk["checksums"]), 8))
+        assert header["block_count"] == len(blocks)
+        return blocks, digests
 
     def extents(self) -> list[dict[str, Any]]:
         return [r for t, r in self.changesets if t == "Extent"]
@@ -31,10 +52,4 @@ class MemoryEmitter:
     def apply_to(self, mirror: bytearray) -> None:
         for record in self.extents():
             start, end = record["offset"], record["offset"] + record["length"]
-            if record["op"] == "WRITE":
-                data = record["data"]
-                if record["compression"] == "LZ4":
-                    data = lz4.frame.decompress(data)
-                mirror[start:end] = data
-            else:
-                mirror[start:end] = bytes(record["length"])
+            mirror[start:end] = record["data"] if record["op"] == "WRITE" else bytes(record["length"])

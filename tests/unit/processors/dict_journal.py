@@ -1,0 +1,32 @@
+"""A journal in memory for folding tests: writes by journal offset, read back like the real one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from tidemark.processors.write_source import WriteData
+
+
+class DictJournal:
+    def __init__(self) -> None:
+        self.entries: dict[int, WriteData] = {}
+        self.next_offset = 0
+        self.reads = 0
+
+    def append(self, record: dict[str, Any], data: bytes) -> int:
+        """Journal a write; returns its offset."""
+        offset = self.next_offset
+        self.entries[offset] = WriteData(record["op"], record["offset"], record["length"], data)
+        self.next_offset += 1
+        return offset
+
+    def skip(self) -> None:
+        """Something else (a marker, a tick) takes the next offset."""
+        self.next_offset += 1
+
+    def writes(self, refs: Sequence[int]) -> Iterator[tuple[int, WriteData]]:
+        assert list(refs) == sorted(set(refs)), "a seal asks in ascending journal order"
+        for ref in refs:
+            self.reads += 1
+            yield ref, self.entries[ref]
