@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tidemark.processors.folder import FoldOptions, VolumeFolder
+from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
 from tidemark.processors.volume_state import VolumeState
 from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.mirror import Mirror

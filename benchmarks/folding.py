@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tidemark.core.blocks import split
-from tidemark.processors.folder import FoldOptions, VolumeFolder
+from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
+from tidemark.processors.memory_journal import MemoryJournal
 from tidemark.processors.volume_state import VolumeState
 from tidemark.producers.replay import content, map_write
 from tidemark.producers.traces import TraceRecord, read_trace
@@ -59,10 +60,11 @@ class Counts:
         elif record_type == "ChangeSetSealed":
             self.changesets += 1
 
-    def recovery_point(self, volume: str, record: dict[str, Any]) -> None:
-        self.points += 1
-        self.cut_shipped += record["cut_bytes"]
-        self.rp_changed += record["changed_bytes"]
+    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+        if record_type == "RecoveryPoint":
+            self.points += 1
+            self.cut_shipped += record["cut_bytes"]
+            self.rp_changed += record["changed_bytes"]
 
     def metrics(self, volume: str, record: dict[str, Any]) -> None:
         pass
@@ -79,7 +81,8 @@ class FoldResult:
 
 def fold(records: Iterable[TraceRecord], options: FoldOptions = OPTIONS) -> tuple[int, Counts, float]:
     counts = Counts()
-    folder = VolumeFolder({}, counts, options)
+    journal = MemoryJournal()
+    folder = VolumeFolder({}, counts, options, journal)
     extent_bytes = options.extent_bytes
     state = VolumeState("trace", BLOCK, VOLUME_BYTES)
     written, seq, clock = 0, 0, 0.0
@@ -95,7 +98,7 @@ def fold(records: Iterable[TraceRecord], options: FoldOptions = OPTIONS) -> tupl
             chunk = data[piece.offset - extent.offset : piece.end - extent.offset]
             event = {"seq": seq, "epoch": 1, "offset": piece.offset, "length": piece.length, "op": "WRITE",
                      "timestamp": int(record.time * 1e6)}  # fmt: skip
-            folder.on_write(state, event, chunk, record.time)
+            folder.on_write(state, journal.append(event, chunk), event, record.time)
             seq += 1
             written += piece.length
     end = clock + options.rp_interval + options.subinterval

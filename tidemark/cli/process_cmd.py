@@ -10,8 +10,9 @@ import typer
 
 from tidemark.core.metrics import serve_metrics
 from tidemark.core.names import validate_name
-from tidemark.processors.folder import FoldOptions
-from tidemark.processors.loop import ProcessorOptions, ProcessorWorker
+from tidemark.processors.fold_volume import FoldOptions
+from tidemark.processors.recent_writes import DEFAULT_CACHE_BYTES
+from tidemark.processors.runner import ProcessorOptions, ProcessorWorker
 
 from .context import app_context
 from .metrics_option import MetricsPort
@@ -34,6 +35,12 @@ def process(
             "fences the crashed one, so two workers on one host need distinct ids",
         ),
     ] = None,
+    write_cache_mib: Annotated[
+        int,
+        typer.Option(
+            help="memory for recent writes; a seal reads what is not there back from the journal",
+        ),
+    ] = DEFAULT_CACHE_BYTES >> 20,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
     metrics_port: MetricsPort = None,
 ) -> None:
@@ -49,7 +56,10 @@ def process(
         extent_bytes=app_ctx.settings.extent_bytes,
     )
     options = ProcessorOptions(
-        fold=fold, tick_interval=tick_interval, worker_id=validate_name(worker_id or socket.gethostname(), "worker")
+        fold=fold,
+        tick_interval=tick_interval,
+        worker_id=validate_name(worker_id or socket.gethostname(), "worker"),
+        write_cache_bytes=write_cache_mib << 20,
     )
     worker = ProcessorWorker(app_ctx.clients, options)
     worker.install_signal_handlers()

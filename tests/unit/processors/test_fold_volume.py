@@ -12,7 +12,7 @@ from tidemark.processors.extents import changeset_digest
 from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
 from tidemark.processors.volume_state import VolumeState
 
-from .dict_journal import DictJournal
+from tidemark.processors.memory_journal import MemoryJournal
 from .memory_emitter import MemoryEmitter
 
 BLOCK = 512
@@ -26,7 +26,7 @@ class Harness:
     def __init__(self, size: int = SIZE, **options: Any) -> None:
         self.store: dict[bytes, bytes] = {}
         self.emitter = MemoryEmitter()
-        self.journal = DictJournal()
+        self.journal = MemoryJournal()
         fold = FoldOptions(**({"extent_bytes": 4 * BLOCK} | options))
         self.folder = VolumeFolder(self.store, self.emitter, fold, self.journal)
         self.state = VolumeState("v", BLOCK, size)
