@@ -61,7 +61,7 @@ def failover(
             mirror.point(rp)
             # A rerun after a crash between revert and promotion finds the undo data gone: keep
             # what the first attempt saved (failback removes the file, so it is never stale).
-            reverted = load_bitmap(layout.failover_reverted) | BitMap(mirror.undo.changed_since(rp))
+            reverted = load_bitmap(layout.failover_reverted) | mirror.undo.changed_since(rp)
             save_bitmap(layout.failover_reverted, reverted)
             save_bitmap(layout.promoted_writes, BitMap())
             mirror.revert(rp, on_block)

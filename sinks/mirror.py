@@ -241,6 +241,9 @@ class Mirror:
     def revert(self, rp_id: int, on_block: Callable[[int, int], None] | None = None) -> RevertReport:
         """Bring the mirror back to recovery point rp_id, rewriting only the blocks changed since.
 
+        Streams the undo store in key order (one roaring bitmap of blocks in memory, never a
+        per-block dict), so memory stays bounded whatever the size of the change.
+
         `on_block(done, total)` reports progress. Afterwards the mirror is PAUSED at rp_id and an
         applier resumes with the change set after the one that completed it.
         """
@@ -254,14 +257,13 @@ class Mirror:
             )
         state.reverting_to, state.state = rp_id, PAUSED
         self.save()
-        changed = self.undo.changed_since(rp_id)
-        for done, block in enumerate(sorted(changed), start=1):
-            content = self.undo.get(changed[block], block)
-            if content is None:
-                raise MirrorStateError(f"undo entry ({changed[block]}, {block}) vanished during revert")
+        total = len(self.undo.changed_since(rp_id))
+        done = 0
+        for block, content in self.undo.contents_at(rp_id):
             self.image.pwrite(block * self.block_size, content)
+            done += 1
             if on_block is not None:
-                on_block(done, len(changed))
+                on_block(done, total)
         self.image.fsync()
         state.changeset_id, state.seq_last = point.changeset_id, point.seq_last
         state.sealed_at, state.next_offset = point.sealed_at, point.next_offset
@@ -271,7 +273,7 @@ class Mirror:
         state.reverting_to, state.drop_undo_from = None, rp_id
         self.save()
         self._finish_revert_cleanup()
-        return RevertReport(rp_id, len(changed), len(changed) * self.block_size)
+        return RevertReport(rp_id, done, done * self.block_size)
 
     def close(self) -> None:
         try:

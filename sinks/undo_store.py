@@ -6,12 +6,17 @@ Key layout (16 bytes, big-endian so keys sort by recovery point, then block):
                        overwritten after it
     offset 8  8 bytes  block index
 
-Value: the block's content as of recovery point base_rp_id. First write wins: an entry is never
-replaced, so a replay after a crash keeps the content from before the first attempt.
+Value: the block's content as of recovery point base_rp_id (block_size bytes), or the empty
+value when that content was all zeros (a block never written, or zeroed): a mirror seeded from
+empty keeps a 16-byte key per block, not a 4 KiB pre-image. `get` returns the zeros. First write
+wins: an entry is never replaced, so a replay after a crash keeps the content from before the
+first attempt.
 
 The content of block b at recovery point j is `undo[(k, b)]` for the smallest k >= j present,
 else the mirror's current content. Reading or reverting to j therefore scans only the keys with
-prefix k >= j: the cost follows the blocks changed since j, never the disk size.
+prefix k >= j: the cost follows the blocks changed since j, never the disk size. Readers go
+through the keys in order and keep at most one roaring bitmap of blocks per base, never a
+per-block dict.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from pyroaring import BitMap
 from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
 from .exceptions import MirrorStateError
@@ -73,8 +79,10 @@ class UndoStore:
             key = undo_key(base_rp, block)
             if self._db.get(key) is not None:
                 continue
-            batch.put(key, read_block(block))
-            pending += self.block_size
+            content = read_block(block)
+            stored = b"" if content.count(0) == len(content) else content
+            batch.put(key, stored)
+            pending += len(stored) + KEY.size
             saved += 1
             if pending >= BATCH_BYTES:
                 self._db.write(batch, self._sync)
@@ -86,7 +94,10 @@ class UndoStore:
 
     def get(self, rp_id: int, block: int) -> bytes | None:
         value = self._db.get(undo_key(rp_id, block))
-        return None if value is None else bytes(value)
+        return None if value is None else self._content(value)
+
+    def _content(self, value: bytes) -> bytes:
+        return bytes(value) if value else bytes(self.block_size)
 
     def entries_from(self, rp_id: int) -> Iterator[tuple[int, int]]:
         """`(base_rp, block)` of every entry with base_rp >= rp_id, in key order."""
@@ -95,6 +106,38 @@ class UndoStore:
         while it.valid():
             yield KEY.unpack(it.key())
             it.next()
+
+    def contents_at(self, rp_id: int) -> Iterator[tuple[int, bytes]]:
+        """`(block, content at rp_id)` of every block changed since rp_id, each once.
+
+        Walks the entries in key order (bases ascending): the first entry met for a block is the
+        one with the smallest base >= rp_id. Memory: one roaring bitmap of the blocks met.
+        """
+        met = BitMap()
+        it = self._db.iter()
+        it.seek(PREFIX.pack(rp_id))
+        while it.valid():
+            _, block = KEY.unpack(it.key())
+            if block not in met:
+                met.add(block)
+                yield block, self._content(it.value())
+            it.next()
+
+    def blocks_by_base(self, rp_id: int) -> list[tuple[int, BitMap]]:
+        """`(base, blocks saved under it)` for every base >= rp_id, bases ascending (keys only)."""
+        found: list[tuple[int, BitMap]] = []
+        for base, block in self.entries_from(rp_id):
+            if not found or found[-1][0] != base:
+                found.append((base, BitMap()))
+            found[-1][1].add(block)
+        return found
+
+    def changed_since(self, rp_id: int) -> BitMap:
+        """The blocks changed since rp_id (those with an entry under any base >= rp_id)."""
+        changed = BitMap()
+        for _, blocks in self.blocks_by_base(rp_id):
+            changed |= blocks
+        return changed
 
     def catch_up(self) -> None:
         """A follower: see everything the writer synced until now."""
@@ -110,13 +153,6 @@ class UndoStore:
             bases.append(base)
             it.seek(PREFIX.pack(base + 1))
         return bases
-
-    def changed_since(self, rp_id: int) -> dict[int, int]:
-        """Block -> the base whose entry holds its content at rp_id, for blocks changed since."""
-        found: dict[int, int] = {}
-        for base, block in self.entries_from(rp_id):
-            found.setdefault(block, base)
-        return found
 
     def drop_from(self, rp_id: int) -> None:
         """Forget every entry with base >= rp_id (after a revert to rp_id)."""
