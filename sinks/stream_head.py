@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
-from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from .exceptions import SinkError
+from .key_partitions import key_partitions
 from .topic_reader import METADATA_TIMEOUT_S, partitions_of
 
 FIRST_WINDOW = 256
@@ -40,18 +40,26 @@ def newest_changeset(clients: KafkaClients, topics: Topics, volume: str) -> Stre
     topic = topics.changesets
     consumer = clients.consumer(f"tidemark-resync-{uuid.uuid4()}")
     try:
-        partition = volume_partition(volume, len(partitions_of(consumer, topic)))
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
-        end, window = high, FIRST_WINDOW
-        while end > low:
-            start = max(low, end - window)
-            found = _last_seal(consumer, topic, partition, start, end, volume)
-            if found is not None:
-                return found
-            end, window = start, window * 4
-        return None
+        heads = [
+            _newest_in(consumer, topic, partition, volume)
+            for partition in key_partitions(volume, len(partitions_of(consumer, topic)))
+        ]
     finally:
         consumer.close()
+    found = [head for head in heads if head is not None]
+    return max(found, key=lambda head: head.changeset_id) if found else None
+
+
+def _newest_in(consumer: Consumer, topic: str, partition: int, volume: str) -> StreamHead | None:
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
+    end, window = high, FIRST_WINDOW
+    while end > low:
+        start = max(low, end - window)
+        found = _last_seal(consumer, topic, partition, start, end, volume)
+        if found is not None:
+            return found
+        end, window = start, window * 4
+    return None
 
 
 def _last_seal(consumer: Consumer, topic: str, partition: int, start: int, end: int, volume: str) -> StreamHead | None:

@@ -13,10 +13,16 @@ from tidemark.core.volumes import DEFAULT_BLOCK_SIZE
 from . import progress as progress_file
 from .exceptions import MirrorStateError, UnknownRecoveryPointError
 from .layout import MirrorLayout, exclusive
-from .manifests import recovery_points
+from .manifests import point_chunks, point_locations
 from .mirror import Mirror
 from .mirror_file import MirrorFile
-from .verify import Progress, VerifyReport, against_manifests, against_source, manifest_chain
+from .verify import (
+    Progress,
+    VerifyReport,
+    against_manifests,
+    against_source,
+    manifest_chain,
+)
 
 
 @dataclass(frozen=True)
@@ -47,13 +53,18 @@ def run_verify(
             report = against_source(view, request.source, mirror.block_size, on_progress)
             report.reference += f" (mirror at recovery point {rp})"
             return report
-        chain, notes = manifest_chain(recovery_points(clients, topics, request.volume), rp, request.changed_only)
+        locations = point_locations(clients, topics, request.volume)
+        headers = {rp_id: location.header for rp_id, location in locations.items()}
+        chain, notes = manifest_chain(headers, rp, request.changed_only)
         if not chain:
             raise UnknownRecoveryPointError(
                 f"no manifest of recovery point {rp} of volume {request.volume!r} in "
                 f"{topics.recovery_points}; verify against --source instead"
             )
-        report = against_manifests(view.read_block, chain, mirror.block_size, on_progress)
+        streams = [
+            (header, point_chunks(clients, topics, request.volume, locations[header["rp_id"]])) for header in chain
+        ]
+        report = against_manifests(view.read_block, streams, mirror.block_size, on_progress)
         report.notes += notes
         return report
 
