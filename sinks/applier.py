@@ -1,292 +1,350 @@
-"""`tidemark mirror`: consume a volume's change sets from Kafka and apply them to its mirror.
+"""`tidemark mirror`: one process per site applies the change sets of many volumes.
 
-Per applied set: undo saved (synced) -> mirror written and fsynced -> progress saved -> offset
-committed -> MirrorStatus published. The progress file, not the committed offset, decides where
-to resume (a revert moves it backwards); the commit under group `tidemark-mirror-<site>.<volume>`
-lets the usual Kafka tooling show each site's lag.
+One consumer reads each partition that holds a served volume once, and hands every message to
+the `VolumeApplier` of its key; messages of other volumes are dropped without decoding, and no
+volume's data is read twice. Per-volume order, idempotence, progress files, undo-before-blocks,
+dead letters and MirrorStatus stay per volume (sinks/volume_applier.py). Offsets are committed
+under the site's group `tidemark-mirror-<site>` only so the usual Kafka tooling shows each site's
+lag: the progress files decide where each volume resumes. A partition starts at the smallest
+resume offset of its volumes; each volume skips what it already applied.
 
-A mirror that was away longer than the topic's retention (its resume offset is below the
-partition's low watermark, or the next set it needs is gone) is recorded RESYNC_NEEDED and the
-applier exits with ResyncNeededError: only `tidemark resync` brings it back. A full disk is a
-waiting state: the applier reports ERROR with the reason, re-reads the set from its recorded
-offset every `disk_full_retry_s` and goes on once the set applies.
+A volume that cannot be served (locked, promoted, resync needed) is reported and left out; the
+process fails only when it serves none. A mirror that was away longer than the topic's retention
+(its resume offset is below the partition's low watermark, or the next set it needs is gone) is
+recorded RESYNC_NEEDED and dropped: only `tidemark resync` brings it back. A full disk is a
+waiting state: the volume reports ERROR with the reason, the partition is read again from the
+smallest recorded offset of its volumes every `disk_full_retry_s` until the set applies.
+With `all_in` (`--all`), every volume in the registry is served and the registry is read again
+every `registry_refresh_s`, so volumes registered later join the running process.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
-from tidemark.core.metrics import StageMetrics
 from tidemark.core.topics import Topics
-from tidemark.core.volumes import lookup_volume
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
+from tidemark.core.volumes import read_volumes
+from tidemark.exceptions import TidemarkError
 
-from .dead_letters import dead_letter
 from .disk_full import is_disk_full
-from .exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError, SinkError
-from .layout import MirrorLayout, exclusive
-from .mirror import Mirror
-from .progress import ERROR, REPLICATING
+from .exceptions import ChangeSetGapError, ResyncNeededError, SinkError
+from .key_partitions import key_partitions
+from .layout import DEFAULT_SITE, MirrorLayout
 from .retention import KEEP_ALL, Retention
-from .status import publish_status, status_record
-from .stream_applier import Applied, StreamApplier
-from .topic_reader import partitions_of
+from .topic_reader import partitions_of, position
+from .volume_applier import DiskFull, RunSummary, VolumeApplier
 
 log = logging.getLogger(__name__)
 
-STATUS_INTERVAL_S = 1.0
-HEARTBEAT_INTERVAL_S = 10.0
 POLL_S = 0.2
+LAG_CACHE_S = 1.0
+
+__all__ = ["Applier", "ApplierOptions", "RunSummary", "SiteApplier", "SiteOptions", "group_id", "mirror_path_in"]
+
+
+@dataclass
+class SiteOptions:
+    targets: dict[str, Path]  # volume -> its mirror image
+    site: str = DEFAULT_SITE
+    retention: Retention = KEEP_ALL
+    until_rp: int | None = None  # exit once every volume holds this point
+    exit_when_idle: float | None = None
+    disk_full_retry_s: float = 5.0
+    all_in: Path | None = None  # serve every registered volume, its mirror at all_in/<volume>.img
+    registry_refresh_s: float = 30.0
 
 
 @dataclass
 class ApplierOptions:
+    """The single-volume form: `tidemark mirror --volume V --path P`."""
+
     volume: str
     path: Path
-    site: str = "default"
+    site: str = DEFAULT_SITE
     retention: Retention = KEEP_ALL
     until_rp: int | None = None
     exit_when_idle: float | None = None
     disk_full_retry_s: float = 5.0
 
+    def site_options(self) -> SiteOptions:
+        return SiteOptions(
+            {self.volume: self.path}, self.site, self.retention, self.until_rp, self.exit_when_idle,
+            self.disk_full_retry_s,
+        )  # fmt: skip
+
+
+def group_id(site: str) -> str:
+    return f"tidemark-mirror-{site}"
+
+
+def mirror_path_in(folder: Path, volume: str) -> Path:
+    """Where `--dir D` (and `--all`) keeps a volume's mirror: D/<volume>.img."""
+    return Path(folder) / f"{volume}.img"
+
 
 @dataclass
-class RunSummary:
-    changesets: int = 0
-    bytes: int = 0
-    dead_letters: int = 0
-    expired: list[int] = field(default_factory=list)
-    changeset_id: int = 0
-    rp_id: int | None = None
-    disk_full: int = 0  # change sets that met a full disk (each was applied again later)
+class _Partitions:
+    """What the loop knows of the partitions it reads."""
+
+    count: int = 0
+    at_eof: dict[int, bool] = field(default_factory=dict)
+    lag: dict[int, tuple[float, int]] = field(default_factory=dict)  # partition -> (when, offsets behind)
 
 
-def group_id(site: str, volume: str) -> str:
-    return f"tidemark-mirror-{site}.{volume}"
-
-
-class Applier:
-    def __init__(self, clients: KafkaClients, topics: Topics, state_dir: Path, options: ApplierOptions) -> None:
+class SiteApplier:
+    def __init__(self, clients: KafkaClients, topics: Topics, state_dir: Path, options: SiteOptions) -> None:
         self.clients = clients
         self.topics = topics
+        self.state_dir = Path(state_dir)
         self.options = options
-        self.layout = MirrorLayout.of(state_dir, options.site, options.volume)
-        self.summary = RunSummary()
-        self._key = options.volume.encode()
-        self._at_eof: dict[int, bool] = {}
+        self.summaries: dict[str, RunSummary] = {}
+        self.errors: dict[str, TidemarkError] = {}  # volumes left out, and why
+        self._volumes: dict[bytes, VolumeApplier] = {}
+        self._stacks: dict[str, ExitStack] = {}
+        self._parts = _Partitions()
         self._last_activity = time.monotonic()
-        self._last_status = 0.0
-        self._changed = False
-        self.metrics = StageMetrics("mirror", options.volume)
-        self._stop = threading.Event()
+        self._last_refresh = time.monotonic()
+        self._consumer: Consumer | None = None
 
-    def run(self, stop: threading.Event) -> RunSummary:
-        self._stop = stop
-        with exclusive(self.layout, "apply change sets"):
-            spec = lookup_volume(self.clients, self.topics, self.options.volume)
-            mirror = Mirror.create_or_open(self.layout, self.options.path, spec.size, spec.block_size)
-            try:
-                mirror.require_not_reverting()
-                mirror.require_not_promoted("apply change sets")
-                mirror.require_not_resync_needed()
-                mirror.progress.state = REPLICATING
-                self._run(mirror, stop)
-            finally:
-                mirror.close()
-        return self.summary
-
-    def _run(self, mirror: Mirror, stop: threading.Event) -> None:
-        self.summary.expired += mirror.expire(self.options.retention, _now_ms())
-        stream = StreamApplier(mirror, self.options.volume, self.layout.spool)
-        consumer = self.clients.consumer(
-            group_id(self.options.site, self.options.volume), **{"enable.partition.eof": True}
-        )
-        producer = self.clients.producer()
-        try:
-            self._assign(consumer, mirror)
-            self._check_retention(consumer, producer, mirror)
-            self._status(producer, consumer, mirror, force=True)
-            while not stop.is_set() and not self._done(mirror):
+    def run(self, stop: threading.Event) -> dict[str, RunSummary]:
+        topic = self.topics.changesets
+        with ExitStack() as stack:
+            producer = self.clients.producer()
+            stack.callback(producer.flush, 30)
+            consumer = self.clients.consumer(group_id(self.options.site), **{"enable.partition.eof": True})
+            stack.callback(consumer.close)
+            self._consumer = consumer
+            stack.callback(self._close_all)
+            self._parts.count = len(partitions_of(consumer, topic))
+            joined = self._join(self.options.targets.items(), producer)
+            self._assign(consumer, rewind=set())
+            self._check_retention(consumer, joined)
+            for volume in list(self._volumes.values()):
+                volume.status(force=True)
+            while not stop.is_set() and not self._done():
                 msg = consumer.poll(POLL_S)
                 if msg is not None:
-                    self._on_message(msg, consumer, producer, stream)
-                self._status(producer, consumer, mirror)
-            self._status(producer, consumer, mirror, force=True)
-        finally:
-            stream.close()
-            consumer.close()
-            producer.flush(30)
-        self.summary.changeset_id = mirror.progress.changeset_id
-        self.summary.rp_id = mirror.progress.rp_id
+                    self._on_message(msg, consumer, stop)
+                for volume in list(self._volumes.values()):
+                    volume.status()
+                self._refresh(consumer, producer)
+            for volume in list(self._volumes.values()):
+                volume.status(force=True)
+        return self.summaries
 
-    def _assign(self, consumer: Consumer, mirror: Mirror) -> None:
-        state = mirror.progress
+    # -- volumes -----------------------------------------------------------------------------
+    def _join(self, targets: Iterable[tuple[str, Path]], producer: Producer) -> list[VolumeApplier]:
+        """Open each target; one that cannot be served is recorded in `errors` and left out."""
+        joined: list[VolumeApplier] = []
+        for name, path in targets:
+            stack = ExitStack()
+            try:
+                layout = MirrorLayout.of(self.state_dir, self.options.site, name)
+                volume = stack.enter_context(
+                    VolumeApplier.opened(self.clients, self.topics, layout, Path(path), self.options.retention, producer)
+                )
+                partition = volume.partition
+                if partition is not None and partition >= self._parts.count:
+                    raise SinkError(
+                        f"{self.topics.changesets} has no partition {partition} recorded by the mirror of {name!r}"
+                    )
+            except TidemarkError as exc:
+                stack.close()
+                self._left_out(name, exc)
+                continue
+            volume.lag_events = functools.partial(self._lag_of, volume)
+            self._stacks[name] = stack
+            self._volumes[volume.key] = volume
+            self.summaries[name] = volume.summary
+            joined.append(volume)
+            log.info("site %s: mirroring volume %s to %s", self.options.site, name, path)
+        if not self._volumes and self.errors:
+            raise next(iter(self.errors.values()))
+        return joined
+
+    def _left_out(self, name: str, exc: TidemarkError) -> None:
+        log.error("site %s: volume %s is not mirrored: %s", self.options.site, name, exc)
+        self.errors[name] = exc
+        self.summaries.setdefault(name, RunSummary())
+
+    def _drop(self, volume: VolumeApplier, exc: TidemarkError) -> None:
+        """Stop serving one volume (its mirror needs a resync); raise once none is left."""
+        self._volumes.pop(volume.key, None)
+        self._stacks.pop(volume.volume).close()
+        self._left_out(volume.volume, exc)
+        if not self._volumes:
+            raise exc
+
+    def _close_all(self) -> None:
+        for name in list(self._stacks):
+            self._stacks.pop(name).close()
+
+    def _refresh(self, consumer: Consumer, producer: Producer) -> None:
+        """--all: volumes registered since the last look join the running process."""
+        folder = self.options.all_in
+        if folder is None or time.monotonic() - self._last_refresh < self.options.registry_refresh_s:
+            return
+        self._last_refresh = time.monotonic()
+        known = set(self.summaries)
+        new = [(n, mirror_path_in(folder, n)) for n in sorted(read_volumes(self.clients, self.topics)) if n not in known]
+        if not new:
+            return
+        joined = self._join(new, producer)
+        self._assign(consumer, rewind={p for v in joined for p in self._partitions(v)})
+        self._check_retention(consumer, joined)
+
+    # -- partitions --------------------------------------------------------------------------
+    def _partitions(self, volume: VolumeApplier) -> list[int]:
+        partition = volume.partition
+        return [partition] if partition is not None else key_partitions(volume.volume, self._parts.count)
+
+    def _assign(self, consumer: Consumer, rewind: set[int]) -> None:
+        """Read the partitions of the served volumes. A partition in `rewind` (or new) starts at
+        the smallest resume offset of its volumes, which then receive their open set again."""
         topic = self.topics.changesets
-        partitions = partitions_of(consumer, topic)
-        if state.partition is not None and state.next_offset is not None:
-            if state.partition not in partitions:
-                raise SinkError(f"{topic} has no partition {state.partition} recorded by the mirror")
-            assignment = [TopicPartition(topic, state.partition, state.next_offset)]
-        else:
-            assignment = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        consumer.assign(assignment)
-        self._at_eof = {tp.partition: False for tp in assignment}
+        current = {tp.partition: tp.offset for tp in consumer.position(consumer.assignment())}
+        starts: dict[int, int] = {}
+        for volume in self._volumes.values():
+            for partition in self._partitions(volume):
+                resume = volume.resume_offset if volume.partition == partition else None
+                start = OFFSET_BEGINNING if resume is None else resume
+                starts[partition] = min(starts.get(partition, start), start)
+        for partition in starts:
+            if partition not in rewind and current.get(partition, -1) >= 0:
+                starts[partition] = current[partition]
+            else:
+                for volume in self._volumes.values():
+                    if partition in self._partitions(volume):
+                        volume.forget_open_set()
+        consumer.assign([TopicPartition(topic, p, offset) for p, offset in sorted(starts.items())])
+        self._parts.at_eof = {p: False for p in starts}
 
-    def _check_retention(self, consumer: Consumer, producer: Producer, mirror: Mirror) -> None:
+    def _check_retention(self, consumer: Consumer, volumes: list[VolumeApplier]) -> None:
         """A resume offset below the low watermark: retention deleted events this mirror needed."""
-        state = mirror.progress
-        if state.partition is None or state.next_offset is None:
-            return
-        low, _ = consumer.get_watermark_offsets(
-            TopicPartition(self.topics.changesets, state.partition), timeout=10.0
-        )
-        if state.next_offset >= low:
-            return
-        mirror.mark_resync_needed(
-            f"the mirror resumes at offset {state.next_offset} of {self.topics.changesets}"
-            f"[{state.partition}] (after change set {state.changeset_id}) but the partition now "
-            f"starts at offset {low}: change sets it needed were deleted by retention while it was offline"
-        )
-        self._resync_needed(producer, consumer, mirror)
+        for volume in volumes:
+            state = volume.mirror.progress
+            if state.partition is None or state.next_offset is None:
+                continue
+            low, _ = consumer.get_watermark_offsets(TopicPartition(self.topics.changesets, state.partition), timeout=10.0)
+            if state.next_offset >= low:
+                continue
+            volume.mirror.mark_resync_needed(
+                f"the mirror resumes at offset {state.next_offset} of {self.topics.changesets}"
+                f"[{state.partition}] (after change set {state.changeset_id}) but the partition now "
+                f"starts at offset {low}: change sets it needed were deleted by retention while it was offline"
+            )
+            self._resync_needed(volume)
 
-    def _resync_needed(self, producer: Producer, consumer: Consumer, mirror: Mirror) -> None:
-        log.error("volume %s: %s", self.options.volume, mirror.progress.message)
-        self._status(producer, consumer, mirror, force=True)
-        producer.flush(30)
-        mirror.require_not_resync_needed()
+    def _resync_needed(self, volume: VolumeApplier) -> None:
+        volume.resync_needed()
+        try:
+            volume.mirror.require_not_resync_needed()
+        except ResyncNeededError as exc:
+            self._drop(volume, exc)
 
-    def _on_message(self, msg: Message, consumer: Consumer, producer: Producer, stream: StreamApplier) -> None:
+    # -- messages ----------------------------------------------------------------------------
+    def _on_message(self, msg: Message, consumer: Consumer, stop: threading.Event) -> None:
         error = msg.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                self._at_eof[msg.partition()] = True
+                self._parts.at_eof[msg.partition() or 0] = True
                 return
             if error.retriable() or not error.fatal():
                 log.warning("consumer error on %s: %s", self.topics.changesets, error)
                 return
             raise SinkError(f"consuming {self.topics.changesets} failed: {error}")
-        self._at_eof[msg.partition()] = False
-        if msg.key() != self._key:
+        partition, offset = position(msg)
+        self._parts.at_eof[partition] = False
+        volume = self._volumes.get(msg.key() or b"")
+        if volume is None or partition not in self._partitions(volume) or volume.already_applied(partition, offset):
             return
         self._last_activity = time.monotonic()
-        if len(self._at_eof) > 1:  # the volume's partition is now known: read only that one
-            consumer.assign([TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)])
-            self._at_eof = {msg.partition(): False}
+        learning = volume.partition is None
         try:
-            record_type, record = default_codec().decode(msg.value() or b"")
-            applied = stream.handle(record_type, record, msg.partition(), msg.offset())
+            applied = volume.handle(msg)
         except ChangeSetGapError:
-            self._resync_needed(producer, consumer, stream.mirror)  # raises ResyncNeededError
-            raise
-        except (MirrorDiskFullError, OSError) as exc:
-            if not is_disk_full(exc):
-                raise
-            self._disk_full(exc, msg, consumer, producer, stream)
+            self._resync_needed(volume)
             return
-        except (DecodeError, InvalidChangeSetError) as exc:
-            log.error("dead letter at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc)
-            dead_letter(producer, self.topics, msg, str(exc), self.options.volume)
-            self.summary.dead_letters += 1
-            self.metrics.dead_letter()
-            self._status(producer, consumer, stream.mirror, force=True)
+        except DiskFull as full:
+            self._disk_full(volume, full, partition, consumer, stop)
             return
-        if applied is not None:
-            self._after_apply(applied, msg, consumer, producer, stream.mirror)
+        if applied is None:
+            return
+        consumer.commit(offsets=[TopicPartition(self.topics.changesets, partition, offset + 1)], asynchronous=True)
+        if learning:  # the volume's partition is now known: stop reading the other candidate
+            self._assign(consumer, rewind=set())
+        volume.status(force=applied.rp_id is not None)
 
     def _disk_full(
-        self, exc: BaseException, msg: Message, consumer: Consumer, producer: Producer, stream: StreamApplier
+        self, volume: VolumeApplier, full: DiskFull, partition: int, consumer: Consumer, stop: threading.Event
     ) -> None:
-        """Report, forget the half-received set, wait, then re-read it from the recorded offset."""
-        mirror = stream.mirror
-        state = mirror.progress
-        reason = str(exc) if isinstance(exc, MirrorDiskFullError) else (
-            f"disk full while receiving change set {stream.applied + 1} of volume "
-            f"{self.options.volume!r} into {self.layout.spool}: {exc}; free space on that "
-            f"filesystem, the mirror stays at change set {state.changeset_id}"
-        )
-        log.error("%s; retrying every %.1f s", reason, self.options.disk_full_retry_s)
-        self.summary.disk_full += 1
-        state.state, state.message = ERROR, reason  # in memory only: the disk is full
-        self._status(producer, consumer, mirror, force=True)
-        stream.buffer.reset()
-        stream.blocked_at = None
-        resume = state.next_offset if state.partition == msg.partition() and state.next_offset is not None else OFFSET_BEGINNING
-        consumer.assign([TopicPartition(msg.topic(), msg.partition(), resume)])
-        self._at_eof = {msg.partition(): False}
-        while not self._stop.wait(self.options.disk_full_retry_s):
+        """Wait until the undo store opens again, then read the partition again from the
+        smallest recorded offset of its volumes (the set that met the full disk comes again)."""
+        log.error("%s; retrying every %.1f s", full.reason, self.options.disk_full_retry_s)
+        self._assign(consumer, rewind={partition})
+        while not stop.wait(self.options.disk_full_retry_s):
             try:
-                mirror.reopen_undo()
+                volume.mirror.reopen_undo()
                 return
             except Exception as again:  # rocksdict raises plain Exception
                 if not is_disk_full(again):
                     raise
-                log.error("volume %s: still no space for the undo store: %s", self.options.volume, again)
+                log.error("volume %s: still no space for the undo store: %s", volume.volume, again)
 
-    def _after_apply(
-        self, applied: Applied, msg: Message, consumer: Consumer, producer: Producer, mirror: Mirror
-    ) -> None:
-        consumer.commit(
-            offsets=[TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)], asynchronous=True
-        )
-        self.summary.changesets += 1
-        self._changed = True
-        self.summary.bytes += applied.bytes
-        self.metrics.handled(1, applied.bytes)
-        self.metrics.lag(time.time() - applied.sealed_at / 1000)
-        if applied.rp_id is not None:
-            self.metrics.recovery_point()
-            self.summary.expired += mirror.expire(self.options.retention, _now_ms())
-            log.info("volume %s: recovery point %d complete", self.options.volume, applied.rp_id)
-        self._status(producer, consumer, mirror, force=applied.rp_id is not None)
+    def _lag_of(self, volume: VolumeApplier) -> int:
+        return sum(self._partition_lag(p) for p in self._partitions(volume))
 
-    def _status(self, producer: Producer, consumer: Consumer, mirror: Mirror, force: bool = False) -> None:
-        """Publish after a new recovery point or an error at once, after other sets at most 1/s."""
+    def _partition_lag(self, partition: int) -> int:
+        """Offsets not yet consumed (cached for a second). The processor writes in transactions,
+        so the partition's last offset is usually a commit marker no consumer sees: one is not lag."""
         now = time.monotonic()
-        elapsed = now - self._last_status
-        due = elapsed >= HEARTBEAT_INTERVAL_S or (self._changed and elapsed >= STATUS_INTERVAL_S)
-        if not (force or due):
-            return
-        self._last_status, self._changed = now, False
-        lag_events = self._lag_events(consumer)
-        sealed_at = mirror.progress.sealed_at
-        lag_seconds = 0.0 if lag_events == 0 or sealed_at is None else max(0.0, time.time() - sealed_at / 1000)
-        publish_status(producer, self.topics, status_record(mirror.progress, lag_events, lag_seconds))
-
-    def _lag_events(self, consumer: Consumer) -> int:
-        """Offsets not yet consumed. The processor writes in transactions, so the partition's last
-        offset is usually a commit marker no consumer ever sees: one offset is not lag."""
+        cached = self._parts.lag.get(partition)
+        if cached is not None and now - cached[0] < LAG_CACHE_S:
+            return cached[1]
         lag = 0
+        tp = TopicPartition(self.topics.changesets, partition)
         try:
-            for tp in consumer.position(consumer.assignment()):
-                _, high = consumer.get_watermark_offsets(tp, timeout=2.0)
-                if tp.offset >= 0:
-                    lag += max(0, high - tp.offset - 1)
-                else:
-                    low, _ = consumer.get_watermark_offsets(tp, timeout=2.0)
-                    lag += max(0, high - low)
+            assert self._consumer is not None, "lag is asked only while the loop runs"
+            consumer_position = self._consumer.position([tp])[0].offset
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=2.0)
+            lag = max(0, high - consumer_position - 1) if consumer_position >= 0 else max(0, high - low)
         except Exception as exc:  # confluent_kafka raises KafkaException on a broker timeout
             log.warning("cannot read watermarks of %s: %s", self.topics.changesets, exc)
+        self._parts.lag[partition] = (now, lag)
         return lag
 
-    def _done(self, mirror: Mirror) -> bool:
+    def _done(self) -> bool:
         until = self.options.until_rp
-        if until is not None and (mirror.progress.rp_id or 0) >= until:
+        if until is not None and all(v.holds(until) for v in self._volumes.values()):
             return True
         idle = self.options.exit_when_idle
         return (
             idle is not None
-            and all(self._at_eof.values())
+            and all(self._parts.at_eof.values())
             and time.monotonic() - self._last_activity >= idle
         )
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+class Applier:
+    """One volume, the original form; runs a SiteApplier serving just that volume."""
+
+    def __init__(self, clients: KafkaClients, topics: Topics, state_dir: Path, options: ApplierOptions) -> None:
+        self.options = options
+        self.site = SiteApplier(clients, topics, state_dir, options.site_options())
+
+    @property
+    def summary(self) -> RunSummary:
+        return self.site.summaries.get(self.options.volume) or RunSummary()
+
+    def run(self, stop: threading.Event) -> RunSummary:
+        return self.site.run(stop)[self.options.volume]

@@ -1,0 +1,71 @@
+"""One `tidemark mirror` process serves several volumes from one consumer group."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tidemark.core.volumes import VolumeSpec, publish_volume
+
+from ...unit.sinks.stream_model import StreamModel
+from .publish import publish_changesets, publish_manifest, register
+
+pytestmark = pytest.mark.integration
+
+BS = 4096
+
+
+def _history(tm, model: StreamModel, seed: int) -> None:  # noqa: ANN001
+    for n in range(6):
+        blocks = model.size // BS
+        model.write(((n * 11 + seed) % (blocks - 8)) * BS, os.urandom(8 * BS))
+        cut = n % 3 == 2
+        publish_changesets(tm.clients, tm.topics, model.volume, model.seal(cut=cut))
+        if cut:
+            publish_manifest(tm.clients, tm.topics, model.manifest())
+
+
+def test_two_volumes_one_process_both_identical(tm, cli, tmp_path: Path) -> None:  # noqa: ANN001
+    models = [StreamModel(f"vol-m{i}", 64 * BS, block_size=BS, compression="ZSTD") for i in range(2)]
+    for seed, model in enumerate(models):
+        register(tm.clients, tm.topics, model)
+        _history(tm, model, seed)
+    folder = tmp_path / "mirrors"
+    folder.mkdir()
+    args = [arg for m in models for arg in ("--volume", m.volume)]
+    out = cli("mirror", *args, "--dir", str(folder), "--site", "dr", "--exit-when-idle", "2").stdout
+    for model in models:
+        assert f"mirror of {model.volume} at site dr: applied 6 change sets" in out, out
+        mirror = folder / f"{model.volume}.img"
+        assert mirror.read_bytes() == bytes(model.image)
+        for rp in (1, 2):
+            verified = cli("verify", "--volume", model.volume, "--mirror", str(mirror), "--site", "dr", "--rp", str(rp))
+            assert "identical" in verified.stdout
+
+    # more change sets for one volume, and a volume registered later: --all serves both
+    _history(tm, models[0], 5)
+    late = StreamModel("vol-late", 32 * BS, block_size=BS)
+    register(tm.clients, tm.topics, late)
+    _history(tm, late, 1)
+    out = cli("mirror", "--all", "--dir", str(folder), "--site", "dr", "--exit-when-idle", "2").stdout
+    assert "mirror of vol-m0 at site dr: applied 6 change sets" in out, out
+    assert "mirror of vol-m1 at site dr: applied 0 change sets" in out, out
+    assert "mirror of vol-late at site dr: applied 6 change sets" in out, out
+    for model in (*models, late):
+        assert (folder / f"{model.volume}.img").read_bytes() == bytes(model.image)
+
+
+def test_a_volume_that_cannot_be_served_is_left_out(tm, cli, tmp_path: Path) -> None:  # noqa: ANN001
+    good = StreamModel("vol-ok", 16 * BS, block_size=BS)
+    register(tm.clients, tm.topics, good)
+    _history(tm, good, 0)
+    publish_volume(tm.clients, tm.topics, VolumeSpec("vol-other", 16 * BS, BS))
+    (tmp_path / "vol-other.img").write_bytes(b"x")  # exists, unknown to the state dir
+    out = cli("mirror", "--volume", "vol-ok", "--volume", "vol-other", "--dir", str(tmp_path), "--exit-when-idle", "2")
+    assert "mirror of vol-ok at site default: applied 6 change sets" in out.stdout
+    assert "mirror of vol-other" in out.stdout and "NOT MIRRORED" in out.stdout
+    assert (tmp_path / "vol-ok.img").read_bytes() == bytes(good.image)
+    alone = cli("mirror", "--volume", "vol-other", "--dir", str(tmp_path), "--exit-when-idle", "1", check=False)
+    assert alone.returncode != 0 and "vol-other.img exists" in alone.stderr + alone.stdout
