@@ -6,7 +6,8 @@ retained, (4) for every block in the range take the undo entry with the smallest
 point, if any, else the bytes read in (1). If (1) saw a block the applier had already changed,
 its undo entry was durable before that change, hence before (2): the entry wins. If (1) saw an
 unchanged block, no entry (or an entry holding the same bytes) exists. Entries are never
-replaced, so a block found once is cached; only blocks without an entry are looked up again.
+replaced, so a block found once is cached (one roaring bitmap per base, never a per-block dict);
+only blocks without an entry are looked up again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import threading
 import uuid
 from pathlib import Path
 from types import TracebackType
+
+from pyroaring import BitMap
 
 from . import progress as progress_file
 from .exceptions import MirrorStateError, PromotedMirrorError, UnknownRecoveryPointError
@@ -36,7 +39,7 @@ class LivePointView:
         self.volume_size = state.volume_size
         self.block_size = state.block_size
         self._progress_stat = _stat(layout.progress)
-        self._found: dict[int, int] = {}  # block -> base of the entry holding its content at rp_id
+        self._found: dict[int, BitMap] = {}  # base -> blocks whose content at rp_id its entries hold
         self._closed = False
         self._lock = threading.Lock()  # the follower's catch-up and lookups are not concurrent-safe
         self.image = MirrorFile(Path(state.mirror_path), state.volume_size, create=False, writable=False)
@@ -73,14 +76,14 @@ class LivePointView:
             bases: list[int] | None = None
             found: dict[int, bytes] = {}
             for block in range(first, last + 1):
-                base = self._found.get(block)
+                base = next((b for b, blocks in self._found.items() if block in blocks), None)
                 if base is None:
                     if bases is None:
                         bases = self.undo.bases_from(self.rp_id)
                     base = next((b for b in bases if self.undo.get(b, block) is not None), None)
                     if base is None:
                         continue
-                    self._found[block] = base
+                    self._found.setdefault(base, BitMap()).add(block)
                 content = self.undo.get(base, block)
                 if content is None:
                     raise MirrorStateError(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tidemark.core.volumes import VolumeSpec, publish_volume
+from tidemark.sinks.applier import SiteApplier, SiteOptions
 
 from ...unit.sinks.stream_model import StreamModel
 from .publish import publish_changesets, publish_manifest, register
@@ -69,3 +73,38 @@ def test_a_volume_that_cannot_be_served_is_left_out(tm, cli, tmp_path: Path) -> 
     assert (tmp_path / "vol-ok.img").read_bytes() == bytes(good.image)
     alone = cli("mirror", "--volume", "vol-other", "--dir", str(tmp_path), "--exit-when-idle", "1", check=False)
     assert alone.returncode != 0 and "vol-other.img exists" in alone.stderr + alone.stdout
+
+
+def test_all_picks_up_a_volume_registered_while_it_runs(tm, tmp_path: Path) -> None:  # noqa: ANN001
+    first = StreamModel("vol-first", 16 * BS, block_size=BS)
+    register(tm.clients, tm.topics, first)
+    _history(tm, first, 0)
+    options = SiteOptions({"vol-first": tmp_path / "vol-first.img"}, all_in=tmp_path, registry_refresh_s=0.5)
+    applier = SiteApplier(tm.clients, tm.topics, tm.settings.state_dir, options)
+    stop = threading.Event()
+    runner = threading.Thread(target=applier.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        _wait(lambda: _applied(applier, "vol-first") == 6, "the first volume")
+        later = StreamModel("vol-later", 16 * BS, block_size=BS)
+        register(tm.clients, tm.topics, later)
+        _history(tm, later, 3)
+        _wait(lambda: _applied(applier, "vol-later") == 6, "the volume registered later")
+    finally:
+        stop.set()
+        runner.join(60)
+    assert not runner.is_alive() and not applier.errors
+    for model in (first, later):
+        assert (tmp_path / f"{model.volume}.img").read_bytes() == bytes(model.image)
+
+
+def _applied(applier: SiteApplier, volume: str) -> int:
+    summary = applier.summaries.get(volume)
+    return 0 if summary is None else summary.changesets
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
