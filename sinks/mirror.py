@@ -25,7 +25,7 @@ from .exceptions import (
     UnknownRecoveryPointError,
 )
 from .layout import MirrorLayout
-from .mirror_file import MirrorFile
+from .mirror_file import MirrorFile, RunWriter
 from .point_view import PointView
 from .progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
 from .retention import Retention
@@ -259,11 +259,13 @@ class Mirror:
         self.save()
         total = len(self.undo.changed_since(rp_id))
         done = 0
+        writer = RunWriter(self.image, self.block_size)
         for block, content in self.undo.contents_at(rp_id):
-            self.image.pwrite(block * self.block_size, content)
+            writer.add(block, content)
             done += 1
-            if on_block is not None:
+            if on_block is not None and (done % 4096 == 0 or done == total):
                 on_block(done, total)
+        writer.flush()
         self.image.fsync()
         state.changeset_id, state.seq_last = point.changeset_id, point.seq_last
         state.sealed_at, state.next_offset = point.sealed_at, point.next_offset

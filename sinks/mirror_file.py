@@ -14,6 +14,7 @@ from .exceptions import MirrorSizeError, SinkError
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 ZERO_CHUNK = 1 << 20
+RUN_BYTES = 1 << 20
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _fallocate = getattr(_libc, "fallocate", None)
@@ -102,3 +103,32 @@ class MirrorFile:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class RunWriter:
+    """Writes `(block, content)` pairs to an image, adjacent blocks coalesced into runs of at most
+    RUN_BYTES; an all-zero run is punched (`zero`), so a revert to an empty point stays sparse.
+    Call `flush` after the last pair."""
+
+    def __init__(self, image: MirrorFile, block_size: int) -> None:
+        self.image = image
+        self.block_size = block_size
+        self._first = 0
+        self._run = bytearray()
+
+    def add(self, block: int, content: bytes) -> None:
+        if self._run and (block != self._first + len(self._run) // self.block_size or len(self._run) >= RUN_BYTES):
+            self.flush()
+        if not self._run:
+            self._first = block
+        self._run += content
+
+    def flush(self) -> None:
+        if not self._run:
+            return
+        offset = self._first * self.block_size
+        if self._run.count(0) == len(self._run):
+            self.image.zero(offset, len(self._run))
+        else:
+            self.image.pwrite(offset, self._run)
+        self._run = bytearray()
