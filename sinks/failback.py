@@ -24,12 +24,12 @@ from pathlib import Path
 import xxhash
 from pyroaring import BitMap
 
-from .block_bitmap import load_bitmap
 from .exceptions import FailbackError
 from .layout import MirrorLayout, exclusive, no_readers
 from .mirror import Mirror
-from .mirror_file import MirrorFile
-from .progress import PAUSED
+from .storage.block_bitmap import load_bitmap
+from .storage.mirror_file import MirrorFile
+from .storage.progress import PAUSED
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from . import progress as progress_file
 from .changeset_buffer import SealedChangeSet
-from .disk_full import disk_full_error, is_disk_full
 from .exceptions import (
     MirrorStateError,
     PromotedMirrorError,
@@ -25,11 +23,13 @@ from .exceptions import (
     UnknownRecoveryPointError,
 )
 from .layout import MirrorLayout
-from .mirror_file import MirrorFile, RunWriter
-from .point_view import PointView
-from .progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
-from .retention import Retention
-from .undo_store import UndoStore
+from .storage import progress as progress_file
+from .storage.disk_full import disk_full_error, is_disk_full
+from .storage.mirror_file import MirrorFile, RunWriter
+from .storage.point_view import PointView
+from .storage.progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
+from .storage.retention import Retention
+from .storage.undo_store import UndoStore
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from tidemark.core.nbd.export import BlockingExport
 
-from . import progress as progress_file
 from .exceptions import MirrorStateError
 from .layout import MirrorLayout, exclusive, reading
 from .live_view import LivePointView
-from .mirror_file import MirrorFile
 from .mount_export import PointExport, PromotedExport
 from .overlay import Overlay, OverlayOwner
+from .storage import progress as progress_file
+from .storage.mirror_file import MirrorFile
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from tidemark.core.blocks import runs
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 
-from .data_ranges import data_ranges, union_aligned
 from .exceptions import SinkError, VerifyMismatchError
 from .layout import MirrorLayout, exclusive
 from .mirror import Mirror
-from .progress import REPLICATING, PointRecord
 from .status import publish_status, status_record
+from .storage.data_ranges import data_ranges, union_aligned
+from .storage.progress import REPLICATING, PointRecord
 from .stream_head import StreamHead, newest_changeset
 from .verify import against_source
 

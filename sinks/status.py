@@ -11,7 +11,7 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 
-from .progress import ERROR, RESYNC_NEEDED, Progress
+from .storage.progress import ERROR, RESYNC_NEEDED, Progress
 from .topic_reader import read_records
 
 

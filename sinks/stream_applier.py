@@ -17,7 +17,7 @@ from typing import Any
 from .changeset_buffer import ChangeSetBuffer
 from .exceptions import ChangeSetGapError, InvalidChangeSetError
 from .mirror import Mirror
-from .progress import ERROR
+from .storage.progress import ERROR
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ from tidemark.schemas.exceptions import DecodeError
 
 from .applier_stop import APPLIER_PURPOSE
 from .dead_letters import dead_letter
-from .disk_full import is_disk_full
 from .exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError
 from .layout import MirrorLayout, exclusive
 from .mirror import Mirror
-from .progress import ERROR, REPLICATING
-from .retention import Retention
 from .status import publish_status, status_record
+from .storage.disk_full import is_disk_full
+from .storage.progress import ERROR, REPLICATING
+from .storage.retention import Retention
 from .stream_applier import Applied, StreamApplier
 from .topic_reader import position
 

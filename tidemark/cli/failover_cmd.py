@@ -81,7 +81,7 @@ def _test_failover(
 ) -> None:
     from tidemark.core.nbd.export import ThreadedExport
     from tidemark.core.nbd.server import serve_export
-    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.exceptions import MirrorStateError
     from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.mount import MountRequest, mounted
@@ -119,7 +119,7 @@ def failback(
     ] = True,
 ) -> None:
     """Copy to the old primary only the blocks that differ, then make the mirror follow it again."""
-    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.failback import failback as run_failback
     from tidemark.sinks.failback_stream import changed_after
     from tidemark.sinks.layout import MirrorLayout

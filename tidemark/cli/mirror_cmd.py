@@ -77,7 +77,7 @@ def mirror(
     from tidemark.core.metrics import serve_metrics
     from tidemark.core.volumes import read_volumes
     from tidemark.sinks.applier import SiteApplier, SiteOptions, mirror_path_in
-    from tidemark.sinks.retention import parse_retain
+    from tidemark.sinks.storage.retention import parse_retain
 
     targets = _targets(volume or [], path, folder, every)
     app_ctx = app_context(ctx)

@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from tidemark.core.volumes import VolumeSpec, publish_volume
 from tidemark.sinks.layout import MirrorLayout
-from tidemark.sinks.undo_store import UndoStore
+from tidemark.sinks.storage.undo_store import UndoStore
 
 from .big_point import BigPoint
 from .publish import publish_changesets, publish_manifest

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.sinks import progress as progress_file
+from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.applier import Applier, ApplierOptions, RunSummary
 from tidemark.sinks.exceptions import UnknownRecoveryPointError
 from tidemark.sinks.layout import MirrorLayout
-from tidemark.sinks.retention import Retention
+from tidemark.sinks.storage.retention import Retention
 from tidemark.sinks.revert import revert_mirror
 from tidemark.sinks.status import latest_statuses
 from tidemark.sinks.topic_reader import read_records

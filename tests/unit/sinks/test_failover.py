@@ -10,7 +10,7 @@ from pyroaring import BitMap
 
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
-from tidemark.sinks import progress as progress_file
+from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.exceptions import FailbackError, PromotedMirrorError
 from tidemark.sinks.failback import StreamPosition, failback
 from tidemark.sinks.failover import failover

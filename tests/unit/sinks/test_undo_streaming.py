@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from tidemark.sinks.undo_store import UndoStore, undo_key
+from tidemark.sinks.storage.undo_store import UndoStore, undo_key
 
 from .conftest import MakeHarness
 from .stream_model import StreamModel

@@ -8,7 +8,7 @@ from pyroaring import BitMap
 
 from tidemark.core.durable import write_durably
 
-from .exceptions import SinkError
+from ..exceptions import SinkError
 
 
 def load_bitmap(path: Path) -> BitMap:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tidemark.core.durable import write_durably
 
-from .exceptions import MirrorStateError
+from ..exceptions import MirrorStateError
 
 REPLICATING = "REPLICATING"
 PAUSED = "PAUSED"

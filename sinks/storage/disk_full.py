@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import errno
 
-from .exceptions import MirrorDiskFullError
-from .layout import MirrorLayout
+from ..exceptions import MirrorDiskFullError
+from ..layout import MirrorLayout
 from .progress import Progress
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

@@ -29,7 +29,7 @@ from types import TracebackType
 from pyroaring import BitMap
 from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
-from .exceptions import MirrorStateError
+from ..exceptions import MirrorStateError
 
 KEY = struct.Struct(">QQ")  # base_rp_id, block index
 PREFIX = struct.Struct(">Q")  # base_rp_id alone: the seek position of a recovery point's entries

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from .exceptions import MirrorSizeError, SinkError
+from ..exceptions import MirrorSizeError, SinkError
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -58,7 +58,7 @@ class MirrorFile:
 
     read = pread  # the BlockReader interface shared with PointView
 
-    def pwrite(self, offset: int, data: bytes | memoryview) -> None:
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._check(offset, len(data))
         view = memoryview(data)
         while view:
