@@ -37,11 +37,11 @@ from tidemark.core.volumes import read_volumes
 from tidemark.exceptions import TidemarkError
 
 from .exceptions import ChangeSetGapError, ResyncNeededError, SinkError
-from .key_partitions import key_partitions
 from .layout import DEFAULT_SITE, MirrorLayout
+from .reading.key_partitions import key_partitions
+from .reading.topic_reader import partitions_of, position
 from .storage.disk_full import is_disk_full
 from .storage.retention import KEEP_ALL, Retention
-from .topic_reader import partitions_of, position
 from .volume_applier import DiskFull, RunSummary, VolumeApplier
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from .failback import StreamPosition
-from .key_partitions import key_partitions
-from .topic_reader import partitions_of, position, read_partitions, reader_consumer
+from .reading.key_partitions import key_partitions
+from .reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
 
 SEAL = "ChangeSetSealed"
 

@@ -21,9 +21,9 @@ from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from .exceptions import UnknownRecoveryPointError
-from .key_partitions import key_partitions
-from .manifest_index import Chunk, ChunkSequence, HeaderIndex, PointLocation, chunk_of
-from .topic_reader import partitions_of, position, read_partitions, reader_consumer
+from .reading.key_partitions import key_partitions
+from .reading.manifest_index import Chunk, ChunkSequence, HeaderIndex, PointLocation, chunk_of
+from .reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
 
 HEADER = "RecoveryPoint"
 CHUNK = "RecoveryPointChunk"

@@ -19,7 +19,7 @@ from tidemark.core.volumes import read_volumes
 from tidemark.schemas.codec import default_codec
 
 from .exceptions import SinkError
-from .topic_reader import partitions_of
+from .reading.topic_reader import partitions_of
 
 DELIVERY_TIMEOUT_S = 30.0
 

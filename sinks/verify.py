@@ -20,7 +20,7 @@ from pyroaring import BitMap
 from tidemark.core.blocks import runs
 
 from .exceptions import SinkError
-from .manifest_index import Chunk
+from .reading.manifest_index import Chunk
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int, int], None]  # (done, total) in blocks

@@ -30,12 +30,12 @@ from .dead_letters import dead_letter
 from .exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError
 from .layout import MirrorLayout, exclusive
 from .mirror import Mirror
+from .reading.topic_reader import position
 from .status import publish_status, status_record
 from .storage.disk_full import is_disk_full
 from .storage.progress import ERROR, REPLICATING
 from .storage.retention import Retention
 from .stream_applier import Applied, StreamApplier
-from .topic_reader import position
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.storage.retention import Retention
 from tidemark.sinks.revert import revert_mirror
 from tidemark.sinks.status import latest_statuses
-from tidemark.sinks.topic_reader import read_records
+from tidemark.sinks.reading.topic_reader import read_records
 from tidemark.sinks.verify_run import VerifyRequest, run_verify
 
 from ...unit.sinks.stream_model import StreamModel

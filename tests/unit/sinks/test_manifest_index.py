@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pyroaring import BitMap
 
 from tidemark.sinks.exceptions import ManifestError
-from tidemark.sinks.manifest_index import ChunkSequence, HeaderIndex, chunk_of
+from tidemark.sinks.reading.manifest_index import ChunkSequence, HeaderIndex, chunk_of
 
 from .harness import wire
 from .stream_model import StreamModel

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tidemark.sinks.exceptions import RetentionError
-from tidemark.sinks.manifest_index import Chunk, ChunkSequence, chunk_of
+from tidemark.sinks.reading.manifest_index import Chunk, ChunkSequence, chunk_of
 from tidemark.sinks.storage.progress import PointRecord
 from tidemark.sinks.storage.retention import Retention, parse_retain
 from tidemark.sinks.verify import against_manifests, against_source, manifest_chain

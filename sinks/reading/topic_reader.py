@@ -18,7 +18,7 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
-from .exceptions import SinkError
+from ..exceptions import SinkError
 
 METADATA_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 60.0

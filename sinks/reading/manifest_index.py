@@ -16,7 +16,7 @@ from typing import Any
 
 from pyroaring import BitMap
 
-from .exceptions import ManifestError
+from ..exceptions import ManifestError
 
 CHECKSUM_BYTES = 8
 MAX_CHUNK_BLOCKS = 65_536

@@ -16,7 +16,7 @@ from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
-from .exceptions import SinkError
+from ..exceptions import SinkError
 from .key_partitions import key_partitions
 from .topic_reader import METADATA_TIMEOUT_S, partitions_of
 
