@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .changeset_buffer import SealedChangeSet
+from .apply.changeset_buffer import SealedChangeSet
 from .exceptions import (
     MirrorStateError,
     PromotedMirrorError,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .changeset_buffer import ChangeSetBuffer
+from .apply.changeset_buffer import ChangeSetBuffer
 from .exceptions import ChangeSetGapError, InvalidChangeSetError
 from .mirror import Mirror
 from .storage.progress import ERROR

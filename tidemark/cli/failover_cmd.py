@@ -46,7 +46,7 @@ def failover(
     if test:
         _test_failover(app_ctx, out, volume, site, to, listen, overlay)
         return
-    from tidemark.sinks.applier_stop import stop_running_applier
+    from tidemark.sinks.apply.applier_stop import stop_running_applier
     from tidemark.sinks.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
 

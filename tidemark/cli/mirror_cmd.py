@@ -36,7 +36,7 @@ def _targets(volumes: list[str], path: Path | None, folder: Path | None, every: 
         return {volumes[0]: path}
     if folder is None:
         raise typer.BadParameter("give --path P for one volume, or --dir D (mirrors at D/<volume>.img)")
-    from tidemark.sinks.applier import mirror_path_in
+    from tidemark.sinks.apply.applier import mirror_path_in
 
     return {volume: mirror_path_in(folder, volume) for volume in volumes}
 
@@ -76,7 +76,7 @@ def mirror(
     """
     from tidemark.core.metrics import serve_metrics
     from tidemark.core.volumes import read_volumes
-    from tidemark.sinks.applier import SiteApplier, SiteOptions, mirror_path_in
+    from tidemark.sinks.apply.applier import SiteApplier, SiteOptions, mirror_path_in
     from tidemark.sinks.storage.retention import parse_retain
 
     targets = _targets(volume or [], path, folder, every)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.sinks.applier import Applier, ApplierOptions, RunSummary
+from tidemark.sinks.apply.applier import Applier, ApplierOptions, RunSummary
 from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.status import latest_statuses
 from tidemark.sinks.verify_run import VerifyRequest, run_verify

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.sinks.storage import progress as progress_file
-from tidemark.sinks.applier import Applier, ApplierOptions, RunSummary
+from tidemark.sinks.apply.applier import Applier, ApplierOptions, RunSummary
 from tidemark.sinks.exceptions import UnknownRecoveryPointError
 from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.storage.retention import Retention

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.core.volumes import VolumeSpec, publish_volume
-from tidemark.sinks.applier import SiteApplier, SiteOptions
+from tidemark.sinks.apply.applier import SiteApplier, SiteOptions
 
 from ...unit.sinks.stream_model import StreamModel
 from .publish import publish_changesets, publish_manifest, register

@@ -14,7 +14,7 @@ from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.dead_letter import dead_letter_record
 
-from .reading.topic_reader import position
+from ..reading.topic_reader import position
 
 STAGE = "sink.mirror"
 

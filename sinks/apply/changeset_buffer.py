@@ -18,7 +18,7 @@ import lz4.frame
 import xxhash
 import zstandard
 
-from .exceptions import InvalidChangeSetError
+from ..exceptions import InvalidChangeSetError
 
 @dataclass(frozen=True)
 class ExtentOp:

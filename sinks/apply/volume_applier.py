@@ -1,6 +1,6 @@
 """One volume's share of a `tidemark mirror` process: its mirror, its stream, its status.
 
-The site's loop (sinks/applier.py) reads the change-set partitions once and hands each message
+The site's loop (sinks/apply/applier.py) reads the change-set partitions once and hands each message
 keyed by this volume to `handle`. Per applied set: undo saved (synced) -> mirror written and
 fsynced -> progress saved (all in Mirror.apply) -> offset committed -> MirrorStatus published.
 The progress file, not the committed offset, decides where to resume (a revert moves it back),
@@ -25,17 +25,17 @@ from tidemark.core.volumes import lookup_volume
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
+from ..exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError
+from ..layout import MirrorLayout, exclusive
+from ..mirror import Mirror
+from ..reading.topic_reader import position
+from ..status import publish_status, status_record
+from ..storage.disk_full import is_disk_full
+from ..storage.progress import ERROR, REPLICATING
+from ..storage.retention import Retention
+from ..stream_applier import Applied, StreamApplier
 from .applier_stop import APPLIER_PURPOSE
 from .dead_letters import dead_letter
-from .exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError
-from .layout import MirrorLayout, exclusive
-from .mirror import Mirror
-from .reading.topic_reader import position
-from .status import publish_status, status_record
-from .storage.disk_full import is_disk_full
-from .storage.progress import ERROR, REPLICATING
-from .storage.retention import Retention
-from .stream_applier import Applied, StreamApplier
 
 log = logging.getLogger(__name__)
 

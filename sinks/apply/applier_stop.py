@@ -12,8 +12,8 @@ import re
 import signal
 import time
 
-from .exceptions import MirrorLockedError
-from .layout import MirrorLayout
+from ..exceptions import MirrorLockedError
+from ..layout import MirrorLayout
 
 APPLIER_PURPOSE = "apply change sets"
 _HOLDER = re.compile(r"pid (\d+) \((.*)\)")

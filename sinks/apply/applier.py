@@ -3,7 +3,7 @@
 One consumer reads each partition that holds a served volume once, and hands every message to
 the `VolumeApplier` of its key; messages of other volumes are dropped without decoding, and no
 volume's data is read twice. Per-volume order, idempotence, progress files, undo-before-blocks,
-dead letters and MirrorStatus stay per volume (sinks/volume_applier.py). Offsets are committed
+dead letters and MirrorStatus stay per volume (sinks/apply/volume_applier.py). Offsets are committed
 under the site's group `tidemark-mirror-<site>` only so the usual Kafka tooling shows each site's
 lag: the progress files decide where each volume resumes. A partition starts at the smallest
 resume offset of its volumes; each volume skips what it already applied.
@@ -36,12 +36,12 @@ from tidemark.core.topics import Topics
 from tidemark.core.volumes import read_volumes
 from tidemark.exceptions import TidemarkError
 
-from .exceptions import ChangeSetGapError, ResyncNeededError, SinkError
-from .layout import DEFAULT_SITE, MirrorLayout
-from .reading.key_partitions import key_partitions
-from .reading.topic_reader import partitions_of, position
-from .storage.disk_full import is_disk_full
-from .storage.retention import KEEP_ALL, Retention
+from ..exceptions import ChangeSetGapError, ResyncNeededError, SinkError
+from ..layout import DEFAULT_SITE, MirrorLayout
+from ..reading.key_partitions import key_partitions
+from ..reading.topic_reader import partitions_of, position
+from ..storage.disk_full import is_disk_full
+from ..storage.retention import KEEP_ALL, Retention
 from .volume_applier import DiskFull, RunSummary, VolumeApplier
 
 log = logging.getLogger(__name__)
