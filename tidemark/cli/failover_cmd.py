@@ -47,7 +47,7 @@ def failover(
         _test_failover(app_ctx, out, volume, site, to, listen, overlay)
         return
     from tidemark.sinks.apply.applier_stop import stop_running_applier
-    from tidemark.sinks.failover import failover as run_failover
+    from tidemark.sinks.ops.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
 
     if stop_applier:
@@ -120,8 +120,8 @@ def failback(
 ) -> None:
     """Copy to the old primary only the blocks that differ, then make the mirror follow it again."""
     from tidemark.sinks.storage import progress as progress_file
-    from tidemark.sinks.failback import failback as run_failback
-    from tidemark.sinks.failback_stream import changed_after
+    from tidemark.sinks.ops.failback import failback as run_failback
+    from tidemark.sinks.ops.failback_stream import changed_after
     from tidemark.sinks.layout import MirrorLayout
 
     app_ctx = app_context(ctx)

@@ -17,9 +17,9 @@ from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
+from ..reading.key_partitions import key_partitions
+from ..reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
 from .failback import StreamPosition
-from .reading.key_partitions import key_partitions
-from .reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
 
 SEAL = "ChangeSetSealed"
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from .exceptions import MirrorStateError
-from .layout import MirrorLayout, exclusive, no_readers
-from .mirror import Mirror
-from .storage.block_bitmap import load_bitmap, save_bitmap
-from .storage.progress import FAILED_OVER, Progress
+from ..exceptions import MirrorStateError
+from ..layout import MirrorLayout, exclusive, no_readers
+from ..mirror import Mirror
+from ..storage.block_bitmap import load_bitmap, save_bitmap
+from ..storage.progress import FAILED_OVER, Progress
 
 
 @dataclass(frozen=True)

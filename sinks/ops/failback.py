@@ -24,12 +24,12 @@ from pathlib import Path
 import xxhash
 from pyroaring import BitMap
 
-from .exceptions import FailbackError
-from .layout import MirrorLayout, exclusive, no_readers
-from .mirror import Mirror
-from .storage.block_bitmap import load_bitmap
-from .storage.mirror_file import MirrorFile
-from .storage.progress import PAUSED
+from ..exceptions import FailbackError
+from ..layout import MirrorLayout, exclusive, no_readers
+from ..mirror import Mirror
+from ..storage.block_bitmap import load_bitmap
+from ..storage.mirror_file import MirrorFile
+from ..storage.progress import PAUSED
 
 
 @dataclass(frozen=True)

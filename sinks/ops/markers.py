@@ -18,8 +18,8 @@ from tidemark.core.topics import Topics
 from tidemark.core.volumes import read_volumes
 from tidemark.schemas.codec import default_codec
 
-from .exceptions import SinkError
-from .reading.topic_reader import partitions_of
+from ..exceptions import SinkError
+from ..reading.topic_reader import partitions_of
 
 DELIVERY_TIMEOUT_S = 30.0
 

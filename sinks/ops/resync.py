@@ -30,14 +30,14 @@ from tidemark.core.blocks import runs
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 
-from .exceptions import SinkError, VerifyMismatchError
-from .layout import MirrorLayout, exclusive
-from .mirror import Mirror
-from .reading.stream_head import StreamHead, newest_changeset
-from .status import publish_status, status_record
-from .storage.data_ranges import data_ranges, union_aligned
-from .storage.progress import REPLICATING, PointRecord
-from .verify import against_source
+from ..exceptions import SinkError, VerifyMismatchError
+from ..layout import MirrorLayout, exclusive
+from ..mirror import Mirror
+from ..reading.stream_head import StreamHead, newest_changeset
+from ..status import publish_status, status_record
+from ..storage.data_ranges import data_ranges, union_aligned
+from ..storage.progress import REPLICATING, PointRecord
+from ..verify import against_source
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int, int], None]  # (bytes scanned, bytes to scan)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .layout import MirrorLayout, exclusive, no_readers
-from .mirror import Mirror, RevertReport
+from ..layout import MirrorLayout, exclusive, no_readers
+from ..mirror import Mirror, RevertReport
 
 
 def revert_mirror(

@@ -10,13 +10,13 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import DEFAULT_BLOCK_SIZE
 
-from .exceptions import MirrorStateError, UnknownRecoveryPointError
-from .layout import MirrorLayout, exclusive
-from .manifests import point_chunks, point_locations
-from .mirror import Mirror
-from .storage import progress as progress_file
-from .storage.mirror_file import MirrorFile
-from .verify import (
+from ..exceptions import MirrorStateError, UnknownRecoveryPointError
+from ..layout import MirrorLayout, exclusive
+from ..manifests import point_chunks, point_locations
+from ..mirror import Mirror
+from ..storage import progress as progress_file
+from ..storage.mirror_file import MirrorFile
+from ..verify import (
     Progress,
     VerifyReport,
     against_manifests,
