@@ -84,7 +84,7 @@ def _test_failover(
     from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.exceptions import MirrorStateError
     from tidemark.sinks.layout import MirrorLayout
-    from tidemark.sinks.mount import MountRequest, mounted
+    from tidemark.sinks.mount.serve import MountRequest, mounted
 
     host, port = parse_listen(listen)
     if to is None:

@@ -14,7 +14,7 @@ from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.exceptions import FailbackError, PromotedMirrorError
 from tidemark.sinks.ops.failback import StreamPosition, failback
 from tidemark.sinks.ops.failover import failover
-from tidemark.sinks.mount import MountRequest, mounted
+from tidemark.sinks.mount.serve import MountRequest, mounted
 from tidemark.sinks.ops.revert import revert_mirror
 
 from .mount_fixtures import BS, SIZE, qemu_io, qemu_io_failed, three_points

@@ -21,12 +21,12 @@ from types import TracebackType
 
 from pyroaring import BitMap
 
-from .exceptions import MirrorStateError, PromotedMirrorError, UnknownRecoveryPointError
-from .layout import MirrorLayout
-from .storage import progress as progress_file
-from .storage.mirror_file import MirrorFile
-from .storage.progress import Progress
-from .storage.undo_store import UndoStore
+from ..exceptions import MirrorStateError, PromotedMirrorError, UnknownRecoveryPointError
+from ..layout import MirrorLayout
+from ..storage import progress as progress_file
+from ..storage.mirror_file import MirrorFile
+from ..storage.progress import Progress
+from ..storage.undo_store import UndoStore
 
 
 class LivePointView:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from .layout import MirrorLayout
+from ..layout import MirrorLayout
+from ..storage.block_bitmap import load_bitmap, save_bitmap
+from ..storage.mirror_file import MirrorFile
 from .live_view import LivePointView
 from .overlay import Overlay
-from .storage.block_bitmap import load_bitmap, save_bitmap
-from .storage.mirror_file import MirrorFile
 
 ZERO_STEP = 1 << 20
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from .exceptions import OverlayError
-from .storage.block_bitmap import load_bitmap, save_bitmap
-from .storage.mirror_file import MirrorFile
+from ..exceptions import OverlayError
+from ..storage.block_bitmap import load_bitmap, save_bitmap
+from ..storage.mirror_file import MirrorFile
 
 
 @dataclass(frozen=True)

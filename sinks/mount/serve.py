@@ -16,13 +16,13 @@ from pathlib import Path
 
 from tidemark.core.nbd.export import BlockingExport
 
-from .exceptions import MirrorStateError
-from .layout import MirrorLayout, exclusive, reading
+from ..exceptions import MirrorStateError
+from ..layout import MirrorLayout, exclusive, reading
+from ..storage import progress as progress_file
+from ..storage.mirror_file import MirrorFile
+from .exports import PointExport, PromotedExport
 from .live_view import LivePointView
-from .mount_export import PointExport, PromotedExport
 from .overlay import Overlay, OverlayOwner
-from .storage import progress as progress_file
-from .storage.mirror_file import MirrorFile
 
 
 @dataclass(frozen=True)
