@@ -2,10 +2,11 @@
 
 One consumer reads each partition that holds a served volume once, and hands every message to
 the `VolumeApplier` of its key; messages of other volumes are dropped without decoding, and no
-volume's data is read twice. Per-volume order, idempotence, progress files, undo-before-blocks,
-dead letters and MirrorStatus stay per volume (sinks/apply/volume_applier.py). Offsets are committed
-under the site's group `tidemark-mirror-<site>` only so the usual Kafka tooling shows each site's
-lag: the progress files decide where each volume resumes. A partition starts at the smallest
+volume's data is read twice. Per-volume order, idempotence, progress files,
+undo-before-blocks, dead letters and MirrorStatus stay per volume
+(sinks/apply/volume_applier.py). Offsets are committed under the site's group
+`tidemark-mirror-<site>` only so the usual Kafka tooling shows each site's lag: the progress
+files decide where each volume resumes. A partition starts at the smallest
 resume offset of its volumes; each volume skips what it already applied.
 
 A volume that cannot be served (locked, promoted, resync needed) is reported and left out; the
@@ -151,7 +152,9 @@ class SiteApplier:
             try:
                 layout = MirrorLayout.of(self.state_dir, self.options.site, name)
                 volume = stack.enter_context(
-                    VolumeApplier.opened(self.clients, self.topics, layout, Path(path), self.options.retention, producer)
+                    VolumeApplier.opened(
+                        self.clients, self.topics, layout, Path(path), self.options.retention, producer
+                    )
                 )
                 partition = volume.partition
                 if partition is not None and partition >= self._parts.count:
@@ -196,7 +199,8 @@ class SiteApplier:
             return
         self._last_refresh = time.monotonic()
         known = set(self.summaries)
-        new = [(n, mirror_path_in(folder, n)) for n in sorted(read_volumes(self.clients, self.topics)) if n not in known]
+        registered = sorted(read_volumes(self.clients, self.topics))
+        new = [(name, mirror_path_in(folder, name)) for name in registered if name not in known]
         if not new:
             return
         joined = self._join(new, producer)
@@ -235,7 +239,8 @@ class SiteApplier:
             state = volume.mirror.progress
             if state.partition is None or state.next_offset is None:
                 continue
-            low, _ = consumer.get_watermark_offsets(TopicPartition(self.topics.changesets, state.partition), timeout=10.0)
+            tp = TopicPartition(self.topics.changesets, state.partition)
+            low, _ = consumer.get_watermark_offsets(tp, timeout=10.0)
             if state.next_offset >= low:
                 continue
             volume.mirror.mark_resync_needed(

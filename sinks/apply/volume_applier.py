@@ -1,7 +1,7 @@
 """One volume's share of a `tidemark mirror` process: its mirror, its stream, its status.
 
-The site's loop (sinks/apply/applier.py) reads the change-set partitions once and hands each message
-keyed by this volume to `handle`. Per applied set: undo saved (synced) -> mirror written and
+The site's loop (sinks/apply/applier.py) reads the change-set partitions once and hands each
+message keyed by this volume to `handle`. Per applied set: undo saved (synced) -> mirror written and
 fsynced -> progress saved (all in Mirror.apply) -> offset committed -> MirrorStatus published.
 The progress file, not the committed offset, decides where to resume (a revert moves it back),
 so a message below the recorded `next_offset` of the volume's partition is skipped undecoded.
