@@ -10,7 +10,8 @@ files decide where each volume resumes. A partition starts at the smallest
 resume offset of its volumes; each volume skips what it already applied.
 
 A volume that cannot be served (locked, promoted, resync needed) is reported and left out; the
-process fails only when it serves none. A mirror that was away longer than the topic's retention
+process fails only when it serves none. A volume whose mirror's `release` file appears (failover
+asks for it) is let go: its lock is released and the others go on; with none left, it exits. A mirror that was away longer than the topic's retention
 (its resume offset is below the partition's low watermark, or the next set it needs is gone) is
 recorded RESYNC_NEEDED and dropped: only `tidemark resync` brings it back. A full disk is a
 waiting state: the volume reports ERROR with the reason, the partition is read again from the
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.2
 LAG_CACHE_S = 1.0
+RELEASE_CHECK_S = 0.5
 
 __all__ = ["Applier", "ApplierOptions", "RunSummary", "SiteApplier", "SiteOptions", "group_id", "mirror_path_in"]
 
@@ -115,6 +117,7 @@ class SiteApplier:
         self._parts = _Partitions()
         self._last_activity = time.monotonic()
         self._last_refresh = time.monotonic()
+        self._last_release_check = 0.0
         self._consumer: Consumer | None = None
 
     def run(self, stop: threading.Event) -> dict[str, RunSummary]:
@@ -138,6 +141,7 @@ class SiteApplier:
                     self._on_message(msg, consumer, stop)
                 for volume in list(self._volumes.values()):
                     volume.status()
+                self._release_asked(consumer)
                 self._refresh(consumer, producer)
             for volume in list(self._volumes.values()):
                 volume.status(force=True)
@@ -151,6 +155,7 @@ class SiteApplier:
             stack = ExitStack()
             try:
                 layout = MirrorLayout.of(self.state_dir, self.options.site, name)
+                layout.release.unlink(missing_ok=True)  # left by a failover that did not finish
                 volume = stack.enter_context(
                     VolumeApplier.opened(
                         self.clients, self.topics, layout, Path(path), self.options.retention, producer
@@ -187,6 +192,20 @@ class SiteApplier:
         self._left_out(volume.volume, exc)
         if not self._volumes:
             raise exc
+
+    def _release_asked(self, consumer: Consumer) -> None:
+        """Let go of the volumes whose `release` file appeared (`tidemark failover`)."""
+        now = time.monotonic()
+        if now - self._last_release_check < RELEASE_CHECK_S:
+            return
+        self._last_release_check = now
+        released = [v for v in self._volumes.values() if v.mirror.layout.release.exists()]
+        for volume in released:
+            log.info("site %s: letting go of volume %s, as asked", self.options.site, volume.volume)
+            self._volumes.pop(volume.key)
+            self._stacks.pop(volume.volume).close()
+        if released and self._volumes:
+            self._assign(consumer, rewind=set())
 
     def _close_all(self) -> None:
         for name in list(self._stacks):
@@ -329,6 +348,8 @@ class SiteApplier:
         return lag
 
     def _done(self) -> bool:
+        if not self._volumes and self.options.all_in is None:
+            return True  # every volume was let go
         until = self.options.until_rp
         if until is not None and all(v.holds(until) for v in self._volumes.values()):
             return True

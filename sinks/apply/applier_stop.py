@@ -1,7 +1,9 @@
-"""Stop a running `tidemark mirror` of one mirror: its pid is in the mirror's lock file.
+"""Make a running `tidemark mirror` let go of one mirror: its pid is in the mirror's lock file.
 
-Only a lock holder that says it applies change sets is signalled (SIGTERM: the applier finishes
-the change set in hand, records progress and exits), and only while it still holds the lock.
+The process may serve many volumes: the request is the mirror's `release` file, which the site
+loop sees within a poll; it lets go of that volume only (the half-received set is dropped, the
+progress file says where to resume), releases its lock and keeps serving the others (a process
+left with no volume exits). Only a lock holder that says it applies change sets is asked.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import signal
 import time
 
 from ..exceptions import MirrorLockedError
@@ -37,7 +38,7 @@ def _holder(layout: MirrorLayout) -> tuple[int, str] | None:
 
 
 def stop_running_applier(layout: MirrorLayout, timeout: float = 60.0) -> int | None:
-    """SIGTERM the applier holding the mirror and wait for the lock; its pid, or None if none ran."""
+    """Ask the applier holding the mirror to let it go and wait for the lock; its pid, or None."""
     holder = _holder(layout)
     if holder is None:
         return None
@@ -47,13 +48,16 @@ def stop_running_applier(layout: MirrorLayout, timeout: float = 60.0) -> int | N
             f"the mirror of volume {layout.volume!r} at site {layout.site!r} is held by pid {pid} "
             f"({purpose}), not by an applier; wait for it to finish"
         )
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _holder(layout) is not None:
-        if time.monotonic() > deadline:
-            raise MirrorLockedError(
-                f"the applier of volume {layout.volume!r} (pid {pid}) did not stop within {timeout:.0f} s; "
-                "stop it, then run failover again"
-            )
-        time.sleep(0.2)
+    layout.release.touch()
+    try:
+        deadline = time.monotonic() + timeout
+        while _holder(layout) is not None:
+            if time.monotonic() > deadline:
+                raise MirrorLockedError(
+                    f"the applier of volume {layout.volume!r} (pid {pid}) did not let the mirror go "
+                    f"within {timeout:.0f} s; stop it, then run failover again"
+                )
+            time.sleep(0.2)
+    finally:
+        layout.release.unlink(missing_ok=True)
     return pid

@@ -32,7 +32,8 @@ def failover(
     ] = None,
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     stop_applier: Annotated[
-        bool, typer.Option(help="send SIGTERM to a running `tidemark mirror` of this mirror and wait for it")
+        bool,
+        typer.Option(help="ask a running `tidemark mirror` to let go of this mirror (it goes on with its others)"),
     ] = False,
     test: Annotated[
         bool, typer.Option(help="do not promote: serve a writable overlay of the point, replication goes on")
@@ -53,7 +54,7 @@ def failover(
     if stop_applier:
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
         if pid is not None:
-            out.print(f"stopped the applier (pid {pid})")
+            out.print(f"the applier (pid {pid}) let go of the mirror")
     with _bar("failover revert") as bar:
         task = bar.add_task("revert", total=None)
         report = run_failover(

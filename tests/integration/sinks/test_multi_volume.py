@@ -12,6 +12,9 @@ import pytest
 
 from tidemark.core.volumes import VolumeSpec, publish_volume
 from tidemark.sinks.apply.applier import SiteApplier, SiteOptions
+from tidemark.sinks.apply.applier_stop import stop_running_applier
+from tidemark.sinks.layout import MirrorLayout
+from tidemark.sinks.ops.failover import failover
 
 from ...unit.sinks.stream_model import StreamModel
 from .publish import publish_changesets, publish_manifest, register
@@ -108,3 +111,28 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> No
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def test_failover_lets_go_of_one_volume_and_the_others_go_on(tm, tmp_path: Path) -> None:  # noqa: ANN001
+    models = [StreamModel(f"vol-f{i}", 16 * BS, block_size=BS) for i in range(2)]
+    for seed, model in enumerate(models):
+        register(tm.clients, tm.topics, model)
+        _history(tm, model, seed)
+    targets = {m.volume: tmp_path / f"{m.volume}.img" for m in models}
+    applier = SiteApplier(tm.clients, tm.topics, tm.settings.state_dir, SiteOptions(targets))
+    stop = threading.Event()
+    runner = threading.Thread(target=applier.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        _wait(lambda: all(_applied(applier, m.volume) == 6 for m in models), "both volumes")
+        layout = MirrorLayout.of(tm.settings.state_dir, "default", models[0].volume)
+        assert stop_running_applier(layout, timeout=30) == os.getpid()
+        report = failover(tm.settings.state_dir, "default", models[0].volume, targets[models[0].volume])
+        assert report.rp_id == 2
+        _history(tm, models[1], 4)  # the other volume is still served by the same process
+        _wait(lambda: _applied(applier, models[1].volume) == 12, "the other volume to go on")
+        assert runner.is_alive()
+    finally:
+        stop.set()
+        runner.join(60)
+    assert targets[models[1].volume].read_bytes() == bytes(models[1].image)
