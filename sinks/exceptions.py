@@ -66,3 +66,7 @@ class MirrorDiskFullError(SinkError):
     """The mirror's or its state directory's filesystem is full; nothing of the set was recorded."""
 
     exit_code = 5
+
+
+class ManifestError(SinkError):
+    """A recovery point's manifest breaks its contract: chunks missing, out of order or inconsistent."""

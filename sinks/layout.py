@@ -18,7 +18,7 @@ DEFAULT_SITE = "default"
 
 @dataclass(frozen=True)
 class MirrorLayout:
-    """`<state_dir>/mirrors/<site>/<volume>/{progress.json, undo/, lock, readers, spool/, ...}`."""
+    """`<state_dir>/mirrors/<site>/<volume>/{progress.json, undo/, lock, readers, release, spool/, ...}`."""
 
     root: Path
     site: str
@@ -69,6 +69,11 @@ class MirrorLayout:
     def promoted_writes(self) -> Path:
         """Blocks written to the promoted mirror through `tidemark mount` (durable before the write)."""
         return self.root / "promoted-writes.bitmap"
+
+    @property
+    def release(self) -> Path:
+        """Present while an operation (failover) asks the applier serving this mirror to let it go."""
+        return self.root / "release"
 
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

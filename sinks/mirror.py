@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from . import progress as progress_file
-from .changeset_buffer import SealedChangeSet
-from .disk_full import disk_full_error, is_disk_full
+from .apply.changeset_buffer import SealedChangeSet
 from .exceptions import (
     MirrorStateError,
     PromotedMirrorError,
@@ -25,11 +23,13 @@ from .exceptions import (
     UnknownRecoveryPointError,
 )
 from .layout import MirrorLayout
-from .mirror_file import MirrorFile
-from .point_view import PointView
-from .progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
-from .retention import Retention
-from .undo_store import UndoStore
+from .storage import progress as progress_file
+from .storage.disk_full import disk_full_error, is_disk_full
+from .storage.mirror_file import MirrorFile, RunWriter
+from .storage.point_view import PointView
+from .storage.progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
+from .storage.retention import Retention
+from .storage.undo_store import UndoStore
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,9 @@ class Mirror:
     def revert(self, rp_id: int, on_block: Callable[[int, int], None] | None = None) -> RevertReport:
         """Bring the mirror back to recovery point rp_id, rewriting only the blocks changed since.
 
+        Streams the undo store in key order (one roaring bitmap of blocks in memory, never a
+        per-block dict), so memory stays bounded whatever the size of the change.
+
         `on_block(done, total)` reports progress. Afterwards the mirror is PAUSED at rp_id and an
         applier resumes with the change set after the one that completed it.
         """
@@ -254,14 +257,15 @@ class Mirror:
             )
         state.reverting_to, state.state = rp_id, PAUSED
         self.save()
-        changed = self.undo.changed_since(rp_id)
-        for done, block in enumerate(sorted(changed), start=1):
-            content = self.undo.get(changed[block], block)
-            if content is None:
-                raise MirrorStateError(f"undo entry ({changed[block]}, {block}) vanished during revert")
-            self.image.pwrite(block * self.block_size, content)
-            if on_block is not None:
-                on_block(done, len(changed))
+        total = len(self.undo.changed_since(rp_id))
+        done = 0
+        writer = RunWriter(self.image, self.block_size)
+        for block, content in self.undo.contents_at(rp_id):
+            writer.add(block, content)
+            done += 1
+            if on_block is not None and (done % 4096 == 0 or done == total):
+                on_block(done, total)
+        writer.flush()
         self.image.fsync()
         state.changeset_id, state.seq_last = point.changeset_id, point.seq_last
         state.sealed_at, state.next_offset = point.sealed_at, point.next_offset
@@ -271,7 +275,7 @@ class Mirror:
         state.reverting_to, state.drop_undo_from = None, rp_id
         self.save()
         self._finish_revert_cleanup()
-        return RevertReport(rp_id, len(changed), len(changed) * self.block_size)
+        return RevertReport(rp_id, done, done * self.block_size)
 
     def close(self) -> None:
         try:

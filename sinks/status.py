@@ -11,8 +11,8 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 
-from .progress import ERROR, RESYNC_NEEDED, Progress
-from .topic_reader import read_records
+from .reading.topic_reader import read_records
+from .storage.progress import ERROR, RESYNC_NEEDED, Progress
 
 
 def status_key(site: str, volume: str) -> str:

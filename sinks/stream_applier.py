@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .changeset_buffer import ChangeSetBuffer
+from .apply.changeset_buffer import ChangeSetBuffer
 from .exceptions import ChangeSetGapError, InvalidChangeSetError
 from .mirror import Mirror
-from .progress import ERROR
+from .storage.progress import ERROR
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Against a source every block is compared. Against recovery point j, the blocks named by the
 manifests of j and its ancestors are compared with the checksum of the newest manifest naming
-them (with `changed_only`, only j's own manifest): the cost follows the blocks changed.
+them (with `changed_only`, only j's own manifest): the cost follows the blocks changed, and the
+chunks of each manifest are streamed (see sinks/manifests.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pyroaring import BitMap
 from tidemark.core.blocks import runs
 
 from .exceptions import SinkError
+from .reading.manifest_index import Chunk
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int, int], None]  # (done, total) in blocks
@@ -72,13 +74,13 @@ def against_source(mirror: BlockReader, source: Path, block_size: int, on_progre
     return report
 
 
-def manifest_chain(manifests: dict[int, dict[str, Any]], rp_id: int, changed_only: bool) -> tuple[list[dict[str, Any]], list[str]]:
-    """The manifests of rp_id and its ancestors, newest first, and notes on what is missing."""
+def manifest_chain(headers: dict[int, dict[str, Any]], rp_id: int, changed_only: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """The headers of rp_id and its ancestors, newest first, and notes on what is missing."""
     chain: list[dict[str, Any]] = []
     notes: list[str] = []
     current: int | None = rp_id
     while current is not None:
-        found = manifests.get(current)
+        found = headers.get(current)
         if found is None:
             notes.append(
                 f"manifest of recovery point {current} is no longer in the topic: blocks changed "
@@ -94,32 +96,30 @@ def manifest_chain(manifests: dict[int, dict[str, Any]], rp_id: int, changed_onl
 
 def against_manifests(
     read_block: Callable[[int], bytes],
-    chain: Iterable[dict[str, Any]],
+    chain: Iterable[tuple[dict[str, Any], Iterable[Chunk]]],
     block_size: int,
     on_progress: Progress | None = None,
 ) -> VerifyReport:
+    """Compare each block with the checksum of the newest manifest naming it.
+
+    `chain`: (header, its chunks) newest first; the chunks are streamed, one in memory at a time.
+    Memory: a roaring bitmap of the blocks already checked, and the differing blocks.
+    """
     chain = list(chain)
-    report = VerifyReport(f"recovery point {chain[0]['rp_id']} manifests", block_size)
+    report = VerifyReport(f"recovery point {chain[0][0]['rp_id']} manifests" if chain else "no manifests", block_size)
     seen = BitMap()
-    bitmaps = [BitMap.deserialize(m["bitmap"]) for m in chain]
-    total = len(BitMap.union(*bitmaps)) if bitmaps else 0
-    for manifest, bitmap in zip(chain, bitmaps):
-        checksums = manifest["checksums"]
-        if len(checksums) != 8 * len(bitmap):
-            raise SinkError(
-                f"manifest of recovery point {manifest['rp_id']} has {len(checksums) // 8} checksums "
-                f"for {len(bitmap)} blocks"
-            )
-        for index, block in enumerate(bitmap):
-            if block in seen:
-                continue
-            expected = checksums[8 * index : 8 * index + 8]
-            if xxhash.xxh3_64_digest(read_block(block)) != expected:
-                report.differing_blocks.append(block)
-            report.blocks_checked += 1
-            if on_progress is not None and report.blocks_checked % 256 == 0:
-                on_progress(report.blocks_checked, total)
-        seen |= bitmap
+    total = sum(header["block_count"] for header, _ in chain)
+    for _, chunks in chain:
+        for chunk in chunks:
+            for position, block in enumerate(chunk.bitmap):
+                if block in seen:
+                    continue
+                if xxhash.xxh3_64_digest(read_block(block)) != chunk.checksum(position):
+                    report.differing_blocks.append(block)
+                report.blocks_checked += 1
+                if on_progress is not None and report.blocks_checked % 4096 == 0:
+                    on_progress(report.blocks_checked, total)
+            seen |= chunk.bitmap
     if on_progress is not None:
-        on_progress(report.blocks_checked, total)
+        on_progress(report.blocks_checked, report.blocks_checked)
     return report

@@ -32,7 +32,8 @@ def failover(
     ] = None,
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     stop_applier: Annotated[
-        bool, typer.Option(help="send SIGTERM to a running `tidemark mirror` of this mirror and wait for it")
+        bool,
+        typer.Option(help="ask a running `tidemark mirror` to let go of this mirror (it goes on with its others)"),
     ] = False,
     test: Annotated[
         bool, typer.Option(help="do not promote: serve a writable overlay of the point, replication goes on")
@@ -46,14 +47,14 @@ def failover(
     if test:
         _test_failover(app_ctx, out, volume, site, to, listen, overlay)
         return
-    from tidemark.sinks.applier_stop import stop_running_applier
-    from tidemark.sinks.failover import failover as run_failover
+    from tidemark.sinks.apply.applier_stop import stop_running_applier
+    from tidemark.sinks.ops.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
 
     if stop_applier:
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
         if pid is not None:
-            out.print(f"stopped the applier (pid {pid})")
+            out.print(f"the applier (pid {pid}) let go of the mirror")
     with _bar("failover revert") as bar:
         task = bar.add_task("revert", total=None)
         report = run_failover(
@@ -81,10 +82,10 @@ def _test_failover(
 ) -> None:
     from tidemark.core.nbd.export import ThreadedExport
     from tidemark.core.nbd.server import serve_export
-    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.exceptions import MirrorStateError
     from tidemark.sinks.layout import MirrorLayout
-    from tidemark.sinks.mount import MountRequest, mounted
+    from tidemark.sinks.mount.serve import MountRequest, mounted
 
     host, port = parse_listen(listen)
     if to is None:
@@ -119,9 +120,9 @@ def failback(
     ] = True,
 ) -> None:
     """Copy to the old primary only the blocks that differ, then make the mirror follow it again."""
-    from tidemark.sinks import progress as progress_file
-    from tidemark.sinks.failback import failback as run_failback
-    from tidemark.sinks.failback_stream import changed_after
+    from tidemark.sinks.storage import progress as progress_file
+    from tidemark.sinks.ops.failback import failback as run_failback
+    from tidemark.sinks.ops.failback_stream import changed_after
     from tidemark.sinks.layout import MirrorLayout
 
     app_ctx = app_context(ctx)

@@ -36,7 +36,7 @@ def mount(
     """Serve the point straight from the mirror and its undo data, while the applier may go on."""
     from tidemark.core.nbd.export import ThreadedExport
     from tidemark.core.nbd.server import serve_export
-    from tidemark.sinks.mount import MountRequest, mounted
+    from tidemark.sinks.mount.serve import MountRequest, mounted
 
     app_ctx = app_context(ctx)
     host, port = parse_listen(listen)

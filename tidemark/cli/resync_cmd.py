@@ -25,7 +25,7 @@ def resync(
 ) -> None:
     """Compare MIRROR with SOURCE per block (xxh3), copy the differing blocks, verify, and record
     the mirror at the newest change set of the volume so `tidemark mirror` resumes after it."""
-    from tidemark.sinks.resync import ResyncRequest, run_resync
+    from tidemark.sinks.ops.resync import ResyncRequest, run_resync
 
     app_ctx = app_context(ctx)
     request = ResyncRequest(volume, mirror, source, site)

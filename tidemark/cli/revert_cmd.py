@@ -24,9 +24,9 @@ def revert(
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
 ) -> None:
     """Rewrite only the blocks changed since the point; the mirror then resumes from there."""
-    from tidemark.sinks import progress as progress_file
+    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.layout import MirrorLayout
-    from tidemark.sinks.revert import revert_mirror
+    from tidemark.sinks.ops.revert import revert_mirror
 
     from .failover_cmd import publish_mirror_state
 

@@ -47,7 +47,7 @@ def create(
     ] = None,
 ) -> None:
     """Ask for a recovery point: a REQUESTED marker in the volume's write stream (or a group barrier)."""
-    from tidemark.sinks.markers import request_group_barrier, request_recovery_point
+    from tidemark.sinks.ops.markers import request_group_barrier, request_recovery_point
 
     app_ctx = app_context(ctx)
     if (volume is None) == (group is None):

@@ -32,7 +32,7 @@ def verify(
     ] = False,
 ) -> None:
     """Per-block xxh3 comparison; lists the differing extents and exits 3 on any difference."""
-    from tidemark.sinks.verify_run import VerifyRequest, run_verify
+    from tidemark.sinks.ops.verify_run import VerifyRequest, run_verify
 
     app_ctx = app_context(ctx)
     request = VerifyRequest(volume, mirror, site, source, rp, changed_only)

@@ -44,11 +44,12 @@ def _records(messages: Iterator[Message], *types: str) -> Iterator[tuple[str, di
         if not value:
             continue
         try:
+            if codec.record_type_of(value) not in types:
+                continue  # e.g. a recovery point's chunks: their bodies are never decoded here
             record_type, record = codec.decode(value)
         except DecodeError:
             continue
-        if record_type in types:
-            yield record_type, record
+        yield record_type, record
 
 
 def _trackers(clients: KafkaClients, topics: Topics, statuses: dict[str, VolumeStatus]) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
@@ -37,6 +35,8 @@ def publish_raw(clients: KafkaClients, topics: Topics, volume: str, values: Iter
     _produce(clients, topics.changesets, volume, values)
 
 
-def publish_manifest(clients: KafkaClients, topics: Topics, manifest: dict[str, Any]) -> None:
-    value = default_codec().encode("RecoveryPoint", manifest)
-    _produce(clients, topics.recovery_points, manifest["volume"], [value])
+def publish_manifest(clients: KafkaClients, topics: Topics, manifest: list[Event]) -> None:
+    """A point's chunk events then its header (StreamModel.manifest), on the volume's partition."""
+    codec = default_codec()
+    volume = manifest[-1][1]["volume"]
+    _produce(clients, topics.recovery_points, volume, (codec.encode(kind, rec) for kind, rec in manifest))

@@ -14,7 +14,7 @@ import pytest
 
 from tidemark.schemas.codec import default_codec
 from tidemark.sinks.layout import MirrorLayout
-from tidemark.sinks.topic_reader import read_messages
+from tidemark.sinks.reading.topic_reader import read_messages
 
 from ...unit.sinks.stream_model import StreamModel
 from .publish import publish_changesets, publish_manifest, register

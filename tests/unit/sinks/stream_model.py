@@ -1,7 +1,7 @@
 """Builds change-set stream events the way the contract describes, for the sink tests.
 
 `StreamModel` folds (offset, bytes) writes of one volume into `Extent` + `ChangeSetSealed` events
-(and `RecoveryPoint` manifests at cuts) and keeps the expected image, so a test can compare a
+(and chunked `RecoveryPoint` manifests at cuts) and keeps the expected image, so a test can compare a
 mirror with what it must hold at every recovery point without running the processor.
 """
 
@@ -89,21 +89,30 @@ class StreamModel:
             self.points[rp] = bytes(self.image)
         return [*(("Extent", e) for e in extents), ("ChangeSetSealed", seal)]
 
-    def manifest(self, kind: str = "PERIODIC", label: str | None = None) -> dict[str, Any]:
-        """The RecoveryPoint manifest of the point the last `seal(cut=True)` completed."""
+    def manifest(self, kind: str = "PERIODIC", label: str | None = None, chunk_blocks: int = 65_536) -> list[Event]:
+        """The manifest of the point the last `seal(cut=True)` completed, as the processor writes it:
+        RecoveryPointChunk events (at most `chunk_blocks` blocks each), then the RecoveryPoint header."""
         blocks = sorted(self._since_rp)
         bs = self.block_size
         image = self.points[self.rp_id]
-        checksums = b"".join(xxhash.xxh3_64_digest(image[b * bs : (b + 1) * bs]) for b in blocks)
         self._since_rp.clear()
-        return {
+        chunks: list[Event] = []
+        for start in range(0, len(blocks), chunk_blocks):
+            part = blocks[start : start + chunk_blocks]
+            checksums = b"".join(xxhash.xxh3_64_digest(image[b * bs : (b + 1) * bs]) for b in part)
+            chunks.append(("RecoveryPointChunk", {
+                "volume": self.volume, "rp_id": self.rp_id, "index": len(chunks), "first_block": part[0],
+                "last_block": part[-1], "bitmap": BitMap(part).serialize(), "checksums": checksums,
+            }))  # fmt: skip
+        header = {
             "volume": self.volume, "rp_id": self.rp_id, "seq": self.seq,
             "created_at": int(time.time() * 1000), "kind": kind, "label": label,
             "parent": self.rp_id - 1 if self.rp_id > 1 else None, "block_size": bs,
-            "volume_size": self.size, "bitmap": BitMap(blocks).serialize(), "checksums": checksums,
+            "volume_size": self.size, "block_count": len(blocks), "chunk_count": len(chunks),
             "changeset_first": None, "changeset_last": self.changeset_id,
             "changed_bytes": len(blocks) * bs, "cut_bytes": 0, "group": None, "barrier_id": None,
         }  # fmt: skip
+        return [*chunks, ("RecoveryPoint", header)]
 
     def _extents(self, blocks: list[int]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

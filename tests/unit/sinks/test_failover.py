@@ -10,12 +10,12 @@ from pyroaring import BitMap
 
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
-from tidemark.sinks import progress as progress_file
+from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.exceptions import FailbackError, PromotedMirrorError
-from tidemark.sinks.failback import StreamPosition, failback
-from tidemark.sinks.failover import failover
-from tidemark.sinks.mount import MountRequest, mounted
-from tidemark.sinks.revert import revert_mirror
+from tidemark.sinks.ops.failback import StreamPosition, failback
+from tidemark.sinks.ops.failover import failover
+from tidemark.sinks.mount.serve import MountRequest, mounted
+from tidemark.sinks.ops.revert import revert_mirror
 
 from .mount_fixtures import BS, SIZE, qemu_io, qemu_io_failed, three_points
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.sinks.exceptions import InvalidChangeSetError, MirrorSizeError, MirrorStateError
-from tidemark.sinks.progress import ERROR
+from tidemark.sinks.storage.progress import ERROR
 
 from .conftest import MakeHarness
 from .stream_model import StreamModel

@@ -9,8 +9,8 @@ import pytest
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
 from tidemark.sinks.exceptions import MirrorInUseError, UnknownRecoveryPointError
-from tidemark.sinks.mount import MountRequest, mounted
-from tidemark.sinks.revert import revert_mirror
+from tidemark.sinks.mount.serve import MountRequest, mounted
+from tidemark.sinks.ops.revert import revert_mirror
 
 from .mount_fixtures import BS, digest, nbdcopy, qemu_io, qemu_io_failed, three_points
 

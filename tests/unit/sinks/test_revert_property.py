@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidemark.sinks.retention import Retention
+from tidemark.sinks.storage.retention import Retention
 
 from .harness import Harness
 from .stream_model import StreamModel

@@ -1,0 +1,73 @@
+"""`tidemark failover`: stop applying, bring the mirror to a recovery point and promote it.
+
+Failover takes the mirror's lock (so no applier runs), reverts the mirror to the chosen point
+(default: its last complete one), and records the promotion in its progress: state FAILED_OVER,
+the point and the time. The applier, revert and point mounts refuse a promoted mirror; it is the
+production disk now, written through `tidemark mount --volume V` (no --rp), which records every
+block it writes.
+
+Before the revert it saves the set of blocks the revert rewrites: they changed on the old
+primary after the failover point. With the blocks written on the promoted side and the change
+sets the old primary still emitted (read from Kafka at failback), that is everything failback
+has to compare: its cost follows the change, not the disk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyroaring import BitMap
+
+from ..exceptions import MirrorStateError
+from ..layout import MirrorLayout, exclusive, no_readers
+from ..mirror import Mirror
+from ..storage.block_bitmap import load_bitmap, save_bitmap
+from ..storage.progress import FAILED_OVER, Progress
+
+
+@dataclass(frozen=True)
+class FailoverReport:
+    volume: str
+    site: str
+    mirror_path: str
+    rp_id: int
+    at_ms: int
+    reverted_blocks: int
+    progress: Progress
+
+
+def failover(
+    state_dir: Path,
+    site: str,
+    volume: str,
+    mirror_path: Path,
+    to_rp: int | None = None,
+    on_block: Callable[[int, int], None] | None = None,
+) -> FailoverReport:
+    layout = MirrorLayout.of(state_dir, site, volume)
+    purpose = "fail over"
+    with exclusive(layout, purpose), no_readers(layout, purpose):
+        with Mirror.open_existing(layout, mirror_path) as mirror:
+            mirror.require_not_promoted(purpose)
+            rp = to_rp if to_rp is not None else mirror.progress.rp_id
+            if rp is None:
+                raise MirrorStateError(
+                    f"the mirror of volume {volume!r} at site {site!r} holds no complete recovery "
+                    "point yet; there is nothing consistent to fail over to"
+                )
+            mirror.point(rp)
+            # A rerun after a crash between revert and promotion finds the undo data gone: keep
+            # what the first attempt saved (failback removes the file, so it is never stale).
+            reverted = load_bitmap(layout.failover_reverted) | mirror.undo.changed_since(rp)
+            save_bitmap(layout.failover_reverted, reverted)
+            save_bitmap(layout.promoted_writes, BitMap())
+            mirror.revert(rp, on_block)
+            state = mirror.progress
+            state.failover_rp, state.failover_at = rp, int(time.time() * 1000)
+            state.state = FAILED_OVER
+            state.message = f"failed over at recovery point {rp}; the mirror is the production disk"
+            mirror.save()
+            return FailoverReport(volume, site, state.mirror_path, rp, state.failover_at, len(reverted), state)

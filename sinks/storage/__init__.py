@@ -1,0 +1,1 @@
+"""The mirror's storage: image, undo data, progress, retention, disk-full recognition."""

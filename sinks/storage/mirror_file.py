@@ -1,0 +1,134 @@
+"""The mirror image: a sparse raw file exactly the size of the volume."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from pathlib import Path
+from types import TracebackType
+
+from ..exceptions import MirrorSizeError, SinkError
+
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+ZERO_CHUNK = 1 << 20
+RUN_BYTES = 1 << 20
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_fallocate = getattr(_libc, "fallocate", None)
+if _fallocate is not None:
+    _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    _fallocate.restype = ctypes.c_int
+
+
+class MirrorFile:
+    """Positional reads and writes on the mirror; `zero` punches a hole where the filesystem can."""
+
+    def __init__(self, path: Path, size: int, create: bool = True, writable: bool = True) -> None:
+        self.path = Path(path)
+        self.size = size
+        exists = self.path.exists()
+        if not exists and not create:
+            raise SinkError(f"mirror {self.path} does not exist; run `tidemark mirror` to create it")
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | (os.O_CREAT if create else 0)
+        self._fd = os.open(self.path, flags, 0o640)
+        try:
+            actual = os.fstat(self._fd).st_size
+            if not exists:
+                os.ftruncate(self._fd, size)
+                actual = size
+            if actual != size:
+                raise MirrorSizeError(
+                    f"mirror {self.path} is {actual} bytes but the volume is {size} bytes; "
+                    "point --path at the mirror of this volume or remove the file"
+                )
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._punch = _fallocate is not None
+
+    def pread(self, offset: int, length: int) -> bytes:
+        self._check(offset, length)
+        data = os.pread(self._fd, length, offset)
+        if len(data) < length:
+            data += bytes(length - len(data))
+        return data
+
+    read = pread  # the BlockReader interface shared with PointView
+
+    def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._check(offset, len(data))
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def zero(self, offset: int, length: int) -> None:
+        """Make the range read as zeros: a punched hole, or written zeros where punching fails."""
+        self._check(offset, length)
+        if self._punch and length > 0:
+            if _fallocate(self._fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+                return
+            if ctypes.get_errno() not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise OSError(ctypes.get_errno(), f"fallocate(PUNCH_HOLE) on {self.path}")
+            self._punch = False
+        zeros = bytes(min(length, ZERO_CHUNK))
+        end = offset + length
+        while offset < end:
+            step = min(len(zeros), end - offset)
+            self.pwrite(offset, zeros[:step])
+            offset += step
+
+    def fsync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise SinkError(
+                f"range [{offset}, {offset + length}) is outside mirror {self.path} of {self.size} bytes"
+            )
+
+    def __enter__(self) -> MirrorFile:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class RunWriter:
+    """Writes `(block, content)` pairs to an image, adjacent blocks coalesced into runs of at most
+    RUN_BYTES; an all-zero run is punched (`zero`), so a revert to an empty point stays sparse.
+    Call `flush` after the last pair."""
+
+    def __init__(self, image: MirrorFile, block_size: int) -> None:
+        self.image = image
+        self.block_size = block_size
+        self._first = 0
+        self._run = bytearray()
+
+    def add(self, block: int, content: bytes) -> None:
+        if self._run and (block != self._first + len(self._run) // self.block_size or len(self._run) >= RUN_BYTES):
+            self.flush()
+        if not self._run:
+            self._first = block
+        self._run += content
+
+    def flush(self) -> None:
+        if not self._run:
+            return
+        offset = self._first * self.block_size
+        if self._run.count(0) == len(self._run):
+            self.image.zero(offset, len(self._run))
+        else:
+            self.image.pwrite(offset, self._run)
+        self._run = bytearray()
