@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
+from tidemark.processors.memory_journal import MemoryJournal
 from tidemark.processors.volume_state import VolumeState
 from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.mirror import Mirror
 from tidemark.sinks.stream_applier import StreamApplier
+from tidemark.sinks.reading.manifest_index import Chunk, chunk_of
 from tidemark.sinks.verify import against_manifests, manifest_chain
 
 from .env import GIB, BenchEnv
@@ -37,12 +39,16 @@ class Buffered:
 
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     manifests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    chunks: dict[int, list[Chunk]] = field(default_factory=dict)
 
     def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
         self.events.append((record_type, record))
 
-    def recovery_point(self, volume: str, record: dict[str, Any]) -> None:
-        self.manifests[record["rp_id"]] = record
+    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+        if record_type == "RecoveryPoint":
+            self.manifests[record["rp_id"]] = record
+        else:
+            self.chunks.setdefault(record["rp_id"], []).append(chunk_of(record))
 
     def metrics(self, volume: str, record: dict[str, Any]) -> None:
         pass
@@ -67,7 +73,8 @@ def one_volume(root: Path, size: int, changes: list[list[int]]) -> Timings:
     name = f"cost{size // GIB}g"
     layout = MirrorLayout.of(root / "state", "bench", name)
     emitter = Buffered()
-    folder = VolumeFolder({}, emitter, FoldOptions())
+    journal = MemoryJournal()
+    folder = VolumeFolder({}, emitter, FoldOptions(), journal)
     state = VolumeState(name, BLOCK, size)
     timings = Timings()
     offset = 0
@@ -90,7 +97,7 @@ def one_volume(root: Path, size: int, changes: list[list[int]]) -> Timings:
                     data = random.Random(seq).randbytes(BLOCK)
                     record = {"seq": seq, "epoch": 1, "offset": block * BLOCK, "length": BLOCK, "op": "WRITE",
                               "timestamp": int(now * 1e6)}  # fmt: skip
-                    folder.on_write(state, record, data, now)
+                    folder.on_write(state, journal.append(record, data), record, now)
                     seq += 1
                 now += 1.0
                 if first + step < len(blocks):
@@ -102,7 +109,8 @@ def one_volume(root: Path, size: int, changes: list[list[int]]) -> Timings:
         newest = max(emitter.manifests)
         chain, _notes = manifest_chain(emitter.manifests, newest, changed_only=False)
         started = time.perf_counter()
-        report = against_manifests(mirror.view(newest).read_block, chain, BLOCK)
+        chunked = [(header, emitter.chunks.get(header["rp_id"], [])) for header in chain]
+        report = against_manifests(mirror.view(newest).read_block, chunked, BLOCK)
         timings.verify_s = time.perf_counter() - started
         timings.blocks_verified = report.blocks_checked
         if not report.identical:
