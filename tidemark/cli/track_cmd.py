@@ -23,6 +23,11 @@ class Compression(str, Enum):
     zstd = "zstd"
 
 
+class Ack(str, Enum):
+    local = "local"
+    kafka = "kafka"
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """`host:port` or `[v6-address]:port` into its parts."""
     host, sep, port_text = value.rpartition(":")
@@ -50,10 +55,27 @@ def nbd(
             "(resynced when Kafka is back) [default 10000]",
         ),
     ] = None,
+    ack: Annotated[
+        Ack,
+        typer.Option(
+            help="local: acknowledge once the write is in the image and covered by the durable activity "
+            "log, publish asynchronously (like DRBD protocol A); kafka: acknowledge once Kafka has it "
+            "(like DRBD protocol C, slower)"
+        ),
+    ] = Ack.local,
+    unshipped_max_mib: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="pull-ahead bound: past this many MiB not yet on Kafka, writes are only marked dirty and "
+            "drained from the image later [default 256]",
+        ),
+    ] = None,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
     from tidemark.core.metrics import serve_metrics
+    from tidemark.core.settings import MIB
     from tidemark.producers.nbd.server import serve_nbd
     from tidemark.producers.tracker import open_tracker
 
@@ -65,7 +87,10 @@ def nbd(
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         console.print(f"tracking volume {volume!r}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
 
-    with open_tracker(app_context(ctx), volume, image, compression.value, delivery_timeout_ms) as tracker:
+    unshipped_max_bytes = unshipped_max_mib * MIB if unshipped_max_mib else None
+    with open_tracker(
+        app_context(ctx), volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes
+    ) as tracker:
         serve_nbd(tracker, image, host, port, ready=ready)
 
 
