@@ -2,7 +2,7 @@
 
 After DRBD's activity log. The image is cut into regions of `region_bytes` (default 4 MiB); the
 log is a bounded set of at most `capacity` regions (DRBD's al-extents, default 1237), kept in a
-file as a serialized roaring bitmap of region indexes, replaced durably on every change.
+file of region slots updated in place (`region_slots`): one fdatasync per region entering.
 
 Invariants:
 - A region enters the log (a durable write of the file) before the image changes in it
@@ -33,13 +33,12 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
-from tidemark.core.durable import read_or, write_durably
-
 from .exceptions import TrackerError
+from .region_slots import RegionSlots
 
 DEFAULT_REGION_BYTES = 4 * 1024 * 1024
 DEFAULT_CAPACITY = 1237
-DEFAULT_IDLE_SECONDS = 5.0
+DEFAULT_IDLE_SECONDS = 30.0
 DEFAULT_GUARD_SECONDS = 1.0
 ROOM_TIMEOUT_SECONDS = 600.0
 _NEVER = (float("-inf"), 0)
@@ -66,8 +65,8 @@ class ActivityLog:
         self.idle_seconds = idle_seconds
         self.guard_seconds = guard_seconds
         self._clock = clock
-        raw = read_or(path, b"")
-        self._durable = BitMap.deserialize(raw) if raw else BitMap()
+        self._slots = RegionSlots(path, capacity)
+        self._durable = BitMap(self._slots.recovered)
         self._recovered = BitMap(self._durable)
         self._pending: Counter[int] = Counter()
         self._touched: dict[int, tuple[float, int]] = {}  # region -> (clock, touch number)
@@ -102,11 +101,18 @@ class ActivityLog:
 
     def release(self, offset: int, length: int) -> None:
         """The held event was confirmed by Kafka, or its blocks are in the dirty bitmap."""
+        self.release_all([(offset, length)])
+
+    def release_all(self, ranges: list[tuple[int, int]]) -> None:
+        """`release` of several ranges (offset, length) at once."""
+        if not ranges:
+            return
         with self._changed:
-            for region in self.regions_of(offset, length):
-                self._pending[region] -= 1
-                if self._pending[region] <= 0:
-                    del self._pending[region]
+            for offset, length in ranges:
+                for region in self.regions_of(offset, length):
+                    self._pending[region] -= 1
+                    if self._pending[region] <= 0:
+                        del self._pending[region]
             self._changed.notify_all()
 
     def unshipped_regions(self) -> int:
@@ -125,22 +131,26 @@ class ActivityLog:
     def forget(self, regions: BitMap) -> None:
         """Drop recovered regions once their blocks are in the durable dirty bitmap."""
         with self._changed:
-            self._durable.difference_update(BitMap(r for r in regions if r not in self._pending))
+            leaving = BitMap(r for r in regions if r not in self._pending) & self._durable
+            self._durable.difference_update(leaving)
+            self._slots.remove(leaving)
             self._recovered = BitMap()
-            write_durably(self.path, self._durable.serialize())
 
     def close(self) -> bool:
         """A clean stop: empty the log when nothing is unshipped (after the hook). True if emptied."""
         with self._changed:
-            if self._pending:
-                return False
-            self.durable_hook()
-            if self._pending:
-                return False
-            self._durable = BitMap()
-            self._touched.clear()
-            write_durably(self.path, self._durable.serialize())
-            return True
+            try:
+                if self._pending:
+                    return False
+                self.durable_hook()
+                if self._pending:
+                    return False
+                self._durable = BitMap()
+                self._touched.clear()
+                self._slots.clear()
+                return True
+            finally:
+                self._slots.close()
 
     # -- under the condition's lock ------------------------------------------------------------
     def _enter(self, regions: range) -> None:
@@ -158,7 +168,7 @@ class ActivityLog:
             return
         self._make_room(len(missing), set(regions))
         self._durable.update(missing)
-        write_durably(self.path, self._durable.serialize())
+        self._slots.add(missing)
 
     def _make_room(self, needed: int, keep: set[int]) -> None:
         deadline = self._clock() + ROOM_TIMEOUT_SECONDS
@@ -199,5 +209,5 @@ class ActivityLog:
         self._durable.difference_update(BitMap(leaving))
         for region in leaving:
             self._touched.pop(region, None)
-        write_durably(self.path, self._durable.serialize())
+        self._slots.remove(leaving)
         return len(leaving)

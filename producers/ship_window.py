@@ -21,7 +21,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
@@ -90,11 +90,11 @@ class ShipWindow(Generic[M]):
             self._tickets += 1
             return self._tickets
 
-    def shipped(self, ticket: int, nbytes: int, last: bool) -> None:
-        """`nbytes` of the ticket were confirmed or went to the dirty bitmap; `last` closes it."""
+    def shipped(self, nbytes: int, closed: Iterable[int]) -> None:
+        """`nbytes` were confirmed or went to the dirty bitmap; the `closed` tickets have no more."""
         with self._lock:
             self.unshipped_bytes -= nbytes
-            if last:
+            for ticket in closed:
                 self._open.pop(ticket, None)
 
     def link_lost(self) -> bool:

@@ -24,6 +24,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from collections import deque
+
 import xxhash
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
@@ -128,7 +130,8 @@ class Shipper:
         self._epoch = 0
         self._next_seq = 0
         self._settle_lock = threading.Lock()
-        self._busy = threading.Event()  # set while an item taken from the queue is being handled
+        self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool]] = deque()
+        self._busy = False  # True while an item taken from the queue is being handled
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -153,7 +156,7 @@ class Shipper:
 
     def idle(self) -> bool:
         """Nothing queued, nothing being handled, nothing unconfirmed."""
-        return self.queue.empty() and not self._busy.is_set() and self.window.unshipped_bytes == 0
+        return self.queue.empty() and not self._busy and self.window.unshipped_bytes == 0
 
     def stop(self) -> None:
         """End the threads; what is still queued goes to the dirty bitmap (markers stay parked)."""
@@ -163,6 +166,7 @@ class Shipper:
         self._divert_queue()
         if self._producer is not None:
             self._producer.flush(5)
+        self.settle_reports()
 
     # -- the loop ------------------------------------------------------------------------------
     def _ship_loop(self) -> None:
@@ -183,11 +187,11 @@ class Shipper:
                 if background:
                     self._background()
                 continue
-            self._busy.set()
+            self._busy = True
             try:
                 self._ship(item)
             finally:
-                self._busy.clear()
+                self._busy = False
 
     def _background(self) -> None:
         """Queue empty while AHEAD: release the parked markers if drained, else drain one run."""
@@ -231,9 +235,8 @@ class Shipper:
             epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
             compression=symbol, data=payload, checksum=xxhash.xxh3_64_digest(chunk),
         )  # fmt: skip
-        with self.stats.lock:
-            self.stats.last_seq = self._next_seq
-            self.stats.events += 1
+        self.stats.last_seq = self._next_seq  # written by this thread only
+        self.stats.events += 1
         self._next_seq += 1
         self._produce(value, done)
 
@@ -261,27 +264,46 @@ class Shipper:
                 return
             except BufferError:
                 producer.poll(0.05)
+                self.settle_reports()
 
     def _write_done(self, item: WriteItem, offset: int, length: int, last: bool) -> Any:
-        def done(err: RdKafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                self._link_lost(err)
-                self._mark_dirty(offset, length)
-                item.failed = True
-            else:
-                self.metrics.handled(1, length)
-            self.window.shipped(item.ticket, length, last)
-            with self._settle_lock:
+        """The delivery report only queues its outcome; `settle_reports` handles them per batch."""
+        reports = self._reports
+        return lambda err, _msg: reports.append((err, item, offset, length, last))
+
+    def settle_reports(self) -> None:
+        """Handle the queued delivery reports of write events at once: failed events' blocks to the
+        dirty bitmap, then one update of the window, the activity log and the metrics."""
+        with self._settle_lock:
+            reports = self._reports
+            if not reports:
+                return
+            settled = delivered = events = 0
+            closed: list[int] = []
+            finished: list[WriteItem] = []
+            while reports:
+                err, item, offset, length, last = reports.popleft()
+                if err is not None:
+                    self._link_lost(err)
+                    self._mark_dirty(offset, length)
+                    item.failed = True
+                else:
+                    events += 1
+                    delivered += length
+                settled += length
+                if last:
+                    closed.append(item.ticket)
                 item.remaining -= 1
-                finished = item.remaining == 0
-            if finished:
-                self._settle(item)
+                if item.remaining == 0:
+                    finished.append(item)
+            self.window.shipped(settled, closed)
+            self.activity.release_all([(item.offset, item.length) for item in finished])
+            self.metrics.handled(events, delivered)
+            for item in finished:
+                self._answer(item)
 
-        return done
-
-    def _settle(self, item: WriteItem) -> None:
-        """Every event of the item confirmed or its blocks dirty: the region may leave the log."""
-        self.activity.release(item.offset, item.length)
+    def _answer(self, item: WriteItem) -> None:
+        """Every event of the item confirmed or its blocks dirty: complete the caller's future."""
         future = item.future
         if future is None or future.done():
             return
@@ -316,8 +338,9 @@ class Shipper:
             return
         self._mark_dirty(item.offset, item.length)
         item.failed = True
-        self.window.shipped(item.ticket, item.length, True)
-        self._settle(item)
+        self.window.shipped(item.length, [item.ticket])
+        self.activity.release(item.offset, item.length)
+        self._answer(item)
 
     def _park(self, mark: MarkItem) -> None:
         self.window.park(mark.ticket, mark)
@@ -346,7 +369,7 @@ class Shipper:
             if err is not None:
                 self._link_lost(err)
             self.dirty.settle_run(first, count, delivered=err is None)
-            self.window.shipped(ticket, length, True)
+            self.window.shipped(length, [ticket])
             if err is None:
                 self.metrics.handled(1, length)
                 with self.stats.lock:
@@ -413,6 +436,7 @@ class Shipper:
         if old.flush(self.config.delivery_timeout_ms / 1000) > 0:
             old.purge()
             old.flush(1)
+        self.settle_reports()
 
     def _poll_loop(self) -> None:
         while not self._stopping.is_set():
@@ -421,3 +445,4 @@ class Shipper:
                 time.sleep(0.05)
                 continue
             producer.poll(0.1)
+            self.settle_reports()

@@ -92,10 +92,15 @@ class TrackerStats:
     at_risk: AtRisk
 
 
-def _done() -> Future[None]:
+def _completed() -> Future[None]:
     future: Future[None] = Future()
     future.set_result(None)
     return future
+
+
+# Returned for every write acknowledged at once: a done future is immutable (callbacks added to it
+# run at once and are not kept), so one instance serves every caller without a Condition per write.
+_DONE = _completed()
 
 
 class Tracker:
@@ -288,7 +293,7 @@ class Tracker:
         published after the drain, in order)."""
         future: Future[None] | None = Future() if self.ack is AckMode.KAFKA else None
         self._ship().queue.put(MarkItem(self.window.ticket(), kind, label, future))
-        return future if future is not None else _done()
+        return future if future is not None else _DONE
 
     def _submit(self, offset: int, length: int, op: str, data: bytes) -> Future[None]:
         self._check_range(offset, length)
@@ -310,10 +315,10 @@ class Tracker:
             ticket = self.window.admit(length, mark_dirty)
         if ticket is None:
             self.activity.release(offset, length)
-            return _done()
+            return _DONE
         future: Future[None] | None = Future() if self.ack is AckMode.KAFKA else None
         self._ship().queue.put(WriteItem(ticket, op, offset, length, data, now_micros(), future))
-        return future if future is not None else _done()
+        return future if future is not None else _DONE
 
     def _check_range(self, offset: int, length: int) -> None:
         if not is_aligned(offset, length, self.block_size) or length <= 0:

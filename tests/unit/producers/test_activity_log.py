@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tidemark.producers.activity_log import ActivityLog
+from tidemark.producers.region_slots import FREE, SLOT
 
 REGION = 1 << 20
 
@@ -22,7 +23,8 @@ class Clock:
 
 
 def on_disk(path: Path) -> set[int]:
-    return set(ActivityLog(path, REGION).recovered_regions())
+    """The regions in the log's file (slots of little-endian int64, -1 free)."""
+    return {region for (region,) in SLOT.iter_unpack(path.read_bytes()) if region != FREE}
 
 
 def test_a_region_is_durable_before_the_image_changes_and_steady_writes_cost_no_write(tmp_path: Path) -> None:
@@ -129,8 +131,25 @@ def test_close_empties_the_log_only_when_nothing_is_unshipped(tmp_path: Path) ->
     log.enter(REGION, 4096)
     assert not log.close()
     assert on_disk(path) == {0, 1}
-    log.release(0, 4096)
+    log = ActivityLog(path, REGION)
+    assert set(log.recovered_regions()) == {0, 1}
+    log.hold(5 * REGION, 4096)
+    log.release(5 * REGION, 4096)
     assert log.close()
+    assert on_disk(path) == set()
+
+
+def test_freed_slots_are_reused_and_the_file_keeps_its_size(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "al"
+    log = ActivityLog(path, REGION, capacity=4, idle_seconds=1, clock=clock)
+    size = path.stat().st_size
+    for round_ in range(5):
+        log.enter(round_ * 10 * REGION, 3 * REGION)
+        assert on_disk(path) == {round_ * 10, round_ * 10 + 1, round_ * 10 + 2}
+        clock.now += 2
+        assert log.retire_idle() == 3
+    assert path.stat().st_size == size == 4 * SLOT.size
     assert on_disk(path) == set()
 
 
@@ -138,6 +157,7 @@ def test_a_crashed_tracker_leaves_its_regions_for_the_next_start(tmp_path: Path)
     path = tmp_path / "al"
     log = ActivityLog(path, REGION)
     log.hold(7 * REGION, 2 * REGION)
+    del log  # a crash: nothing closed
     reopened = ActivityLog(path, REGION)
     assert set(reopened.recovered_regions()) == {7, 8}
     reopened.forget(reopened.recovered_regions())

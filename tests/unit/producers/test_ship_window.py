@@ -60,9 +60,9 @@ def test_draining_waits_for_the_unshipped_bytes_to_fall_below_half_the_bound() -
     assert ticket is not None
     assert window.admit(4096, lambda: dirty.append(1)) is None
     assert not window.may_drain()
-    window.shipped(ticket, MIB // 2 - 4096, last=False)
+    window.shipped(MIB // 2 - 4096, [])
     assert not window.may_drain()
-    window.shipped(ticket, 8192, last=False)
+    window.shipped(8192, [])
     assert window.may_drain()
     assert window.resume(lambda: False) is None, "switched back before the dirty bitmap was drained"
     assert window.resume(lambda: True) == []
@@ -101,9 +101,9 @@ def test_the_rpo_at_risk_is_the_unshipped_bytes_plus_dirty_and_the_oldest_age() 
     clock.now = 5.0
     risk = window.at_risk(dirty_bytes=0)
     assert (risk.unshipped_bytes, risk.oldest_age) == (12288, 5.0)
-    window.shipped(first, 4096, last=True)
+    window.shipped(4096, [first])
     assert window.at_risk(0).oldest_age == 3.0
-    window.shipped(second, 8192, last=True)
+    window.shipped(8192, [second])
     assert window.at_risk(0) == window.at_risk(0) and window.at_risk(0).bytes == 0
     assert window.at_risk(0).oldest_age == 0.0
     window.link_lost()
@@ -145,7 +145,7 @@ def test_bounded_in_order_and_nothing_dropped(steps: list[tuple[str, int | None]
             assert window.unshipped_bytes <= bound or len(open_tickets) == 1
         elif op == "ship" and open_tickets:
             ticket, nbytes = open_tickets.pop(0)
-            window.shipped(ticket, nbytes, last=True)
+            window.shipped(nbytes, [ticket])
         elif op == "marker":
             ticket = window.ticket()
             taken.append(ticket)
@@ -165,6 +165,6 @@ def test_bounded_in_order_and_nothing_dropped(steps: list[tuple[str, int | None]
             published.extend(released)
     window.link_up()
     for ticket, nbytes in open_tickets:
-        window.shipped(ticket, nbytes, last=True)
+        window.shipped(nbytes, [ticket])
     published.extend(window.resume(lambda: True) or [])
     assert published == taken
