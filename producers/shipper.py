@@ -20,11 +20,10 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
-
-from collections import deque
 
 import xxhash
 from confluent_kafka import KafkaError as RdKafkaError

@@ -45,7 +45,7 @@ from .dirty_bitmap import DirtyBitmap
 from .events import Compression, now_micros
 from .exceptions import TrackerError
 from .image_file import open_volume_image
-from .ship_window import AtRisk, ShipWindow
+from .ship_window import AtRisk, Mode, ShipWindow
 from .shipper import MarkItem, Shipper, ShipperConfig, WriteItem
 from .tracker_state import TrackerState
 
@@ -236,10 +236,14 @@ class Tracker:
         self.close()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Ship what is queued (up to `timeout`), then stop. Regions with unshipped writes stay in
-        the activity log and dirty blocks stay in the durable bitmap, for the next start."""
+        """Ship what is queued and, while Kafka is reachable, drain the dirty bitmap (all within
+        `timeout`), then stop. Regions with unshipped writes stay in the activity log and dirty
+        blocks stay in the durable bitmap, for the next start."""
+        deadline = time.monotonic() + timeout
         try:
             self.wait_shipped(timeout)
+            while self.window.connected and self.window.mode is Mode.AHEAD and time.monotonic() < deadline:
+                time.sleep(0.01)
         finally:
             self._stopping.set()
             if self._keeper is not None:

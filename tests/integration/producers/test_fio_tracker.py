@@ -1,6 +1,7 @@
-"""fio (nbd engine, libnbd) through `tidemark track nbd` in both acknowledgement modes: its own
-crc32c verify pass succeeds (every block reads back as written), and the writes topic rebuilds
-the image exactly once the tracker stopped cleanly."""
+"""fio (nbd engine, libnbd) through `tidemark track nbd` in both acknowledgement modes, and with a
+pull-ahead bound so small that the tracker keeps switching to marking dirty blocks and draining
+them from the image: fio's own crc32c verify pass succeeds (every block reads back as written),
+and the writes topic rebuilds the image exactly once the tracker stopped cleanly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from ...conftest import CliRunner, TidemarkTest
-from .nbd_harness import TrackerProcess, block_writes, check_events, check_seqs_increase, first_difference, read_journal, rebuild
+from .nbd_harness import (
+    TrackerProcess,
+    block_writes,
+    check_events,
+    check_seqs_increase,
+    first_difference,
+    read_journal,
+    rebuild,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.nbd]
 
@@ -29,27 +38,32 @@ def trackers() -> Iterator[list[TrackerProcess]]:
         tracker.kill()
 
 
-@pytest.mark.parametrize("ack", ["local", "kafka"])
+@pytest.mark.parametrize(
+    "options",
+    [("--ack", "local"), ("--ack", "kafka"), ("--ack", "local", "--unshipped-max-mib", "1")],
+    ids=["local", "kafka", "local-pull-ahead"],
+)
 def test_fio_verify_passes_through_the_tracker_and_the_topic_rebuilds_the_image(
-    tm: TidemarkTest, cli: CliRunner, tmp_path: Path, trackers: list[TrackerProcess], ack: str
+    tm: TidemarkTest, cli: CliRunner, tmp_path: Path, trackers: list[TrackerProcess], options: tuple[str, ...]
 ) -> None:
     cli("volume", "add", VOLUME, "--size", str(SIZE))
     image = tmp_path / "disk.img"
     with image.open("wb") as handle:
         handle.truncate(SIZE)
-    tracker = TrackerProcess(tm.env, VOLUME, image, tmp_path / "logs", 0, "--ack", ack)
+    tracker = TrackerProcess(tm.env, VOLUME, image, tmp_path / "logs", 0, *options)
     trackers.append(tracker)
-    fio = subprocess.run(
-        [
-            "fio", "--name=verify", "--ioengine=nbd", f"--uri={tracker.uri}", "--rw=randwrite",
-            "--bsrange=4k-64k", "--iodepth=16", f"--size={SIZE}", "--verify=crc32c", "--do_verify=1",
-            "--verify_fatal=1", "--randrepeat=0",
-        ],  # fmt: skip
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+    job = [
+        "fio", "--name=verify", "--ioengine=nbd", f"--uri={tracker.uri}", "--rw=randwrite", "--bsrange=4k-64k",
+        "--iodepth=16", f"--size={SIZE}", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randrepeat=0",
+    ]  # fmt: skip
+    fio = subprocess.run(job, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
     assert fio.returncode == 0, f"fio failed:\n{fio.stdout}\n{fio.stderr}\n{tracker.output()}"
     assert "err= 0" in fio.stdout and "READ:" in fio.stdout, f"fio did not read back to verify:\n{fio.stdout}"
     assert tracker.stop() == 0, tracker.output()
+    if "--unshipped-max-mib" in options:
+        assert "drained; publishing every write again" in tracker.output().split("epoch 1", 1)[-1], (
+            "the tracker never pulled ahead under a 1 MiB bound"
+        )
 
     writes = block_writes(read_journal(tm.clients, tm.topics.writes, VOLUME, timeout=120))
     check_events(writes, SIZE, BS, tm.settings.extent_bytes)
