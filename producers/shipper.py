@@ -42,12 +42,13 @@ from .dirty_bitmap import DirtyBitmap
 from .events import Compression, compress, marker, now_micros
 from .exceptions import TrackerError
 from .seq_tail import last_seq
-from .ship_window import ShipWindow
+from .ship_window import Mode, ShipWindow
 from .tracker_state import TrackerState
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_SECONDS = 0.2
 BUSY_WAIT_SECONDS = 0.002
+DRAIN_BATCH = 64
 
 
 @dataclass(eq=False)
@@ -179,12 +180,12 @@ class Shipper:
                 else:
                     time.sleep(min(IDLE_WAIT_SECONDS, self.config.reconnect_interval))
                 continue
-            background = self.window.mode.value == "ahead"
+            ahead = self.window.mode is Mode.AHEAD
             try:
-                item = self.queue.get(timeout=BUSY_WAIT_SECONDS if background else IDLE_WAIT_SECONDS)
+                item = self.queue.get_nowait() if ahead else self.queue.get(timeout=IDLE_WAIT_SECONDS)
             except queue.Empty:
-                if background:
-                    self._background()
+                if ahead and not self._background():
+                    time.sleep(BUSY_WAIT_SECONDS)  # the window is full: wait for deliveries
                 continue
             self._busy = True
             try:
@@ -192,23 +193,28 @@ class Shipper:
             finally:
                 self._busy = False
 
-    def _background(self) -> None:
-        """Queue empty while AHEAD: release the parked markers if drained, else drain one run."""
+    def _background(self) -> bool:
+        """Queue empty while AHEAD: release the parked markers if drained, else drain up to
+        `DRAIN_BATCH` runs while the window has room. False when there was nothing to do."""
         released = self.window.resume(lambda: len(self.dirty) == 0)
         if released is not None:
             for mark in released:
                 self._produce_marker(mark)
-            log.info("volume %s: drained; publishing every write again (%d markers released)",
-                     self.volume.name, len(released))
-            return
-        if self.image_fd is not None and self.window.may_drain():
-            self._drain_one()
+            log.info(
+                "volume %s: drained; publishing every write again (%d markers released)",
+                self.volume.name, len(released),
+            )  # fmt: skip
+            return True
+        drained = 0
+        while self.image_fd is not None and drained < DRAIN_BATCH and self.window.may_drain() and self._drain_one():
+            drained += 1
+        return drained > 0
 
     def _ship(self, item: WriteItem | MarkItem) -> None:
         if not self.window.connected:
             self._divert(item)
         elif isinstance(item, MarkItem):
-            if self.window.mode.value == "ahead":
+            if self.window.mode is Mode.AHEAD:
                 self._park(item)
             else:
                 self._produce_marker(item)
@@ -353,11 +359,12 @@ class Shipper:
             log.warning("volume %s: Kafka delivery failed (%s); recording writes as dirty", self.volume.name, err)
 
     # -- draining the dirty bitmap -------------------------------------------------------------
-    def _drain_one(self) -> None:
+    def _drain_one(self) -> bool:
+        """Publish the first dirty run from the image; False when there is none."""
         block = self.volume.block_size
         run = self.dirty.take_run(self.config.extent_bytes // block)
         if run is None:
-            return
+            return False
         first, count = run
         offset, length = first * block, count * block
         assert self.image_fd is not None
@@ -375,6 +382,7 @@ class Shipper:
                     self.stats.resynced_blocks += count
 
         self._produce_event(now_micros(), offset, length, "WRITE", data, done)
+        return True
 
     # -- connection ----------------------------------------------------------------------------
     def _reconnect(self) -> None:
