@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pyroaring import BitMap
 
@@ -229,7 +229,7 @@ class Tracker:
             self.dirty.persist()
         self.activity.forget(recovered)
 
-    def __enter__(self) -> Tracker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

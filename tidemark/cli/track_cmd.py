@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -48,7 +48,7 @@ def nbd(
         Compression, typer.Option(help="compression of block data in events")
     ] = Compression.none,
     delivery_timeout_ms: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=1000,
             help="how long a write waits for Kafka before its blocks are recorded as dirty "
@@ -64,7 +64,7 @@ def nbd(
         ),
     ] = Ack.local,
     unshipped_max_mib: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=1,
             help="pull-ahead bound: past this many MiB not yet on Kafka, writes are only marked dirty and "
@@ -94,6 +94,6 @@ def nbd(
         serve_nbd(tracker, image, host, port, ready=ready)
 
 
-from .track_scan_cmd import scan  # noqa: E402  (the scan command lives in its own module)
+from .track_scan_cmd import scan
 
 app.command("scan")(scan)

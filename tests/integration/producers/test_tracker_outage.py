@@ -71,7 +71,7 @@ class OwnCluster:
     def cli(self, *args: str) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "tidemark.cli", *args], env=self.env, capture_output=True, text=True,
-            timeout=120, stdin=subprocess.DEVNULL,
+            timeout=120, stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
         assert result.returncode == 0, f"tidemark {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
 
