@@ -41,6 +41,7 @@ from .blockwrite_encoder import BlockWriteEncoder
 from .dirty_bitmap import DirtyBitmap
 from .events import Compression, compress, marker, now_micros
 from .exceptions import TrackerError
+from .parked_markers import ParkedMarkers
 from .seq_tail import last_seq
 from .ship_window import Mode, ShipWindow
 from .tracker_state import TrackerState
@@ -109,6 +110,7 @@ class Shipper:
         dirty: DirtyBitmap,
         activity: ActivityLog,
         image_fd: int | None,
+        parked: ParkedMarkers,
     ) -> None:
         self.volume = volume
         self.clients = clients
@@ -119,6 +121,7 @@ class Shipper:
         self.dirty = dirty
         self.activity = activity
         self.image_fd = image_fd
+        self.parked = parked
         self.queue: queue.SimpleQueue[WriteItem | MarkItem] = queue.SimpleQueue()
         self.stats = ShipperStats()
         self.metrics = StageMetrics("tracker", volume.name)
@@ -145,6 +148,8 @@ class Shipper:
         return self._next_seq
 
     def start(self) -> None:
+        for kind, label in self.parked.load():
+            self._park(MarkItem(self.window.ticket(), kind, label, None))
         try:
             self.connect()
         except TrackerError as exc:
@@ -252,6 +257,7 @@ class Shipper:
 
         def done(err: RdKafkaError | None, _msg: Message) -> None:
             if err is None:
+                self.parked.confirmed(mark.ticket)
                 if mark.future is not None and not mark.future.done():
                     mark.future.set_result(None)
                 return
@@ -349,6 +355,7 @@ class Shipper:
 
     def _park(self, mark: MarkItem) -> None:
         self.window.park(mark.ticket, mark)
+        self.parked.hold(mark.ticket, mark.kind, mark.label)
         with self.stats.lock:
             self.stats.markers_parked += 1
         if mark.future is not None and not mark.future.done():

@@ -45,6 +45,7 @@ from .dirty_bitmap import DirtyBitmap
 from .events import Compression, now_micros
 from .exceptions import TrackerError
 from .image_file import open_volume_image
+from .parked_markers import ParkedMarkers
 from .ship_window import AtRisk, Mode, ShipWindow
 from .shipper import MarkItem, Shipper, ShipperConfig, WriteItem
 from .tracker_state import TrackerState
@@ -202,6 +203,7 @@ class Tracker:
                 linger_ms=0 if self.ack is AckMode.KAFKA else self.options.local_linger_ms,
             ),
             self.window, self.dirty, self.activity, self._image_fd,
+            ParkedMarkers(self.state.folder / "markers.parked"),
         )  # fmt: skip
         self._shipper.start()
         self._keeper = threading.Thread(target=self._keep, name=f"tracker-keeper-{self.volume.name}", daemon=True)
