@@ -22,6 +22,7 @@ from tidemark.core.durable import read_or, write_durably
 
 SLOT = struct.Struct("<q")  # a region index, or FREE
 FREE = -1
+MAX_REGIONS = 1 << 32
 
 
 class RegionSlots:
@@ -30,7 +31,9 @@ class RegionSlots:
     def __init__(self, path: Path, slots: int) -> None:
         raw = read_or(path, b"")
         whole = len(raw) - len(raw) % SLOT.size
-        self.recovered = sorted({value for (value,) in SLOT.iter_unpack(raw[:whole]) if value != FREE})
+        # A value outside 0 .. 2**32 - 1 (a roaring bitmap's range) reads as free: a file of another
+        # format then yields at most some extra regions to republish, never an error.
+        self.recovered = sorted({v for (v,) in SLOT.iter_unpack(raw[:whole]) if 0 <= v < MAX_REGIONS})
         self.path = path
         self.slots = max(slots, len(self.recovered))
         image = bytearray(SLOT.pack(FREE) * self.slots)

@@ -218,7 +218,8 @@ class Tracker:
         per_region = self.options.region_bytes // self.block_size
         blocks = BitMap()
         for region in recovered:
-            blocks.add_range(region * per_region, min((region + 1) * per_region, self.volume.blocks))
+            if region * per_region < self.volume.blocks:  # a region past the end holds nothing
+                blocks.add_range(region * per_region, min((region + 1) * per_region, self.volume.blocks))
         log.warning(
             "volume %s: the previous tracker stopped with %d regions in its activity log; "
             "republishing %d blocks from the image",

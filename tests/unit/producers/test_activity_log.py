@@ -162,3 +162,9 @@ def test_a_crashed_tracker_leaves_its_regions_for_the_next_start(tmp_path: Path)
     assert set(reopened.recovered_regions()) == {7, 8}
     reopened.forget(reopened.recovered_regions())
     assert on_disk(path) == set()
+
+
+def test_a_file_of_another_format_reads_as_at_most_extra_regions(tmp_path: Path) -> None:
+    path = tmp_path / "al"
+    path.write_bytes(SLOT.pack(-5) + SLOT.pack(1 << 40) + SLOT.pack(2) + b"\x01\x02\x03")
+    assert set(ActivityLog(path, REGION).recovered_regions()) == {2}
