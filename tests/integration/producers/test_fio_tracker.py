@@ -56,7 +56,9 @@ def test_fio_verify_passes_through_the_tracker_and_the_topic_rebuilds_the_image(
         "fio", "--name=verify", "--ioengine=nbd", f"--uri={tracker.uri}", "--rw=randwrite", "--bsrange=4k-64k",
         "--iodepth=16", f"--size={SIZE}", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randrepeat=0",
     ]  # fmt: skip
-    fio = subprocess.run(job, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
+    fio = subprocess.run(
+        job, cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False
+    )  # fio leaves its verify state file in its working folder
     assert fio.returncode == 0, f"fio failed:\n{fio.stdout}\n{fio.stderr}\n{tracker.output()}"
     assert "err= 0" in fio.stdout and "READ:" in fio.stdout, f"fio did not read back to verify:\n{fio.stdout}"
     assert tracker.stop() == 0, tracker.output()
