@@ -8,10 +8,15 @@ The implementation is `tidemark.producers.tracker.Tracker`. Contract:
 - `intent(offset, length)` is called *before* the source image is modified: it makes the range
   durable in the tracker's activity log, so a crash between the image write and Kafka's
   confirmation is repaired on restart (the range is republished from the image).
-- `submit_*` return a future that completes when Kafka confirmed the event, or when Kafka is
-  unreachable and the blocks were recorded in the persistent dirty bitmap (published later).
-  Only then may the front end acknowledge the write to its client.
-- Calls are thread-safe; `submit_*` block (backpressure) while the producer queue is full.
+  It costs no I/O when the range's regions are already in the log (the steady state).
+- `submit_*` return a future; only once it is done may the front end acknowledge the write to
+  its client. With local acknowledgement it is already done when `submit_*` returns (check
+  `.done()` and skip waiting); with Kafka acknowledgement it completes when Kafka confirmed the
+  events, or when Kafka is unreachable and the blocks are in the dirty bitmap (published later).
+  FUA and FLUSH durability of the image is the front end's (it owns the image).
+- `submit_marker` queues the marker behind every write submitted before it; it is never dropped
+  (while Kafka is unreachable it is published after the dirty blocks, in order).
+- Calls are thread-safe; `submit_*` never wait for Kafka in local mode.
 """
 
 from __future__ import annotations
@@ -43,5 +48,6 @@ class WriteTracker(Protocol):
         ...
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every submitted event is confirmed or recorded dirty."""
+        """Wait until every write submitted so far has its acknowledgement mode's guarantee:
+        at once with local acknowledgement, confirmed by Kafka (or dirty) with Kafka's."""
         ...

@@ -2,9 +2,14 @@
 
 The order for every write-type command is fixed by the tracker contract:
 `intent` (aligned range) -> image -> `submit_*` (aligned; unaligned edges read back from the
-image) -> wait for the tracker's confirmation -> (FUA: fsync) -> success reply. Blocking work runs
-in the thread pool; the event loop only awaits. Request checking, replies and the wire protocol
-are the shared core's (`tidemark.core.nbd`).
+image) -> wait for the tracker's confirmation -> (FUA: fsync) -> success reply.
+
+Small writes (up to `INLINE_MAX_BYTES`) run on the event loop itself: a pwrite to the page cache
+and an enqueue cost less than a hop to the thread pool, and with local acknowledgement the
+futures are already done, so nothing is awaited. The loop may block once per activity-log region
+that enters the log (a durable write of the log, about 2 ms here), then the region is hot. Larger
+writes, zeroes, trims, reads, fsyncs and waits for Kafka run in the thread pool. Request checking,
+replies and the wire protocol are the shared core's (`tidemark.core.nbd`).
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from tidemark.producers.tracker_api import WriteTracker
+
 from tidemark.core.blocks import Extent, align_out, is_aligned
 from tidemark.core.nbd.concurrency import RangeLock
 from tidemark.core.nbd.export import DEFAULT_IO_THREADS
-from tidemark.producers.tracker_api import WriteTracker
 
 from .image import RawImage
 
 T = TypeVar("T")
 SHUTDOWN_FLUSH_TIMEOUT = 30.0
+INLINE_MAX_BYTES = 64 * 1024
 
 
 class TrackingExport:
@@ -53,7 +60,8 @@ class TrackingExport:
         return await self._run(self._image.read, offset, length)
 
     async def write(self, offset: int, data: bytes, fua: bool) -> None:
-        await self._publish(offset, len(data), self._write_step(offset, data), fua)
+        step = self._write_step(offset, data)
+        await self._publish(offset, len(data), step, fua, inline=len(data) <= INLINE_MAX_BYTES)
 
     async def trim(self, offset: int, length: int, fua: bool) -> None:
         await self._publish(offset, length, self._zero_step(offset, length, trim=True, may_punch=True), fua)
@@ -63,11 +71,11 @@ class TrackingExport:
         await self._publish(offset, length, step, fua)
 
     async def flush(self) -> None:
-        """Image durable, every submitted event confirmed, then a flush-consistent Marker."""
+        """Image durable, every write acknowledged so far at its ack mode's guarantee, then a
+        flush-consistent Marker behind them (awaited only when the tracker has not done it)."""
         await self._run(self._image.sync)
         await self._run(self._tracker.flush)
-        marker = await self._run(self._tracker.submit_marker, "FLUSH")
-        await asyncio.wrap_future(marker)
+        await _settled([self._tracker.submit_marker("FLUSH")])
 
     async def close(self) -> None:
         """Image durable and every event confirmed (or timed out) before the image closes."""
@@ -79,13 +87,13 @@ class TrackingExport:
             self._image.close()
 
     async def _publish(
-        self, offset: int, length: int, apply: Callable[[], list[Future[None]]], fua: bool
+        self, offset: int, length: int, apply: Callable[[], list[Future[None]]], fua: bool, *, inline: bool = False
     ) -> None:
         """Hold the aligned range from intent to submit, then wait for the confirmations."""
         span = align_out(offset, length, self._block)
         async with self._ranges.hold(span):
-            futures = await self._run(apply)
-        await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
+            futures = apply() if inline else await self._run(apply)
+        await _settled(futures)
         if fua:
             await self._run(self._image.sync)
 
@@ -131,3 +139,13 @@ class TrackingExport:
 
     async def _run(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+
+async def _settled(futures: list[Future[None]]) -> None:
+    """Wait for the tracker's futures; done ones (local acknowledgement) cost no thread hop."""
+    waiting = [future for future in futures if not future.done()]
+    for future in futures:
+        if future.done():
+            future.result()
+    if waiting:
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in waiting))

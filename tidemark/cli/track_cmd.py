@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +21,11 @@ class Compression(str, Enum):
     none = "none"
     lz4 = "lz4"
     zstd = "zstd"
+
+
+class Ack(str, Enum):
+    local = "local"
+    kafka = "kafka"
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -43,17 +48,34 @@ def nbd(
         Compression, typer.Option(help="compression of block data in events")
     ] = Compression.none,
     delivery_timeout_ms: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=1000,
-            help="how long a write waits for Kafka before its blocks are recorded as dirty "
-            "(resynced when Kafka is back) [default 10000]",
+            help="how long an event waits for Kafka's confirmation before its blocks are recorded as "
+            "dirty (resynced when Kafka is back) [default 10000]",
+        ),
+    ] = None,
+    ack: Annotated[
+        Ack,
+        typer.Option(
+            help="local: acknowledge once the write is in the image and covered by the durable activity "
+            "log, publish asynchronously (like DRBD protocol A); kafka: acknowledge once Kafka has it "
+            "(like DRBD protocol C, slower)"
+        ),
+    ] = Ack.local,
+    unshipped_max_mib: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="pull-ahead bound: past this many MiB not yet on Kafka, writes are only marked dirty and "
+            "drained from the image later [default 256]",
         ),
     ] = None,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
     from tidemark.core.metrics import serve_metrics
+    from tidemark.core.settings import MIB
     from tidemark.producers.nbd.server import serve_nbd
     from tidemark.producers.tracker import open_tracker
 
@@ -65,10 +87,13 @@ def nbd(
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         console.print(f"tracking volume {volume!r}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
 
-    with open_tracker(app_context(ctx), volume, image, compression.value, delivery_timeout_ms) as tracker:
+    unshipped_max_bytes = unshipped_max_mib * MIB if unshipped_max_mib else None
+    with open_tracker(
+        app_context(ctx), volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes
+    ) as tracker:
         serve_nbd(tracker, image, host, port, ready=ready)
 
 
-from .track_scan_cmd import scan  # noqa: E402  (the scan command lives in its own module)
+from .track_scan_cmd import scan
 
 app.command("scan")(scan)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from .exceptions import MetricsServerError
 
@@ -29,6 +29,10 @@ RECOVERY_POINTS = Counter("tidemark_recovery_points", "Recovery points cut (proc
 THROTTLED = Counter("tidemark_throttled_seconds", "Time background I/O slept to spare production storage", LABELS)
 DEAD_LETTERS = Counter("tidemark_dead_letters", "Messages sent to the dead-letter topic", LABELS)
 RESYNC_REQUESTS = Counter("tidemark_resync_requests", "Resync requests (seq gaps, lost writes)", LABELS)
+AT_RISK_BYTES = Gauge(
+    "tidemark_at_risk_bytes", "Tracker: bytes acknowledged but not yet on Kafka (unshipped events and dirty blocks)", LABELS
+)
+AT_RISK_AGE = Gauge("tidemark_at_risk_age_seconds", "Tracker: age of the oldest write not yet on Kafka (RPO at risk)", LABELS)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,9 @@ class StageMetrics:
     volume: str
 
     def __post_init__(self) -> None:
-        for metric in (EVENTS, BYTES, RPO_LAG, RECOVERY_POINTS, THROTTLED, DEAD_LETTERS, RESYNC_REQUESTS):
+        for metric in (
+            EVENTS, BYTES, RPO_LAG, RECOVERY_POINTS, THROTTLED, DEAD_LETTERS, RESYNC_REQUESTS, AT_RISK_BYTES, AT_RISK_AGE,
+        ):
             metric.labels(self.component, self.volume)
 
     def handled(self, events: int = 1, nbytes: int = 0) -> None:
@@ -62,6 +68,11 @@ class StageMetrics:
 
     def resync_request(self) -> None:
         RESYNC_REQUESTS.labels(self.component, self.volume).inc()
+
+    def at_risk(self, nbytes: int, oldest_age: float) -> None:
+        """The unshipped window of a tracker, as gauges (set, not counted)."""
+        AT_RISK_BYTES.labels(self.component, self.volume).set(nbytes)
+        AT_RISK_AGE.labels(self.component, self.volume).set(oldest_age)
 
 
 @lru_cache(maxsize=4096)

@@ -1,0 +1,462 @@
+"""The shipper: the one thread that turns queued writes and markers into Kafka events, in order.
+
+It alone assigns seqs (per volume, gap-free within an epoch, increasing) and produces, so the
+partition's order is the seq order and the queue's order. Per item it splits the write into
+events of at most `extent_bytes`, computes xxh3 once, compresses, encodes (the hand-rolled
+BlockWrite writer) and produces; delivery reports come back on the poll thread, which settles
+the item (ship window, activity log, the caller's future in `--ack kafka`).
+
+While the link is down the queue is diverted: writes go to the dirty bitmap, markers are parked.
+While the window is AHEAD and the queue is empty it drains the dirty bitmap from the image in
+coalesced extents, and switches back to SYNC (releasing the parked markers first) once drained.
+It also owns the connection: a new producer and a new epoch on every (re)connect, with the seq
+continued from the tail of the volume's writes partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException, Message, Producer
+from tidemark.schemas.codec import default_codec
+
+from tidemark.core.kafka import KafkaClients
+from tidemark.core.metrics import StageMetrics
+from tidemark.core.partitioning import volume_partition
+from tidemark.core.topics import Topics
+from tidemark.core.volumes import VolumeSpec
+
+from .activity_log import ActivityLog
+from .blockwrite_encoder import BlockWriteEncoder
+from .dirty_bitmap import DirtyBitmap
+from .events import Compression, compress, marker, now_micros
+from .exceptions import TrackerError
+from .parked_markers import ParkedMarkers
+from .seq_tail import last_seq
+from .ship_window import Mode, ShipWindow
+from .tracker_state import TrackerState
+
+log = logging.getLogger(__name__)
+IDLE_WAIT_SECONDS = 0.2
+BUSY_WAIT_SECONDS = 0.002
+DRAIN_BATCH = 64
+
+
+@dataclass(eq=False)
+class WriteItem:
+    """One submitted write (any length), queued for the shipper."""
+
+    ticket: int
+    op: str
+    offset: int
+    length: int
+    data: bytes
+    micros: int
+    future: Future[None] | None
+    remaining: int = 0
+    failed: bool = False
+
+
+@dataclass(eq=False)
+class MarkItem:
+    ticket: int
+    kind: str
+    label: str | None
+    future: Future[None] | None
+
+
+@dataclass
+class ShipperStats:
+    epoch: int = 0
+    events: int = 0
+    markers: int = 0
+    markers_parked: int = 0
+    dirty_recorded_blocks: int = 0
+    resynced_blocks: int = 0
+    reconnects: int = 0
+    last_seq: int = -1
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+@dataclass(frozen=True)
+class ShipperConfig:
+    compression: Compression
+    extent_bytes: int
+    delivery_timeout_ms: int
+    reconnect_interval: float
+    queue_max_kbytes: int
+    linger_ms: int
+
+
+class Shipper:
+    def __init__(
+        self,
+        volume: VolumeSpec,
+        clients: KafkaClients,
+        topics: Topics,
+        state: TrackerState,
+        config: ShipperConfig,
+        window: ShipWindow[MarkItem],
+        dirty: DirtyBitmap,
+        activity: ActivityLog,
+        image_fd: int | None,
+        parked: ParkedMarkers,
+    ) -> None:
+        self.volume = volume
+        self.clients = clients
+        self.topics = topics
+        self.state = state
+        self.config = config
+        self.window = window
+        self.dirty = dirty
+        self.activity = activity
+        self.image_fd = image_fd
+        self.parked = parked
+        self.queue: queue.SimpleQueue[WriteItem | MarkItem] = queue.SimpleQueue()
+        self.stats = ShipperStats()
+        self.metrics = StageMetrics("tracker", volume.name)
+        self._codec = default_codec()
+        self._encoder = BlockWriteEncoder(self._codec, volume.name)
+        self._key = volume.name.encode()
+        self._producer: Producer | None = None
+        self._partition = 0
+        self._epoch = 0
+        self._next_seq = 0
+        self._settle_lock = threading.Lock()
+        self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool]] = deque()
+        self._busy = False  # True while an item taken from the queue is being handled
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def start(self) -> None:
+        for kind, label in self.parked.load():
+            self._park(MarkItem(self.window.ticket(), kind, label, None))
+        try:
+            self.connect()
+        except TrackerError as exc:
+            log.warning("volume %s: Kafka unreachable at start (%s); recording writes as dirty", self.volume.name, exc)
+        for target, name in ((self._ship_loop, "tracker-ship"), (self._poll_loop, "tracker-poll")):
+            thread = threading.Thread(target=target, name=f"{name}-{self.volume.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def idle(self) -> bool:
+        """Nothing queued, nothing being handled, nothing unconfirmed."""
+        return self.queue.empty() and not self._busy and self.window.unshipped_bytes == 0
+
+    def stop(self) -> None:
+        """End the threads; what is still queued goes to the dirty bitmap (markers stay parked)."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._divert_queue()
+        if self._producer is not None:
+            self._producer.flush(5)
+        self.settle_reports()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _ship_loop(self) -> None:
+        last_attempt = time.monotonic()
+        while not self._stopping.is_set():
+            if not self.window.connected:
+                self._divert_queue()
+                if time.monotonic() - last_attempt >= self.config.reconnect_interval:
+                    last_attempt = time.monotonic()
+                    self._reconnect()
+                else:
+                    time.sleep(min(IDLE_WAIT_SECONDS, self.config.reconnect_interval))
+                continue
+            ahead = self.window.mode is Mode.AHEAD
+            try:
+                item = self.queue.get_nowait() if ahead else self.queue.get(timeout=IDLE_WAIT_SECONDS)
+            except queue.Empty:
+                if ahead and not self._background():
+                    time.sleep(BUSY_WAIT_SECONDS)  # the window is full: wait for deliveries
+                continue
+            self._busy = True
+            try:
+                self._ship(item)
+            finally:
+                self._busy = False
+
+    def _background(self) -> bool:
+        """Queue empty while AHEAD: release the parked markers if drained, else drain up to
+        `DRAIN_BATCH` runs while the window has room. False when there was nothing to do."""
+        released = self.window.resume(lambda: len(self.dirty) == 0)
+        if released is not None:
+            for mark in released:
+                self._produce_marker(mark)
+            log.info(
+                "volume %s: drained; publishing every write again (%d markers released)",
+                self.volume.name, len(released),
+            )  # fmt: skip
+            return True
+        drained = 0
+        while self.image_fd is not None and drained < DRAIN_BATCH and self.window.may_drain() and self._drain_one():
+            drained += 1
+        return drained > 0
+
+    def _ship(self, item: WriteItem | MarkItem) -> None:
+        if not self.window.connected:
+            self._divert(item)
+        elif isinstance(item, MarkItem):
+            if self.window.mode is Mode.AHEAD:
+                self._park(item)
+            else:
+                self._produce_marker(item)
+        else:
+            self._produce_write(item)
+
+    # -- producing -----------------------------------------------------------------------------
+    def _produce_write(self, item: WriteItem) -> None:
+        step = self.config.extent_bytes
+        pieces = range(item.offset, item.offset + item.length, step)
+        item.remaining = len(pieces)
+        view = memoryview(item.data)
+        for start in pieces:
+            length = min(step, item.offset + item.length - start)
+            chunk = bytes(view[start - item.offset : start - item.offset + length]) if item.op == "WRITE" else b""
+            last = start + step >= item.offset + item.length
+            self._produce_event(item.micros, start, length, item.op, chunk, self._write_done(item, start, length, last))
+        item.data = b""
+
+    def _produce_event(self, micros: int, offset: int, length: int, op: str, chunk: bytes, done: Any) -> None:
+        symbol, payload = compress(chunk, self.config.compression)
+        value = self._encoder.encode(
+            epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
+            compression=symbol, data=payload, checksum=xxhash.xxh3_64_digest(chunk),
+        )  # fmt: skip
+        self.stats.last_seq = self._next_seq  # written by this thread only
+        self.stats.events += 1
+        self._next_seq += 1
+        self._produce(value, done)
+
+    def _produce_marker(self, mark: MarkItem) -> None:
+        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label)
+        with self.stats.lock:
+            self.stats.markers += 1
+
+        def done(err: RdKafkaError | None, _msg: Message) -> None:
+            if err is None:
+                self.parked.confirmed(mark.ticket)
+                if mark.future is not None and not mark.future.done():
+                    mark.future.set_result(None)
+                return
+            self._link_lost(err)
+            self._park(mark)
+
+        self._produce(self._codec.encode("Marker", record), done)
+
+    def _produce(self, value: bytes, done: Any) -> None:
+        producer = self._producer
+        assert producer is not None
+        while True:
+            try:
+                producer.produce(self.topics.writes, key=self._key, value=value, partition=self._partition, on_delivery=done)
+                return
+            except BufferError:
+                producer.poll(0.05)
+                self.settle_reports()
+
+    def _write_done(self, item: WriteItem, offset: int, length: int, last: bool) -> Any:
+        """The delivery report only queues its outcome; `settle_reports` handles them per batch."""
+        reports = self._reports
+        return lambda err, _msg: reports.append((err, item, offset, length, last))
+
+    def settle_reports(self) -> None:
+        """Handle the queued delivery reports of write events at once: failed events' blocks to the
+        dirty bitmap, then one update of the window, the activity log and the metrics."""
+        with self._settle_lock:
+            reports = self._reports
+            if not reports:
+                return
+            settled = delivered = events = 0
+            closed: list[int] = []
+            finished: list[WriteItem] = []
+            while reports:
+                err, item, offset, length, last = reports.popleft()
+                if err is not None:
+                    self._link_lost(err)
+                    self._mark_dirty(offset, length)
+                    item.failed = True
+                else:
+                    events += 1
+                    delivered += length
+                settled += length
+                if last:
+                    closed.append(item.ticket)
+                item.remaining -= 1
+                if item.remaining == 0:
+                    finished.append(item)
+            self.window.shipped(settled, closed)
+            self.activity.release_all([(item.offset, item.length) for item in finished])
+            self.metrics.handled(events, delivered)
+            for item in finished:
+                self._answer(item)
+
+    def _answer(self, item: WriteItem) -> None:
+        """Every event of the item confirmed or its blocks dirty: complete the caller's future."""
+        future = item.future
+        if future is None or future.done():
+            return
+        if item.failed and self.image_fd is None:
+            future.set_exception(
+                TrackerError(
+                    f"volume {self.volume.name}: write at offset {item.offset} not confirmed by Kafka and "
+                    "there is no image to publish it from later"
+                )
+            )
+        else:
+            future.set_result(None)
+
+    def _mark_dirty(self, offset: int, length: int) -> None:
+        block = self.volume.block_size
+        self.dirty.add_range(offset // block, (offset + length) // block)
+        with self.stats.lock:
+            self.stats.dirty_recorded_blocks += length // block
+
+    # -- the link down -------------------------------------------------------------------------
+    def _divert_queue(self) -> None:
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            self._divert(item)
+
+    def _divert(self, item: WriteItem | MarkItem) -> None:
+        if isinstance(item, MarkItem):
+            self._park(item)
+            return
+        self._mark_dirty(item.offset, item.length)
+        item.failed = True
+        self.window.shipped(item.length, [item.ticket])
+        self.activity.release(item.offset, item.length)
+        self._answer(item)
+
+    def _park(self, mark: MarkItem) -> None:
+        self.window.park(mark.ticket, mark)
+        self.parked.hold(mark.ticket, mark.kind, mark.label)
+        with self.stats.lock:
+            self.stats.markers_parked += 1
+        if mark.future is not None and not mark.future.done():
+            mark.future.set_result(None)
+
+    def _link_lost(self, err: object) -> None:
+        if self.window.link_lost():
+            log.warning("volume %s: Kafka delivery failed (%s); recording writes as dirty", self.volume.name, err)
+
+    # -- draining the dirty bitmap -------------------------------------------------------------
+    def _drain_one(self) -> bool:
+        """Publish the first dirty run from the image; False when there is none."""
+        block = self.volume.block_size
+        run = self.dirty.take_run(self.config.extent_bytes // block)
+        if run is None:
+            return False
+        first, count = run
+        offset, length = first * block, count * block
+        assert self.image_fd is not None
+        data = os.pread(self.image_fd, length, offset)
+        ticket = self.window.track(length)
+
+        def done(err: RdKafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self._link_lost(err)
+            self.dirty.settle_run(first, count, delivered=err is None)
+            self.window.shipped(length, [ticket])
+            if err is None:
+                self.metrics.handled(1, length)
+                with self.stats.lock:
+                    self.stats.resynced_blocks += count
+
+        self._produce_event(now_micros(), offset, length, "WRITE", data, done)
+        return True
+
+    # -- connection ----------------------------------------------------------------------------
+    def _reconnect(self) -> None:
+        try:
+            self.connect()
+            with self.stats.lock:
+                self.stats.reconnects += 1
+        except TrackerError as exc:
+            log.debug("volume %s: still disconnected: %s", self.volume.name, exc)
+
+    def connect(self) -> None:
+        """New producer, new epoch, seq continued from the partition's tail (shipper thread or start)."""
+        self._retire_producer()
+        try:
+            admin = self.clients.admin()
+            metadata = admin.list_topics(self.topics.writes, timeout=5)
+            topic = metadata.topics.get(self.topics.writes)
+            if topic is None or topic.error is not None:
+                raise TrackerError(f"writes topic {self.topics.writes} missing: run `tidemark topics create`")
+            self._partition = volume_partition(self.volume.name, len(topic.partitions))
+            consumer = self.clients.consumer(f"tidemark-tracker-tail-{self.volume.name}")
+            try:
+                tail = last_seq(consumer, self.topics.writes, self._partition, self.volume.name, timeout=15)
+            finally:
+                consumer.close()
+        except TrackerError:
+            raise
+        except (KafkaException, Exception) as exc:  # librdkafka surfaces timeouts as several types
+            raise TrackerError(f"volume {self.volume.name}: cannot reach Kafka: {exc}") from exc
+        self._epoch = self.state.next_epoch()
+        self.stats.epoch = self._epoch
+        self._next_seq = max(tail, self.state.seq_hint) + 1
+        self._producer = self.clients.producer(
+            **{
+                "message.timeout.ms": self.config.delivery_timeout_ms,
+                "queue.buffering.max.kbytes": self.config.queue_max_kbytes,
+                "linger.ms": self.config.linger_ms,
+            }
+        )
+        record = marker(self.volume.name, "EPOCH_START", self._epoch, self._next_seq - 1, None)
+        self._produce(self._codec.encode("Marker", record), lambda err, _msg: self._link_lost(err) if err else None)
+        self.window.link_up()
+        log.info("volume %s: epoch %d, next seq %d", self.volume.name, self._epoch, self._next_seq)
+
+    def _retire_producer(self) -> None:
+        """Settle every event of the previous producer before the partition's tail is read.
+
+        An event still queued could otherwise be delivered (the broker back) after the tail was
+        read and share its seq with the new epoch's first events, which consumers drop as
+        repeats. Queued events are purged (their blocks become dirty); in-flight ones get until
+        the delivery timeout to be confirmed or to fail.
+        """
+        old = self._producer
+        if old is None:
+            return
+        self._producer = None
+        old.purge(in_queue=True, in_flight=False)
+        if old.flush(self.config.delivery_timeout_ms / 1000) > 0:
+            old.purge()
+            old.flush(1)
+        self.settle_reports()
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            producer = self._producer
+            if producer is None:
+                time.sleep(0.05)
+                continue
+            producer.poll(0.1)
+            self.settle_reports()
