@@ -36,13 +36,14 @@ class NbdServer:
         self._export = export
         self._dispatcher = Dispatcher(export)
         self._info = export_info(export)
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Start listening; returns the bound address (port 0 picks a free port)."""
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(self._accept, host, port)
+            self._server = await loop.create_server(self._accept, host, port)
         except OSError as exc:
             raise NbdServerError(
                 f"cannot listen on {host}:{port} for NBD clients: {exc.strerror}; choose another --listen"
@@ -50,37 +51,50 @@ class NbdServer:
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await Connection(reader, writer, self._info, self._dispatcher).run()
-        finally:
-            self._connections.discard(task)
+    def _accept(self) -> Connection:
+        connection = Connection(self._info, self._dispatcher)
+        self._connections.add(connection)
+        connection.closed.add_done_callback(lambda _: self._connections.discard(connection))
+        return connection
 
     async def close(self) -> None:
         """Stop accepting, finish accepted requests, close clients, then close the export."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        connections = list(self._connections)
+        for connection in connections:
+            connection.shutdown()
+        if connections:
+            await asyncio.gather(
+                *(connection.closed for connection in connections),
+                return_exceptions=True,
+            )
         if self._server is not None:
             await self._server.wait_closed()
         await self._export.close()
 
 
 async def run_export(
-    export: Export, host: str, port: int, *, stop: asyncio.Event, ready: ReadyCallback | None = None
+    export: Export,
+    host: str,
+    port: int,
+    *,
+    stop: asyncio.Event,
+    ready: ReadyCallback | None = None,
 ) -> None:
     """Serve until `stop` is set, then shut down cleanly (the export is closed either way)."""
     server = NbdServer(export)
     try:
         bound_host, bound_port = await server.start(host, port)
         mode = "read-only" if export.read_only else "read-write"
-        log.info("serving %r (%s) on nbd://%s:%d/%s", export.name, mode, bound_host, bound_port, export.name)
+        log.info(
+            "serving %r (%s) on nbd://%s:%d/%s",
+            export.name,
+            mode,
+            bound_host,
+            bound_port,
+            export.name,
+        )
         if ready is not None:
             ready(bound_host, bound_port)
         await stop.wait()
