@@ -1,10 +1,14 @@
-"""One client connection as an asyncio.Protocol: handshake, then pipelined requests.
+"""One client connection as an asyncio.BufferedProtocol: handshake, then pipelined requests.
 
 Transmission costs per request no more than the work itself: `data_received` parses every
 complete request in the buffer; whatever `Dispatcher.immediate` can answer at once (checks,
 defaults, the export's inline fast path) is answered without a task, and all those replies go
 out in one write at the end of the batch. The rest runs as one task per request and writes its
 reply when done (replies may come in any order; clients match them by handle).
+
+Large WRITE payloads (DIRECT_PAYLOAD bytes or more) are received straight into their own
+bytearray (`get_buffer` hands the socket the unfilled part), so their bytes are copied once, by
+the kernel; smaller requests go through the receive buffer.
 
 Bounded memory: a `ByteBudget` per connection charges every admitted request REQUEST_CHARGE
 plus its READ/WRITE length. When the budget is spent, or the transport's send buffer is full,
@@ -36,6 +40,8 @@ IN_FLIGHT_BYTES = 2 * p.MAX_PAYLOAD
 REQUEST_CHARGE = 4096
 # Handshake bytes buffered ahead of the option being answered before reading pauses.
 HANDSHAKE_BUFFER = 4 * p.MAX_OPTION_DATA
+RECEIVE_CHUNK = 256 * 1024  # the most one socket read fills when no payload is being received
+DIRECT_PAYLOAD = 64 * 1024  # WRITE payloads at least this large are received into their own buffer
 
 
 class _Inbox:
@@ -48,7 +54,7 @@ class _Inbox:
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         self.data += data
         self._wake()
 
@@ -78,7 +84,7 @@ class _Inbox:
             self._waiter.set_result(None)
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """Serves one client; `closed` is done once its transport is gone and every request finished."""
 
     def __init__(self, export: ExportInfo, dispatcher: Dispatcher) -> None:
@@ -90,6 +96,9 @@ class Connection(asyncio.Protocol):
         self._handshake: asyncio.Task[None] | None = None
         self._session: Session | None = None
         self._buffer = bytearray()
+        self._scratch = bytearray(RECEIVE_CHUNK)
+        self._payload: bytearray | None = None  # a large WRITE payload being received in place
+        self._payload_filled = 0
         self._budget = ByteBudget(IN_FLIGHT_BYTES)
         self._pending: tuple[Request, int] | None = None  # an admitted WRITE waiting for its payload
         self._discard = 0  # bytes of a refused payload still to skip
@@ -110,23 +119,34 @@ class Connection(asyncio.Protocol):
         self.peer = _peer_name(transport)
         self._handshake = self._loop.create_task(self._negotiate())
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._payload is not None:
+            return memoryview(self._payload)[self._payload_filled :]
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._payload is not None:
+            self._payload_filled += nbytes
+            if self._payload_filled == len(self._payload):
+                self._payload_complete()
+            return
         if self._closing:
             return
+        received = memoryview(self._scratch)[:nbytes]
         if self._session is None:
-            self._inbox.feed(data)
+            self._inbox.feed(received)
             if len(self._inbox.data) >= HANDSHAKE_BUFFER:
                 self._handshake_full = True
                 self._update_reading()
             return
-        self._buffer += data
+        self._buffer += received
         self._process()
 
     def eof_received(self) -> bool:
         if self._session is None:
             self._inbox.feed_eof()
         elif not self._closing:
-            if self._buffer or self._pending or self._discard:
+            if self._buffer or self._pending or self._discard or self._payload is not None:
                 log.warning(
                     "NBD client %s vanished mid-request (%d bytes of it received)",
                     self.peer,
@@ -141,8 +161,12 @@ class Connection(asyncio.Protocol):
         self._lost = True
         self._closing = True
         self._inbox.feed_eof()
+        # Drop the buffers now: the transport and this protocol refer to each other, and a cycle
+        # holding a 32 MiB half-received payload would wait for the garbage collector.
+        self._payload, self._pending, self._buffer, self._scratch = None, None, bytearray(), bytearray()
         if exc is not None and self._session is not None:
-            log.warning("NBD client %s dropped the connection: %s", self.peer, exc)
+            # The text only: the exception's traceback holds the socket read's buffer (a payload).
+            log.warning("NBD client %s dropped the connection: %s", self.peer, str(exc))
         self._wake_drain()
         self._loop.create_task(self._settle())
 
@@ -191,10 +215,10 @@ class Connection(asyncio.Protocol):
             )
             session = None
         except ConnectionError as exc:
-            log.warning("NBD client %s dropped the connection: %s", self.peer, exc)
+            log.warning("NBD client %s dropped the connection: %s", self.peer, str(exc))
             session = None
         except NbdProtocolError as exc:
-            log.warning("closing NBD connection from %s: %s", self.peer, exc)
+            log.warning("closing NBD connection from %s: %s", self.peer, str(exc))
             session = None
         if session is None:
             self._finish()
@@ -264,11 +288,32 @@ class Connection(asyncio.Protocol):
             at += p.REQUEST.size
             if kind == p.CMD_WRITE:
                 self._pending = (request, charge)
+                if length >= DIRECT_PAYLOAD and len(buffer) - at < length:
+                    at = self._receive_in_place(buffer, at, length)
+                    break
             else:
                 self._start(request, None, charge, session, out)
         del buffer[:at]
         if out:
             self.write(b"".join(out))
+
+    def _receive_in_place(self, buffer: bytearray, at: int, length: int) -> int:
+        """Move the payload's first bytes into its own buffer; the socket fills the rest (`get_buffer`)."""
+        payload = bytearray(length)
+        have = len(buffer) - at
+        payload[:have] = memoryview(buffer)[at:]
+        self._payload, self._payload_filled = payload, have
+        return len(buffer)
+
+    def _payload_complete(self) -> None:
+        assert self._pending is not None and self._payload is not None and self._session is not None
+        (request, charge), payload = self._pending, self._payload
+        self._pending, self._payload = None, None
+        out: list[bytes] = []
+        self._start(request, cast(bytes, payload), charge, self._session, out)  # never reused (Export.write)
+        if out:
+            self.write(b"".join(out))
+        self._process()
 
     def _start(
         self,

@@ -54,7 +54,9 @@ class Export(Protocol):
 
     async def read(self, offset: int, length: int) -> bytes: ...
 
-    async def write(self, offset: int, data: bytes, fua: bool) -> None: ...
+    async def write(self, offset: int, data: bytes, fua: bool) -> None:
+        """`data` may be a bytearray (large payloads are received in place); the server never reuses it."""
+        ...
 
     async def flush(self) -> None:
         """Every write already answered, on any connection, is durable (see the module invariant)."""
