@@ -1,7 +1,8 @@
 """An asyncio NBD server of one export, named after it, on one listening address.
 
-`run_export` serves until an event is set (tests run it in a thread); `serve_export` is the
-blocking entry point that stops on SIGINT/SIGTERM. Neither knows what the export is backed by.
+`run_export` serves until an event is set (tests run it in a thread, on `new_event_loop`);
+`serve_export` is the blocking entry point that stops on SIGINT/SIGTERM. Neither knows what the
+export is backed by.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+
+import uvloop
 
 from tidemark.core.exceptions import NbdServerError
 
@@ -22,6 +25,11 @@ from .handshake import ExportInfo
 log = logging.getLogger(__name__)
 
 ReadyCallback = Callable[[str, int], None]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop NBD servers run on: uvloop (libuv), which measured faster than asyncio's selector loop."""
+    return uvloop.new_event_loop()
 
 
 def export_info(export: Export) -> ExportInfo:
@@ -105,7 +113,8 @@ async def run_export(
 
 def serve_export(export: Export, host: str, port: int, *, ready: ReadyCallback | None = None) -> None:
     """Serve until SIGINT or SIGTERM (call from the main thread)."""
-    asyncio.run(_serve_until_signalled(export, host, port, ready))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve_until_signalled(export, host, port, ready))
 
 
 async def _serve_until_signalled(export: Export, host: str, port: int, ready: ReadyCallback | None) -> None:

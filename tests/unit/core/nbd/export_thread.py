@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from tidemark.core.nbd.export import Export
-from tidemark.core.nbd.server import run_export
+from tidemark.core.nbd.server import new_event_loop, run_export
 
 
 class ExportThread:
@@ -44,7 +44,8 @@ class ExportThread:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._serve())
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self._serve())
         except BaseException as exc:  # reported by start()/stop()
             self.error = exc
             self._ready.set()
