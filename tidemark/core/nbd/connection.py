@@ -31,6 +31,7 @@ from . import replies
 from .concurrency import ByteBudget
 from .dispatch import Dispatcher, Outcome, Request
 from .handshake import ExportInfo, Session, negotiate
+from .limits import ServerOptions, SharedBudget
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,16 @@ class _Inbox:
 class Connection(asyncio.BufferedProtocol):
     """Serves one client; `closed` is done once its transport is gone and every request finished."""
 
-    def __init__(self, export: ExportInfo, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, export: ExportInfo, dispatcher: Dispatcher, options: ServerOptions, shared: SharedBudget
+    ) -> None:
         self._export = export
         self._dispatcher = dispatcher
+        self._options = options
+        self._shared = shared
         self._loop = asyncio.get_running_loop()
+        self._last_heard = self._loop.time()
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._inbox = _Inbox(self._loop, self._inbox_drained)
         self._handshake: asyncio.Task[None] | None = None
@@ -125,6 +132,7 @@ class Connection(asyncio.BufferedProtocol):
         return memoryview(self._scratch)
 
     def buffer_updated(self, nbytes: int) -> None:
+        self._last_heard = self._loop.time()
         if self._payload is not None:
             self._payload_filled += nbytes
             if self._payload_filled == len(self._payload):
@@ -163,7 +171,11 @@ class Connection(asyncio.BufferedProtocol):
         self._inbox.feed_eof()
         # Drop the buffers now: the transport and this protocol refer to each other, and a cycle
         # holding a 32 MiB half-received payload would wait for the garbage collector.
+        if self._pending is not None:
+            self._release(self._pending[1])
         self._payload, self._pending, self._buffer, self._scratch = None, None, bytearray(), bytearray()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         if exc is not None and self._session is not None:
             # The text only: the exception's traceback holds the socket read's buffer (a payload).
             log.warning("NBD client %s dropped the connection: %s", self.peer, str(exc))
@@ -193,6 +205,11 @@ class Connection(asyncio.BufferedProtocol):
             await self._drain_waiter
 
     # --- shutdown ------------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Cut the connection now, replies not yet taken by the client included."""
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
     def shutdown(self) -> None:
         """Stop reading; requests in flight finish (their writes are published either way), then close."""
         if self._handshake is not None and not self._handshake.done():
@@ -203,9 +220,17 @@ class Connection(asyncio.BufferedProtocol):
     # --- internals -----------------------------------------------------------------------------
     async def _negotiate(self) -> None:
         try:
-            session = await negotiate(self._inbox, self, self._export)
+            session = await asyncio.wait_for(
+                negotiate(self._inbox, self, self._export), self._options.handshake_timeout
+            )
         except asyncio.CancelledError:
             return
+        except TimeoutError:
+            log.warning(
+                "closing NBD connection from %s: no handshake within %.0f s",
+                self.peer, self._options.handshake_timeout,
+            )  # fmt: skip
+            session = None
         except asyncio.IncompleteReadError as exc:
             log.warning(
                 "NBD client %s vanished mid-handshake (%d of %d bytes)",
@@ -231,6 +256,8 @@ class Connection(asyncio.BufferedProtocol):
         self._session = session
         self._buffer = self._inbox.data
         self._handshake_full = False
+        if self._options.idle_timeout is not None:
+            self._idle_timer = self._loop.call_later(self._options.idle_timeout, self._check_idle)
         self._update_reading()
         self._process()
 
@@ -285,6 +312,11 @@ class Connection(asyncio.BufferedProtocol):
                 self._over_budget = True
                 self._update_reading()
                 break
+            if not self._shared.try_acquire(charge, self._shared_released):
+                self._budget.release(charge)
+                self._over_budget = True
+                self._update_reading()
+                break
             at += p.REQUEST.size
             if kind == p.CMD_WRITE:
                 self._pending = (request, charge)
@@ -325,7 +357,7 @@ class Connection(asyncio.BufferedProtocol):
     ) -> None:
         outcome = self._dispatcher.immediate(request, payload, session.block_status)
         if outcome is not None:
-            self._budget.release(charge)
+            self._release(charge)
             out += replies.encode(request, outcome, session.structured)
             return
         task = self._loop.create_task(self._serve(request, payload, charge, session))
@@ -337,11 +369,30 @@ class Connection(asyncio.BufferedProtocol):
             outcome = await self._dispatcher.execute(request, payload)
             self.write(b"".join(replies.encode(request, outcome, session.structured)))
         finally:
-            self._budget.release(charge)
-            if self._over_budget:
-                self._over_budget = False
-                self._update_reading()
-                self._process()
+            self._release(charge)
+            self._shared_released()
+
+    def _release(self, charge: int) -> None:
+        self._budget.release(charge)
+        self._shared.release(charge)
+
+    def _shared_released(self) -> None:
+        """Bytes came back (here or on another connection): read and parse again if they stopped us."""
+        if self._over_budget and not self._closing:
+            self._over_budget = False
+            self._update_reading()
+            self._process()
+
+    def _check_idle(self) -> None:
+        timeout = self._options.idle_timeout
+        if self._closing or timeout is None:
+            return
+        quiet = self._loop.time() - self._last_heard
+        if quiet >= timeout and not self._in_flight:
+            log.warning("closing NBD connection from %s: nothing received for %.0f s", self.peer, quiet)
+            self._finish()
+            return
+        self._idle_timer = self._loop.call_later(max(timeout - quiet, 0.1), self._check_idle)
 
     def _finish(self) -> None:
         """Read nothing more; close once the requests in flight have replied."""
