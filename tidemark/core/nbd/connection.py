@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import cast
 
@@ -89,12 +90,18 @@ class Connection(asyncio.BufferedProtocol):
     """Serves one client; `closed` is done once its transport is gone and every request finished."""
 
     def __init__(
-        self, export: ExportInfo, dispatcher: Dispatcher, options: ServerOptions, shared: SharedBudget
+        self,
+        export: ExportInfo,
+        dispatcher: Dispatcher,
+        options: ServerOptions,
+        shared: SharedBudget,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._export = export
         self._dispatcher = dispatcher
         self._options = options
         self._shared = shared
+        self._tls = tls
         self._loop = asyncio.get_running_loop()
         self._last_heard = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -204,6 +211,15 @@ class Connection(asyncio.BufferedProtocol):
             self._drain_waiter = self._loop.create_future()
             await self._drain_waiter
 
+    async def start_tls(self) -> None:
+        assert self._tls is not None and self._transport is not None
+        upgraded = await self._loop.start_tls(
+            self._transport, self, self._tls, server_side=True, ssl_handshake_timeout=self._options.handshake_timeout
+        )
+        if upgraded is None:
+            raise ConnectionResetError(f"NBD client {self.peer} went away during the TLS handshake")
+        self._transport = cast(asyncio.Transport, upgraded)
+
     # --- shutdown ------------------------------------------------------------------------------
     def abort(self) -> None:
         """Cut the connection now, replies not yet taken by the client included."""
@@ -221,7 +237,7 @@ class Connection(asyncio.BufferedProtocol):
     async def _negotiate(self) -> None:
         try:
             session = await asyncio.wait_for(
-                negotiate(self._inbox, self, self._export), self._options.handshake_timeout
+                negotiate(self._inbox, self, self._export, self._options.tls.mode), self._options.handshake_timeout
             )
         except asyncio.CancelledError:
             return

@@ -16,6 +16,7 @@ from .options import (
     parse_info_request,
     parse_meta_request,
 )
+from .tls import TlsMode
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class HandshakeWriter(Protocol):
 
     async def drain(self) -> None: ...
 
+    async def start_tls(self) -> None:
+        """Run the TLS handshake as the server; later reads and writes go through TLS."""
+        ...
+
 
 @dataclass(frozen=True)
 class Session:
@@ -63,12 +68,15 @@ class _Haggling:
     no_zeroes: bool
     structured: bool = False
     base_allocation: bool = False
+    tls: bool = False
 
     def session(self) -> Session:
         return Session(self.structured, self.structured and self.base_allocation)
 
 
-async def negotiate(reader: HandshakeReader, writer: HandshakeWriter, export: ExportInfo) -> Session | None:
+async def negotiate(
+    reader: HandshakeReader, writer: HandshakeWriter, export: ExportInfo, tls: TlsMode = TlsMode.OFF
+) -> Session | None:
     """Run the handshake; the agreed session when the client entered transmission, None when it aborted.
 
     Raises `NbdProtocolError` for a broken handshake (the caller closes the connection) and
@@ -87,10 +95,32 @@ async def negotiate(reader: HandshakeReader, writer: HandshakeWriter, export: Ex
         if length > p.MAX_OPTION_DATA:
             raise NbdProtocolError(f"option {option} carries {length} bytes, more than {p.MAX_OPTION_DATA}")
         data = await reader.readexactly(length)
+        if option == p.OPT_STARTTLS and tls != TlsMode.OFF:
+            await _start_tls(writer, state, data)
+            continue
+        if tls == TlsMode.REQUIRE and not state.tls and option != p.OPT_ABORT:
+            if option == p.OPT_EXPORT_NAME:
+                raise NbdProtocolError("client asked for an export without TLS, which this server requires")
+            writer.write(p.option_reply(option, p.REP_ERR_TLS_REQD, b"this server requires NBD_OPT_STARTTLS first"))
+            await writer.drain()
+            continue
         entered = _answer(writer, export, state, option, data)
         await writer.drain()
         if entered is not None:
             return state.session() if entered else None
+
+
+async def _start_tls(writer: HandshakeWriter, state: _Haggling, data: bytes) -> None:
+    """Acknowledge STARTTLS and upgrade; what was agreed before it is forgotten (the protocol says so)."""
+    if data or state.tls:
+        reason = b"NBD_OPT_STARTTLS takes no data" if data else b"TLS is already active"
+        writer.write(p.option_reply(p.OPT_STARTTLS, p.REP_ERR_INVALID, reason))
+        await writer.drain()
+        return
+    writer.write(p.option_reply(p.OPT_STARTTLS, p.REP_ACK))
+    await writer.drain()
+    await writer.start_tls()
+    state.tls, state.structured, state.base_allocation = True, False, False
 
 
 def _answer(

@@ -4,10 +4,11 @@ the CLI fills from its flags), and the server-wide budget of bytes in flight."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import protocol as p
 from .concurrency import ByteBudget
+from .tls import TlsOptions
 
 HANDSHAKE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 64
@@ -28,6 +29,7 @@ class ServerOptions:
         IN_FLIGHT_BYTES bound).
     shutdown_grace: seconds `close` waits for clients to take their last replies; then their
         connections are cut, so SIGTERM ends the server within this bound whatever clients do.
+    tls: NBD_OPT_STARTTLS with x509 certificates (`--tls off|on|require`, cert, key, CA).
     """
 
     handshake_timeout: float = HANDSHAKE_TIMEOUT
@@ -35,6 +37,7 @@ class ServerOptions:
     max_connections: int = MAX_CONNECTIONS
     max_in_flight_bytes: int = SERVER_IN_FLIGHT_BYTES
     shutdown_grace: float = SHUTDOWN_GRACE
+    tls: TlsOptions = field(default_factory=TlsOptions)
 
 
 class SharedBudget:

@@ -17,7 +17,8 @@ Everything is big-endian (network byte order). One connection goes through three
    `handle`.
 
 Metadata contexts: only `base:allocation` (holes and zeros), chosen with NBD_OPT_SET_META_CONTEXT
-after structured replies. Extended headers and TLS are not offered (NBD_REP_ERR_UNSUP).
+after structured replies. NBD_OPT_STARTTLS upgrades the connection when TLS is configured (`tls.py`).
+Extended headers are not offered (NBD_REP_ERR_UNSUP).
 
 Each layout below is one `struct.Struct` (`Layout.packer`) with one comment per field; field
 offsets are computed from the formats (`Layout.offset`), never written by hand.
@@ -63,6 +64,7 @@ _REP_ERR = 1 << 31
 REP_ERR_UNSUP = _REP_ERR + 1
 REP_ERR_POLICY = _REP_ERR + 2
 REP_ERR_INVALID = _REP_ERR + 3
+REP_ERR_TLS_REQD = _REP_ERR + 5
 REP_ERR_UNKNOWN = _REP_ERR + 6
 REP_ERR_TOO_BIG = _REP_ERR + 9
 

@@ -65,6 +65,7 @@ class NbdServer:
         self._dispatcher = Dispatcher(export)
         self._info = export_info(export)
         self._shared = SharedBudget(self._options.max_in_flight_bytes)
+        self._tls = self._options.tls.context()
         self._connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
 
@@ -80,7 +81,7 @@ class NbdServer:
             raise NbdServerError(
                 f"cannot listen on {host}:{port} for NBD clients: {exc.strerror}; choose another --listen"
             ) from exc
-        if not _is_loopback(host):
+        if self._tls is None and not _is_loopback(host):
             log.warning(
                 "NBD server listening on %s:%d beyond loopback without TLS: anyone who reaches this address "
                 "can read and write %r; listen on 127.0.0.1 or unix:PATH unless the network is trusted",
@@ -96,7 +97,7 @@ class NbdServer:
                 self._export.name, len(self._connections),
             )  # fmt: skip
             return _Refused()
-        connection = Connection(self._info, self._dispatcher, self._options, self._shared)
+        connection = Connection(self._info, self._dispatcher, self._options, self._shared, self._tls)
         self._connections.add(connection)
         connection.closed.add_done_callback(lambda _: self._connections.discard(connection))
         return connection
