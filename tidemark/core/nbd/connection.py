@@ -328,7 +328,7 @@ class Connection(asyncio.BufferedProtocol):
                 self._over_budget = True
                 self._update_reading()
                 break
-            if not self._shared.try_acquire(charge, self._shared_released):
+            if not self._shared.try_acquire(charge, self._wake_later):
                 self._budget.release(charge)
                 self._over_budget = True
                 self._update_reading()
@@ -391,6 +391,10 @@ class Connection(asyncio.BufferedProtocol):
     def _release(self, charge: int) -> None:
         self._budget.release(charge)
         self._shared.release(charge)
+
+    def _wake_later(self) -> None:
+        """Called by the shared budget, maybe from inside another `_process`: never parse re-entrantly."""
+        self._loop.call_soon(self._shared_released)
 
     def _shared_released(self) -> None:
         """Bytes came back (here or on another connection): read and parse again if they stopped us."""
