@@ -104,7 +104,8 @@ class Connection(asyncio.BufferedProtocol):
         self._tls = tls
         self._loop = asyncio.get_running_loop()
         self._last_heard = self._loop.time()
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._quiet_timer: asyncio.TimerHandle | None = None
+        self._quiet_period = 0.0
         self._transport: asyncio.Transport | None = None
         self._inbox = _Inbox(self._loop, self._inbox_drained)
         self._handshake: asyncio.Task[None] | None = None
@@ -181,8 +182,8 @@ class Connection(asyncio.BufferedProtocol):
         if self._pending is not None:
             self._release(self._pending[1])
         self._payload, self._pending, self._buffer, self._scratch = None, None, bytearray(), bytearray()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
         if exc is not None and self._session is not None:
             # The text only: the exception's traceback holds the socket read's buffer (a payload).
             log.warning("NBD client %s dropped the connection: %s", self.peer, str(exc))
@@ -272,8 +273,10 @@ class Connection(asyncio.BufferedProtocol):
         self._session = session
         self._buffer = self._inbox.data
         self._handshake_full = False
-        if self._options.idle_timeout is not None:
-            self._idle_timer = self._loop.call_later(self._options.idle_timeout, self._check_idle)
+        timeouts = [t for t in (self._options.idle_timeout, self._options.request_timeout) if t is not None]
+        if timeouts:
+            self._quiet_period = max(min(timeouts) / 4, 0.05)
+            self._quiet_timer = self._loop.call_later(self._quiet_period, self._check_quiet)
         self._update_reading()
         self._process()
 
@@ -403,16 +406,22 @@ class Connection(asyncio.BufferedProtocol):
             self._update_reading()
             self._process()
 
-    def _check_idle(self) -> None:
-        timeout = self._options.idle_timeout
-        if self._closing or timeout is None:
+    def _check_quiet(self) -> None:
+        """Close a connection whose request stalled half-sent, or that is idle past the idle timeout."""
+        if self._closing:
             return
+        options = self._options
         quiet = self._loop.time() - self._last_heard
-        if quiet >= timeout and not self._in_flight:
+        waiting_for_client = not (self._over_budget or self._send_full)  # time we paused reading is not theirs
+        partial = self._payload is not None or self._pending is not None or bool(self._buffer)
+        if partial and waiting_for_client and options.request_timeout is not None and quiet >= options.request_timeout:
+            log.warning("closing NBD connection from %s: a request stalled half-sent for %.0f s", self.peer, quiet)
+            self._finish()
+        elif not partial and not self._in_flight and options.idle_timeout is not None and quiet >= options.idle_timeout:
             log.warning("closing NBD connection from %s: nothing received for %.0f s", self.peer, quiet)
             self._finish()
-            return
-        self._idle_timer = self._loop.call_later(max(timeout - quiet, 0.1), self._check_idle)
+        else:
+            self._quiet_timer = self._loop.call_later(self._quiet_period, self._check_quiet)
 
     def _finish(self) -> None:
         """Read nothing more; close once the requests in flight have replied."""
@@ -438,6 +447,7 @@ class Connection(asyncio.BufferedProtocol):
         if paused and transport.is_reading():
             transport.pause_reading()
         elif not paused and not transport.is_reading():
+            self._last_heard = self._loop.time()  # the pause was ours, not the client's silence
             transport.resume_reading()
 
     def _inbox_drained(self) -> None:

@@ -11,6 +11,7 @@ from .concurrency import ByteBudget
 from .tls import TlsOptions
 
 HANDSHAKE_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 30.0
 MAX_CONNECTIONS = 64
 SERVER_IN_FLIGHT_BYTES = 8 * p.MAX_PAYLOAD
 SHUTDOWN_GRACE = 4.0
@@ -23,6 +24,8 @@ class ServerOptions:
     handshake_timeout: seconds from accept to the end of option haggling; then the connection closes.
     idle_timeout: seconds a connection in transmission may send nothing while none of its
         requests is in flight (None: no limit; an idle VM disk connection is normal).
+    request_timeout: seconds a half-sent request (header or payload incomplete) may wait for
+        its next byte; then the connection closes and its bytes in flight are released.
     max_connections: connections open at once; further clients are closed at once (logged).
     max_in_flight_bytes: payload and read bytes admitted over all connections together; past it
         every connection stops reading until requests finish (each connection also keeps its own
@@ -34,6 +37,7 @@ class ServerOptions:
 
     handshake_timeout: float = HANDSHAKE_TIMEOUT
     idle_timeout: float | None = None
+    request_timeout: float | None = REQUEST_TIMEOUT
     max_connections: int = MAX_CONNECTIONS
     max_in_flight_bytes: int = SERVER_IN_FLIGHT_BYTES
     shutdown_grace: float = SHUTDOWN_GRACE

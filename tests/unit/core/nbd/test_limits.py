@@ -126,3 +126,30 @@ def test_unix_socket_served_to_nbdinfo_and_qemu_io(tmp_path: Path) -> None:
         info = subprocess.run(["nbdinfo", "--json", url], capture_output=True, text=True, timeout=60, check=False)
         assert info.returncode == 0 and '"export-size": 1048576' in info.stdout, info.stdout + info.stderr
         assert thread.export.name == "mem"
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.nbd
+def test_half_sent_writes_are_dropped_and_real_clients_served_throughout() -> None:
+    budget = 4 * p.MAX_PAYLOAD
+    with serve(request_timeout=1.5, max_in_flight_bytes=budget) as thread:
+        before = _rss()
+        stalled = []
+        for handle in range(12):  # each claims a 32 MiB write, sends 1 byte of it, then nothing
+            sock = open_export(thread.port, "mem")
+            send_request(sock, p.CMD_WRITE, handle, 0, p.MAX_PAYLOAD, data=b"\x01")
+            stalled.append(sock)
+        time.sleep(0.5)
+        assert _rss() - before < budget + (64 << 20), "stalled payloads grew past the server budget"
+        done = subprocess.run(["qemu-io", "-f", "raw", thread.url(), "-c", "write -P 0x44 0 4096"],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0 and "failed" not in done.stdout + done.stderr, done.stdout + done.stderr
+        assert all(is_closed(sock, timeout=5) for sock in stalled)
+        for sock in stalled:
+            sock.close()
