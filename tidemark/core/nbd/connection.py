@@ -29,6 +29,7 @@ from tidemark.core.exceptions import NbdProtocolError
 
 from . import protocol as p
 from . import replies
+from .buffers import PayloadPool
 from .concurrency import ByteBudget
 from .dispatch import Dispatcher, Outcome, Request
 from .handshake import ExportInfo, Session, negotiate
@@ -96,12 +97,14 @@ class Connection(asyncio.BufferedProtocol):
         options: ServerOptions,
         shared: SharedBudget,
         tls: ssl.SSLContext | None = None,
+        pool: PayloadPool | None = None,
     ) -> None:
         self._export = export
         self._dispatcher = dispatcher
         self._options = options
         self._shared = shared
         self._tls = tls
+        self._pool = pool or PayloadPool()
         self._loop = asyncio.get_running_loop()
         self._last_heard = self._loop.time()
         self._quiet_timer: asyncio.TimerHandle | None = None
@@ -350,7 +353,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _receive_in_place(self, buffer: bytearray, at: int, length: int) -> int:
         """Move the payload's first bytes into its own buffer; the socket fills the rest (`get_buffer`)."""
-        payload = bytearray(length)
+        payload = self._pool.take(length)
         have = len(buffer) - at
         payload[:have] = memoryview(buffer)[at:]
         self._payload, self._payload_filled = payload, have
@@ -361,7 +364,8 @@ class Connection(asyncio.BufferedProtocol):
         (request, charge), payload = self._pending, self._payload
         self._pending, self._payload = None, None
         out: list[bytes] = []
-        self._start(request, cast(bytes, payload), charge, self._session, out)  # never reused (Export.write)
+        if self._start(request, cast(bytes, payload), charge, self._session, out):
+            self._pool.give_back(payload)
         if out:
             self.write(b"".join(out))
         self._process()
@@ -373,15 +377,17 @@ class Connection(asyncio.BufferedProtocol):
         charge: int,
         session: Session,
         out: list[bytes],
-    ) -> None:
+    ) -> bool:
+        """Answer at once (True) or start a task (False)."""
         outcome = self._dispatcher.immediate(request, payload, session.block_status)
         if outcome is not None:
             self._release(charge)
             out += replies.encode(request, outcome, session.structured)
-            return
+            return True
         task = self._loop.create_task(self._serve(request, payload, charge, session))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        return False
 
     async def _serve(self, request: Request, payload: bytes | None, charge: int, session: Session) -> None:
         try:
@@ -390,6 +396,8 @@ class Connection(asyncio.BufferedProtocol):
         finally:
             self._release(charge)
             self._shared_released()
+        if isinstance(payload, bytearray):
+            self._pool.give_back(payload)
 
     def _release(self, charge: int) -> None:
         self._budget.release(charge)

@@ -18,6 +18,7 @@ import uvloop
 from tidemark.core.exceptions import NbdServerError
 
 from . import protocol as p
+from .buffers import PayloadPool
 from .connection import Connection
 from .dispatch import Dispatcher
 from .export import Export
@@ -66,6 +67,7 @@ class NbdServer:
         self._info = export_info(export)
         self._shared = SharedBudget(self._options.max_in_flight_bytes)
         self._tls = self._options.tls.context()
+        self._pool = PayloadPool()
         self._connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
 
@@ -97,7 +99,7 @@ class NbdServer:
                 self._export.name, len(self._connections),
             )  # fmt: skip
             return _Refused()
-        connection = Connection(self._info, self._dispatcher, self._options, self._shared, self._tls)
+        connection = Connection(self._info, self._dispatcher, self._options, self._shared, self._tls, self._pool)
         self._connections.add(connection)
         connection.closed.add_done_callback(lambda _: self._connections.discard(connection))
         return connection
