@@ -70,6 +70,21 @@ class TrackingExport:
         step = self._zero_step(offset, length, trim=False, may_punch=may_punch)
         await self._publish(offset, length, step, fua)
 
+    async def zero_fast(self, offset: int, length: int, fua: bool, may_punch: bool) -> bool:
+        """NBD_CMD_FLAG_FAST_ZERO: zero (and publish) only when the image zeroes without writing zeros."""
+        if not self._image.zeroes_fast(may_punch):
+            return False
+        await self.zero(offset, length, fua, may_punch)
+        return True
+
+    async def block_status(self, offset: int, length: int) -> list[tuple[int, int]]:
+        """Holes and data of the image (base:allocation), from SEEK_DATA/SEEK_HOLE."""
+        return await self._run(self._image.extents, offset, length)
+
+    async def cache(self, offset: int, length: int) -> None:
+        """NBD_CMD_CACHE: have the kernel read the range ahead."""
+        await self._run(self._image.prefetch, offset, length)
+
     async def flush(self) -> None:
         """Image durable, every write acknowledged so far at its ack mode's guarantee, then a
         flush-consistent Marker behind them (awaited only when the tracker has not done it)."""

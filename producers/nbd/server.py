@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tidemark.core.nbd.limits import ServerOptions
 from tidemark.core.nbd.server import ReadyCallback, run_export, serve_export
 from tidemark.producers.exceptions import TrackerError
 from tidemark.producers.tracker_api import WriteTracker
@@ -36,14 +37,22 @@ async def run_nbd(
     *,
     stop: asyncio.Event,
     ready: ReadyCallback | None = None,
+    options: ServerOptions | None = None,
 ) -> None:
     """Serve until `stop` is set, then shut down cleanly (image synced, tracker flushed)."""
     export = TrackingExport(tracker, open_image(tracker, image_path))
-    await run_export(export, host, port, stop=stop, ready=ready)
+    await run_export(export, host, port, stop=stop, ready=ready, options=options)
 
 
 def serve_nbd(
-    tracker: WriteTracker, image_path: Path, host: str, port: int, *, ready: ReadyCallback | None = None
+    tracker: WriteTracker,
+    image_path: Path,
+    host: str,
+    port: int,
+    *,
+    ready: ReadyCallback | None = None,
+    options: ServerOptions | None = None,
 ) -> None:
-    """Serve the image over NBD until SIGINT or SIGTERM (call from the main thread)."""
-    serve_export(TrackingExport(tracker, open_image(tracker, image_path)), host, port, ready=ready)
+    """Serve the image over NBD until SIGINT or SIGTERM (call from the main thread); `host` may be unix:PATH."""
+    export = TrackingExport(tracker, open_image(tracker, image_path))
+    serve_export(export, host, port, ready=ready, options=options)

@@ -1,4 +1,4 @@
-"""Two asyncio primitives that keep pipelined requests safe: a range lock and a byte budget."""
+"""Two primitives that keep pipelined requests safe: an asyncio range lock and a byte budget."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ class RangeLock:
         self._held: list[Extent] = []
         self._changed = asyncio.Condition()
 
-    def _free(self, extent: Extent) -> bool:
+    def is_free(self, extent: Extent) -> bool:
+        """No held extent overlaps `extent` (a synchronous caller on the loop may then act at once)."""
         return all(extent.end <= held.offset or held.end <= extent.offset for held in self._held)
 
     @asynccontextmanager
     async def hold(self, extent: Extent) -> AsyncIterator[None]:
         async with self._changed:
-            await self._changed.wait_for(lambda: self._free(extent))
+            await self._changed.wait_for(lambda: self.is_free(extent))
             self._held.append(extent)
         try:
             yield
@@ -38,24 +39,23 @@ class RangeLock:
 
 
 class ByteBudget:
-    """Caps the bytes held by one connection's in-flight requests (payloads and read buffers).
+    """Caps the bytes held by in-flight requests (payloads and read buffers); event-loop thread only.
 
     A request larger than the whole budget is still admitted when nothing else is in flight, so
     no valid request waits forever. While the budget is spent the connection stops reading, and
-    TCP pushes back on the client.
+    TCP pushes back on the client; `release` says when to read again.
     """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._used = 0
-        self._changed = asyncio.Condition()
+        self.used = 0
 
-    async def acquire(self, amount: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._used == 0 or self._used + amount <= self._limit)
-            self._used += amount
+    def try_acquire(self, amount: int) -> bool:
+        """Take `amount` if it fits (or nothing is held); False leaves the budget unchanged."""
+        if self.used and self.used + amount > self._limit:
+            return False
+        self.used += amount
+        return True
 
-    async def release(self, amount: int) -> None:
-        async with self._changed:
-            self._used -= amount
-            self._changed.notify_all()
+    def release(self, amount: int) -> None:
+        self.used -= amount

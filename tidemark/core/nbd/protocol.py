@@ -1,4 +1,4 @@
-"""The NBD wire format, as far as tidemark's NBD server speaks it: fixed newstyle handshake, simple replies.
+"""The NBD wire format, as far as tidemark's NBD server speaks it (fixed newstyle; simple and structured replies).
 
 Everything is big-endian (network byte order). One connection goes through three phases:
 
@@ -11,11 +11,14 @@ Everything is big-endian (network byte order). One connection goes through three
    transmission after its NBD_REP_ACK.
 3. Transmission. The client sends `REQUEST` (followed by `length` bytes of data for
    NBD_CMD_WRITE); the server answers each request with `SIMPLE_REPLY` (followed by `length`
-   bytes of data for a successful NBD_CMD_READ). Replies may come in any order; the client
-   matches them by `handle`.
+   bytes of data for a successful NBD_CMD_READ), or, once NBD_OPT_STRUCTURED_REPLY was agreed,
+   NBD_CMD_READ and NBD_CMD_BLOCK_STATUS with one or more `STRUCTURED_REPLY` chunks, the last
+   one flagged REPLY_FLAG_DONE. Replies may come in any order; the client matches them by
+   `handle`.
 
-Structured replies, extended headers, TLS and metadata contexts are not offered (a client that
-asks for them gets NBD_REP_ERR_UNSUP and falls back to simple replies).
+Metadata contexts: only `base:allocation` (holes and zeros), chosen with NBD_OPT_SET_META_CONTEXT
+after structured replies. NBD_OPT_STARTTLS upgrades the connection when TLS is configured (`tls.py`).
+Extended headers are not offered (NBD_REP_ERR_UNSUP).
 
 Each layout below is one `struct.Struct` (`Layout.packer`) with one comment per field; field
 offsets are computed from the formats (`Layout.offset`), never written by hand.
@@ -49,15 +52,19 @@ OPT_STARTTLS = 5
 OPT_INFO = 6
 OPT_GO = 7
 OPT_STRUCTURED_REPLY = 8
+OPT_LIST_META_CONTEXT = 9
+OPT_SET_META_CONTEXT = 10
 
 # --- option reply types (server -> client); errors have bit 31 set ------------------------------
 REP_ACK = 1
 REP_SERVER = 2
 REP_INFO = 3
+REP_META_CONTEXT = 4
 _REP_ERR = 1 << 31
 REP_ERR_UNSUP = _REP_ERR + 1
 REP_ERR_POLICY = _REP_ERR + 2
 REP_ERR_INVALID = _REP_ERR + 3
+REP_ERR_TLS_REQD = _REP_ERR + 5
 REP_ERR_UNKNOWN = _REP_ERR + 6
 REP_ERR_TOO_BIG = _REP_ERR + 9
 
@@ -75,13 +82,23 @@ TFLAG_SEND_FUA = 1 << 3
 TFLAG_ROTATIONAL = 1 << 4
 TFLAG_SEND_TRIM = 1 << 5
 TFLAG_SEND_WRITE_ZEROES = 1 << 6
+TFLAG_SEND_DF = 1 << 7
 TFLAG_CAN_MULTI_CONN = 1 << 8
+TFLAG_SEND_CACHE = 1 << 10
+TFLAG_SEND_FAST_ZERO = 1 << 11
 
-# What every export offers (a read-only export adds TFLAG_READ_ONLY). CAN_MULTI_CONN stays off: on
-# a tracking export a FLUSH on one connection does not wait for tracker confirmations of writes
-# still in flight on another.
+# What every export offers (a read-only export adds TFLAG_READ_ONLY). CAN_MULTI_CONN is safe
+# because every `Export.flush` covers the writes completed on all connections (one shared image
+# synced, and every event the tracker accepted confirmed), not only its own connection's.
 TRANSMISSION_FLAGS = (
-    TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES
+    TFLAG_HAS_FLAGS
+    | TFLAG_SEND_FLUSH
+    | TFLAG_SEND_FUA
+    | TFLAG_SEND_TRIM
+    | TFLAG_SEND_WRITE_ZEROES
+    | TFLAG_CAN_MULTI_CONN
+    | TFLAG_SEND_CACHE
+    | TFLAG_SEND_FAST_ZERO
 )
 
 # --- commands and command flags ----------------------------------------------------------------
@@ -90,9 +107,28 @@ CMD_WRITE = 1
 CMD_DISC = 2
 CMD_FLUSH = 3
 CMD_TRIM = 4
+CMD_CACHE = 5
 CMD_WRITE_ZEROES = 6
+CMD_BLOCK_STATUS = 7
 CMD_FLAG_FUA = 1 << 0
-CMD_FLAG_NO_HOLE = 1 << 1
+CMD_FLAG_NO_HOLE = 1 << 1  # WRITE_ZEROES: keep the range allocated
+CMD_FLAG_REQ_ONE = 1 << 3  # BLOCK_STATUS: one descriptor is enough
+CMD_FLAG_FAST_ZERO = 1 << 4  # WRITE_ZEROES: fail with ENOTSUP rather than write zeros slowly
+
+# --- structured replies: magic, chunk flags and types --------------------------------------------
+STRUCTURED_REPLY_MAGIC = 0x668E33EF
+REPLY_FLAG_DONE = 1 << 0  # the last chunk of a reply
+REPLY_TYPE_NONE = 0
+REPLY_TYPE_OFFSET_DATA = 1
+REPLY_TYPE_OFFSET_HOLE = 2
+REPLY_TYPE_BLOCK_STATUS = 5
+REPLY_TYPE_ERROR = (1 << 15) + 1
+
+# --- metadata contexts ---------------------------------------------------------------------------
+BASE_ALLOCATION = "base:allocation"
+BASE_ALLOCATION_ID = 1  # the id this server gives base:allocation (any nonzero value would do)
+STATE_HOLE = 1 << 0  # base:allocation: the range is not allocated
+STATE_ZERO = 1 << 1  # base:allocation: the range reads as zeros
 
 # --- error values in SIMPLE_REPLY (fixed by the protocol, not the host's errno) -----------------
 EPERM = 1
@@ -108,6 +144,8 @@ ESHUTDOWN = 108
 MAX_STRING = 4096  # longest export name or other string the protocol allows
 MAX_OPTION_DATA = 2 * MAX_STRING  # longest option payload accepted (GO: name + info requests)
 MAX_PAYLOAD = 32 * 1024 * 1024  # largest READ/WRITE payload; advertised as maximum block size
+MAX_META_QUERIES = 64  # most metadata context queries accepted in one option
+MAX_ERROR_MESSAGE = 1024  # error chunk messages are cut to this many bytes
 
 
 @dataclass(frozen=True)
@@ -152,7 +190,10 @@ HANDSHAKE = Layout(
 CLIENT_FLAGS = Layout(
     "client flags",
     (
-        ("flags", "I"),  # FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES; any other bit: disconnect
+        (
+            "flags",
+            "I",
+        ),  # FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES; any other bit: disconnect
     ),
 )
 
@@ -224,7 +265,10 @@ INFO_BLOCK_SIZE_REPLY = Layout(
     "info block size",
     (
         ("type", "H"),  # INFO_BLOCK_SIZE
-        ("minimum", "I"),  # smallest request granularity the server accepts (1: any byte)
+        (
+            "minimum",
+            "I",
+        ),  # smallest request granularity the server accepts (1: any byte)
         ("preferred", "I"),  # requests of this granularity avoid read-modify-write
         ("maximum", "I"),  # largest READ/WRITE payload
     ),
@@ -250,6 +294,72 @@ SIMPLE_REPLY = Layout(
         ("magic", "I"),  # SIMPLE_REPLY_MAGIC
         ("error", "I"),  # 0 or one of the E* values above
         ("handle", "Q"),  # the request's handle
+    ),
+)
+
+# Data of OPT_LIST_META_CONTEXT / OPT_SET_META_CONTEXT: export name length, name, query count,
+# then per query a length and the query string.
+META_REQUEST_LENGTH = Layout(
+    "meta context length",
+    (
+        (
+            "length",
+            "I",
+        ),  # bytes of export name (or of one query) that follow; also the query count
+    ),
+)
+
+# Data of REP_META_CONTEXT: the context id, then the context name (rest of the reply).
+META_CONTEXT_REPLY = Layout(
+    "meta context reply",
+    (
+        ("context_id", "I"),  # id that BLOCK_STATUS chunks carry (0 in LIST answers)
+    ),
+)
+
+# S -> C, one per chunk of a structured reply; followed by `length` bytes of chunk payload.
+STRUCTURED_REPLY = Layout(
+    "structured reply",
+    (
+        ("magic", "I"),  # STRUCTURED_REPLY_MAGIC
+        ("flags", "H"),  # REPLY_FLAG_DONE on the last chunk
+        ("type", "H"),  # REPLY_TYPE_*
+        ("handle", "Q"),  # the request's handle
+        ("length", "I"),  # bytes of chunk payload that follow
+    ),
+)
+
+# Payload of REPLY_TYPE_OFFSET_DATA: the offset, then the data (rest of the chunk).
+OFFSET_DATA = Layout("offset data", (("offset", "Q"),))  # export offset of the first data byte
+
+# Payload of REPLY_TYPE_OFFSET_HOLE: a range that reads as zeros.
+OFFSET_HOLE = Layout(
+    "offset hole",
+    (
+        ("offset", "Q"),  # export offset of the hole
+        ("length", "I"),  # bytes of zeros (nonzero)
+    ),
+)
+
+# Payload of REPLY_TYPE_BLOCK_STATUS: the context id, then one or more BLOCK_DESCRIPTORs.
+BLOCK_STATUS_HEADER = Layout("block status", (("context_id", "I"),))  # BASE_ALLOCATION_ID
+BLOCK_DESCRIPTOR = Layout(
+    "block descriptor",
+    (
+        (
+            "length",
+            "I",
+        ),  # bytes this descriptor covers (nonzero), consecutive from the request offset
+        ("flags", "I"),  # STATE_HOLE | STATE_ZERO for base:allocation
+    ),
+)
+
+# Payload of REPLY_TYPE_ERROR: the error, then a message of `message_length` bytes.
+ERROR_CHUNK = Layout(
+    "error chunk",
+    (
+        ("error", "I"),  # one of the E* values (nonzero)
+        ("message_length", "H"),  # bytes of UTF-8 message that follow
     ),
 )
 

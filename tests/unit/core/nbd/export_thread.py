@@ -6,12 +6,15 @@ import asyncio
 import threading
 
 from tidemark.core.nbd.export import Export
-from tidemark.core.nbd.server import run_export
+from tidemark.core.nbd.limits import ServerOptions
+from tidemark.core.nbd.server import new_event_loop, run_export
 
 
 class ExportThread:
-    def __init__(self, export: Export) -> None:
+    def __init__(self, export: Export, options: ServerOptions | None = None, host: str = "127.0.0.1") -> None:
         self.export = export
+        self.options = options
+        self.listen = host
         self.error: BaseException | None = None
         self.host, self.port = "", 0
         self._ready = threading.Event()
@@ -24,7 +27,7 @@ class ExportThread:
 
     def start(self) -> ExportThread:
         self._thread.start()
-        if not self._ready.wait(10) or not self.port:
+        if not self._ready.wait(10) or not self.host:
             self.stop()
             raise RuntimeError(f"NBD server did not start: {self.error!r}")
         return self
@@ -44,7 +47,8 @@ class ExportThread:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._serve())
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self._serve())
         except BaseException as exc:  # reported by start()/stop()
             self.error = exc
             self._ready.set()
@@ -57,4 +61,4 @@ class ExportThread:
             self.host, self.port = host, port
             self._ready.set()
 
-        await run_export(self.export, "127.0.0.1", 0, stop=self._stop, ready=ready)
+        await run_export(self.export, self.listen, 0, stop=self._stop, ready=ready, options=self.options)

@@ -100,3 +100,10 @@ def nbd_write(sock: socket.socket, offset: int, data: bytes, handle: int = 2, fl
     error, answered = read_reply(sock)
     assert answered == handle
     return error
+
+
+def read_structured(sock: socket.socket) -> tuple[int, int, int, bytes]:
+    """(flags, type, handle, payload) of one structured reply chunk."""
+    magic, flags, kind, handle, length = p.STRUCTURED_REPLY.unpack(recv_exact(sock, p.STRUCTURED_REPLY.size))
+    assert magic == p.STRUCTURED_REPLY_MAGIC
+    return flags, kind, handle, recv_exact(sock, length)

@@ -76,7 +76,8 @@ def test_layouts_match_the_spec_sizes_and_offsets() -> None:
         (Request(0, p.CMD_TRIM, 1, 0, 512), True, p.EPERM),
         (Request(0, p.CMD_WRITE_ZEROES, 1, 0, 512), True, p.EPERM),
         (Request(0, p.CMD_FLUSH, 1, 0, 0), True, 0),
-        (Request(p.CMD_FLAG_FUA, p.CMD_READ, 1, 0, 512), True, p.EINVAL),
+        (Request(p.CMD_FLAG_FUA, p.CMD_READ, 1, 0, 512), True, 0),  # FUA is accepted on any command
+        (Request(p.CMD_FLAG_REQ_ONE, p.CMD_READ, 1, 0, 512), True, p.EINVAL),
         (Request(0, p.CMD_WRITE, 1, SIZE, 512), False, p.ENOSPC),
         (Request(0, p.CMD_READ, 1, SIZE, 512), False, p.EINVAL),
         (Request(0, 99, 1, 0, 0), False, p.EINVAL),

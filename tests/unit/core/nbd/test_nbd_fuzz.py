@@ -100,8 +100,13 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
 u64 = st.integers(0, (1 << 64) - 1)
-known_options = st.sampled_from([p.OPT_EXPORT_NAME, p.OPT_ABORT, p.OPT_LIST, p.OPT_INFO, p.OPT_GO])
-known_commands = st.sampled_from([p.CMD_READ, p.CMD_WRITE, p.CMD_FLUSH, p.CMD_TRIM, p.CMD_WRITE_ZEROES])
+known_options = st.sampled_from(
+    [p.OPT_EXPORT_NAME, p.OPT_ABORT, p.OPT_LIST, p.OPT_INFO, p.OPT_GO, p.OPT_STRUCTURED_REPLY, p.OPT_LIST_META_CONTEXT,
+     p.OPT_SET_META_CONTEXT]
+)  # fmt: skip
+known_commands = st.sampled_from(
+    [p.CMD_READ, p.CMD_WRITE, p.CMD_FLUSH, p.CMD_TRIM, p.CMD_WRITE_ZEROES, p.CMD_CACHE, p.CMD_BLOCK_STATUS]
+)
 
 
 @fuzz_settings
@@ -128,7 +133,7 @@ def test_options_with_wrong_magic_lengths_and_codes(
         assert seen.closed, "a wrong option magic or an oversized option must close the connection"
     elif declared > len(data):
         assert not seen.option_errors and not seen.closed, "the server waits for the rest of the option"
-    elif declared == len(data) and option_code not in (1, 2, 3, 6, 7):
+    elif declared == len(data) and option_code not in (1, 2, 3, 6, 7, 8, 9, 10):
         assert seen.option_errors == [p.REP_ERR_UNSUP] and not seen.closed
     served.assert_serving()
 
@@ -154,7 +159,7 @@ def test_go_with_lying_name_lengths(served: Served, name: bytes, info_types: lis
 def requests(draw: st.DrawFn) -> tuple[int, int, int, int, int, int, bytes]:
     magic = draw(st.one_of(st.just(p.REQUEST_MAGIC), st.just(p.REQUEST_MAGIC), u32))
     kind = draw(st.one_of(known_commands, known_commands, u16))
-    flags = draw(st.one_of(st.just(0), st.sampled_from([p.CMD_FLAG_FUA, p.CMD_FLAG_NO_HOLE]), u16))
+    flags = draw(st.one_of(st.just(0), st.sampled_from([p.CMD_FLAG_FUA, p.CMD_FLAG_NO_HOLE, p.CMD_FLAG_FAST_ZERO]), u16))
     offset = draw(st.one_of(st.integers(0, SIZE // BLOCK).map(lambda b: b * BLOCK), st.integers(0, SIZE + 8192), u64))
     length = draw(st.one_of(st.integers(0, 4) .map(lambda b: b * BLOCK), st.integers(0, 70000), u32))
     payload = b""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.core.blocks import Extent
+from tidemark.core.nbd.server import new_event_loop
 from tidemark.producers.nbd.server import run_nbd
 
 VOLUME = "vol1"
@@ -180,7 +181,8 @@ class ServerThread:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._serve())
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self._serve())
         except BaseException as exc:  # reported to the test by start()/teardown
             self.error = exc
             self._ready.set()

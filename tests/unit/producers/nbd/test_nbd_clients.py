@@ -85,8 +85,9 @@ def test_nbdinfo_sees_size_name_and_flags(server) -> None:
     assert export["export-size"] == server.tracker.size
     assert export["block_size_preferred"] == BLOCK
     assert (export["can_flush"], export["can_fua"], export["can_trim"], export["can_zero"]) == (True,) * 4
-    assert export["can_multi_conn"] is False and export["is_read_only"] is False
-    assert info["structured"] is False
+    assert (export["can_multi_conn"], export["can_cache"], export["can_fast_zero"]) == (True,) * 3
+    assert export["is_read_only"] is False
+    assert info["structured"] is True
 
 
 def test_200_random_writes_match_a_model(server) -> None:

@@ -32,7 +32,9 @@ def test_go_reports_size_flags_and_block_sizes(server) -> None:
     infos = {p.INFO_TYPE.unpack(data[:2])[0]: data for kind, data in replies if kind == p.REP_INFO}
     _, size, flags = p.INFO_EXPORT_REPLY.unpack(infos[p.INFO_EXPORT])
     assert size == server.tracker.size
-    assert flags == p.TRANSMISSION_FLAGS and not flags & p.TFLAG_CAN_MULTI_CONN
+    assert flags == p.TRANSMISSION_FLAGS
+    wanted = p.TFLAG_CAN_MULTI_CONN | p.TFLAG_SEND_CACHE | p.TFLAG_SEND_FAST_ZERO | p.TFLAG_SEND_WRITE_ZEROES
+    assert flags & wanted == wanted
     _, minimum, preferred, maximum = p.INFO_BLOCK_SIZE_REPLY.unpack(infos[p.INFO_BLOCK_SIZE])
     assert (minimum, preferred, maximum) == (1, BLOCK, p.MAX_PAYLOAD)
     assert replies[-1][0] == p.REP_ACK
@@ -43,7 +45,7 @@ def test_go_reports_size_flags_and_block_sizes(server) -> None:
 def test_unknown_options_are_unsupported_and_haggling_goes_on(server) -> None:
     sock = connect(server.port)
     assert option_replies(sock, 42) == [(p.REP_ERR_UNSUP, b"")]
-    assert option_replies(sock, p.OPT_STRUCTURED_REPLY) == [(p.REP_ERR_UNSUP, b"")]
+    assert option_replies(sock, p.OPT_STARTTLS) == [(p.REP_ERR_UNSUP, b"")]
     listed = option_replies(sock, p.OPT_LIST)
     assert listed[0] == (p.REP_SERVER, p.SERVER_REPLY_NAME_LENGTH.pack(len(VOLUME)) + VOLUME.encode())
     assert listed[-1][0] == p.REP_ACK
