@@ -159,6 +159,10 @@ class Tracker:
         return self.volume.block_size
 
     @property
+    def acknowledges_locally(self) -> bool:
+        return self.ack is AckMode.LOCAL
+
+    @property
     def connected(self) -> bool:
         return self.window.connected
 

@@ -59,6 +59,27 @@ class TrackingExport:
     async def read(self, offset: int, length: int) -> bytes:
         return await self._run(self._image.read, offset, length)
 
+    def try_read(self, offset: int, length: int) -> bytes | None:
+        """Small reads from the page cache on the event loop (the core's inline fast path)."""
+        return self._image.read(offset, length) if length <= INLINE_MAX_BYTES else None
+
+    def try_write(self, offset: int, data: bytes, fua: bool) -> bool:
+        """The whole write on the event loop, with no task and no await, when that is safe.
+
+        Only with local acknowledgement (the tracker's futures are done on return), without FUA
+        (an fsync must not block the loop), for small writes, and when no write in the thread
+        pool holds an overlapping range: the step then runs without yielding, so no other write
+        can come between its image write and its submit. Otherwise False: the core awaits
+        `write`, which takes the range lock.
+        """
+        if fua or len(data) > INLINE_MAX_BYTES or not self._tracker.acknowledges_locally:
+            return False
+        if not self._ranges.is_free(align_out(offset, len(data), self._block)):
+            return False
+        for future in self._write_step(offset, data)():
+            future.result()
+        return True
+
     async def write(self, offset: int, data: bytes, fua: bool) -> None:
         step = self._write_step(offset, data)
         await self._publish(offset, len(data), step, fua, inline=len(data) <= INLINE_MAX_BYTES)

@@ -59,6 +59,11 @@ class RecordingTracker:
     def block_size(self) -> int:
         return self._block
 
+    @property
+    def acknowledges_locally(self) -> bool:
+        """The double's futures may be failed or delayed by a test: never take the inline path."""
+        return False
+
     def intent(self, offset: int, length: int) -> None:
         self._check(offset, length)
         self.intents.append((offset, length))

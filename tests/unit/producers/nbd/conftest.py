@@ -70,6 +70,11 @@ class RecordingTracker:
     def block_size(self) -> int:
         return self.block
 
+    @property
+    def acknowledges_locally(self) -> bool:
+        """Done futures on return unless the test fails, gates or holds submits."""
+        return not (self.fail_submits or self.gated or self.hold_first_submit)
+
     def intent(self, offset: int, length: int) -> None:
         with self._lock:
             self._check("intent", offset, length)
