@@ -125,7 +125,7 @@ def run_chunk(uri: str, commands: list[WriteCommand]) -> list[bool]:
         args += ["-c", command.qemu_io]
     try:
         done = subprocess.run(
-            args, capture_output=True, text=True, timeout=QEMU_IO_TIMEOUT_S, stdin=subprocess.DEVNULL
+            args, capture_output=True, text=True, timeout=QEMU_IO_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False
         )
         lines = done.stdout.splitlines()
     except subprocess.TimeoutExpired as exc:
