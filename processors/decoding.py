@@ -47,9 +47,7 @@ def decompress(data: bytes, compression: str, limit: int, where: str) -> bytes:
     except DecodeBombError:
         raise
     except Exception as exc:  # lz4 and zstd raise their own error types
-        raise InvalidEventError(
-            f"{where}: {compression} data does not decompress: {exc}"
-        ) from exc
+        raise InvalidEventError(f"{where}: {compression} data does not decompress: {exc}") from exc
     if len(raw) > limit:
         raise DecodeBombError(
             f"{where}: {compression} data expands past its declared length {limit} (decompression bomb or "
@@ -60,9 +58,7 @@ def decompress(data: bytes, compression: str, limit: int, where: str) -> bytes:
 
 def _zstd(data: bytes, limit: int) -> bytes:
     decompressor = zstandard.ZstdDecompressor(max_window_size=window_limit(limit))
-    with decompressor.stream_reader(
-        io.BytesIO(data), read_across_frames=False
-    ) as reader:
+    with decompressor.stream_reader(io.BytesIO(data), read_across_frames=False) as reader:
         return reader.read(limit + 1)
 
 

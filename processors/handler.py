@@ -24,7 +24,8 @@ from tidemark.core.volumes import VolumeSpec
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
-from .exceptions import InvalidEventError, ProcessorError
+from .admission import generation_of
+from .exceptions import InvalidEventError, ProcessorError, RefusedEventError
 from .fold_volume import FoldOptions, VolumeFolder, track
 from .kafka_emitter import COMPONENT, KafkaEmitter, SourceMessage
 from .recent_writes import RecentWrites
@@ -96,7 +97,7 @@ class Handler:
         self.journal = journal
         self.codec = default_codec()
         self.partitions: dict[int, PartitionVolumes] = {}
-        self.stats = {"events": 0, "dead_letters": 0, "ticks": 0, "read_back": 0, "refolded": 0}
+        self.stats = {"events": 0, "dead_letters": 0, "fenced": 0, "ticks": 0, "read_back": 0, "refolded": 0}
 
     # -- assignment ----------------------------------------------------------------------------
     def assign(self, partition: int, store: MutableMapping[bytes, bytes]) -> PartitionVolumes:
@@ -125,7 +126,9 @@ class Handler:
 
         `messages` run from `refold_start` to the committed position. A write counts exactly when
         it counted the first time: it belongs to its volume's open sub-interval (at or after
-        `first_ref`), it is valid, and its seq is new. Nothing is emitted. Returns writes re-folded.
+        `first_ref`), it is valid, it is of the volume's generation (a generation change seals the
+        open sub-interval, so all its writes are of the current one), and its seq is new (a refused
+        or duplicate seq is never above the last folded one). Nothing is emitted. Returns writes re-folded.
         """
         states = {name: s for name, s in self.partitions[partition].states.items() if s.open and s.open.first_seq >= 0}
         last_seq = {name: s.open.first_seq - 1 for name, s in states.items() if s.open}
@@ -137,6 +140,8 @@ class Handler:
                 record_type, record = self.codec.decode(value)
                 state = states.get(record["volume"]) if record_type == "BlockWrite" else None
                 if state is None or state.open is None or offset < state.open.first_ref:
+                    continue
+                if generation_of(record) != state.generation:
                     continue
                 data = validate_write(record, _spec(state))
             except (DecodeError, InvalidEventError):
@@ -170,6 +175,7 @@ class Handler:
             self._tick(volumes, folder, now)
             return
         self.stats["events"] += 1
+        state: VolumeState | None = None
         try:
             if value is None:
                 raise InvalidEventError("empty message (no value)")
@@ -193,6 +199,12 @@ class Handler:
         except (DecodeError, InvalidEventError) as exc:
             self.stats["dead_letters"] += 1
             volume = key.decode(errors="replace") if key else None
+            if state is not None:
+                folder.dead_lettered(state, now)
+                volumes.touched(state)
+            if isinstance(exc, RefusedEventError) and exc.fenced:
+                self.stats["fenced"] += 1
+                self.emitter.fenced(state.volume if state else volume or "")
             self.emitter.dead_letter(str(exc), value, volume)
 
     def flush(self, partition: int) -> None:

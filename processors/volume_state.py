@@ -36,6 +36,7 @@ class MetricsWindow:
     bytes_shipped: int = 0
     resync_requests: int = 0
     dead_letters: int = 0
+    fenced_events: int = 0
     hot_regions: dict[int, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -57,6 +58,12 @@ class VolumeState:
     """the first change set sealed since the last point (None: none awaits a point)"""
     epochs_seen: int = 0
     duplicates: int = 0
+    generation: int = 0
+    """the highest generation the volume's log has shown (admission.py)"""
+    seq_restart: bool = False
+    """a new generation was adopted: its first write starts the seqs again"""
+    recent: str = ""
+    """hex of the fingerprints of the last folded seqs, a fixed size (admission.remember)"""
     open: OpenSubInterval | None = None
     window: MetricsWindow | None = None
     refs: BlockRefs = field(default_factory=BlockRefs, compare=False, repr=False)

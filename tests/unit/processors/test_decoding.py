@@ -56,30 +56,17 @@ def _zeros_frame(compressor: zstandard.ZstdCompressor | None, total: int) -> byt
 
 def _lying_zstd_frame() -> bytes:
     """4 KiB of zeros whose frame header declares 0xFFFFFFFF bytes of content (single segment)."""
-    frame = bytearray(
-        zstandard.ZstdCompressor(write_checksum=False).compress(bytes(BLOCK))
-    )
+    frame = bytearray(zstandard.ZstdCompressor(write_checksum=False).compress(bytes(BLOCK)))
     descriptor = frame[4]
-    assert descriptor >> 6 == 1 and descriptor & 0x20, (
-        "a 2-byte content size, single segment"
-    )
-    return (
-        bytes(frame[:4])
-        + bytes([(descriptor & 0x3F) | 0x80])
-        + b"\xff\xff\xff\xff"
-        + bytes(frame[7:])
-    )
+    assert descriptor >> 6 == 1 and descriptor & 0x20, "a 2-byte content size, single segment"
+    return bytes(frame[:4]) + bytes([(descriptor & 0x3F) | 0x80]) + b"\xff\xff\xff\xff" + bytes(frame[7:])
 
 
 def _peak(tmp_path: Path, frame: bytes, compression: str) -> dict[str, object]:
     path = tmp_path / "frame"
     path.write_bytes(frame)
     out = subprocess.run(
-        [sys.executable, "-c", _PEAK, str(path), compression],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", _PEAK, str(path), compression], check=True, capture_output=True, text=True, timeout=120
     )
     result: dict[str, object] = json.loads(out.stdout)
     return result
@@ -93,21 +80,15 @@ def test_a_frame_of_512_mib_declared_as_4_kib_is_refused_without_allocating_it(
     frame = _zeros_frame(compressor, BOMB_BYTES)
     assert len(frame) < BOMB_BYTES // 200
     result = _peak(tmp_path, frame, compression)
-    assert result[
-        "reason"
-    ] is not None and "expands past its declared length 4096" in str(result["reason"])
-    assert "DecodeBombError" in str(result["reason"]) and "seq 7" in str(
-        result["reason"]
-    )
+    assert result["reason"] is not None and "expands past its declared length 4096" in str(result["reason"])
+    assert "DecodeBombError" in str(result["reason"]) and "seq 7" in str(result["reason"])
     assert int(str(result["grew_kib"])) < RSS_BOUND_MIB * 1024, result
 
 
 def test_a_zstd_header_declaring_4_gib_allocates_nothing_of_it(tmp_path: Path) -> None:
     frame = _lying_zstd_frame()
     result = _peak(tmp_path, frame, "ZSTD")
-    assert result["reason"] is not None and "volume v seq 7" in str(result["reason"]), (
-        result
-    )
+    assert result["reason"] is not None and "volume v seq 7" in str(result["reason"]), result
     assert int(str(result["grew_kib"])) < RSS_BOUND_MIB * 1024, result
 
 
@@ -122,10 +103,7 @@ def test_honest_frames_decode_to_their_declared_length() -> None:
         ("ZSTD", zstandard.ZstdCompressor(level=3).compress(data)),
         ("LZ4", lz4.frame.compress(data)),
     ):
-        assert (
-            validate_write(record | {"compression": compression, "data": frame}, spec)
-            == data
-        )
+        assert validate_write(record | {"compression": compression, "data": frame}, spec) == data
 
 
 def test_truncated_frames_and_oversized_declarations_are_invalid() -> None:
