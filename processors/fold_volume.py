@@ -269,6 +269,10 @@ class VolumeFolder:
             state.window = MetricsWindow(started_at=now)
         return state.window
 
+    def request_resync(self, state: VolumeState, now: float, reason: str) -> None:
+        """Ask for a resync of the whole volume (no seq seen: `seen_seq` is -1)."""
+        self._resync(state, -1, now, reason)
+
     def dead_lettered(self, state: VolumeState, now: float) -> None:
         """Count a dead letter of this volume in its metrics window."""
         self._window(state, now).dead_letters += 1

@@ -26,6 +26,7 @@ from tidemark.schemas.exceptions import DecodeError
 
 from .admission import generation_of
 from .exceptions import InvalidEventError, ProcessorError, RefusedEventError
+from .block_refs import BlockRefs
 from .fold_volume import FoldOptions, VolumeFolder, track
 from .kafka_emitter import COMPONENT, KafkaEmitter, SourceMessage
 from .recent_writes import RecentWrites
@@ -59,6 +60,8 @@ class PartitionVolumes:
     states: dict[str, VolumeState] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     ticking: set[str] = field(default_factory=set)
+    lost: dict[str, str] = field(default_factory=dict)
+    """volume -> why: resync requests to emit with the partition's next message (see `journal_trimmed`)"""
 
     def touched(self, state: VolumeState) -> None:
         self.dirty.add(state.volume)
@@ -162,6 +165,40 @@ class Handler:
         self.stats["refolded"] += count
         return count
 
+    def journal_trimmed(self, partition: int, committed: int, low: int) -> list[str]:
+        """Retention deleted the partition's offsets below `low`: request resyncs, never skip silently.
+
+        When the committed position is below `low`, writes the processor never folded are gone:
+        every volume known on the partition gets a ResyncRequest. An open sub-interval that starts
+        below `low` cannot be read back for its seal: it is dropped, and its volume resyncs too.
+        Such a volume's next write starts its seqs again (the resync covers what lies between).
+        The requests go out with the partition's next message (a tick at the latest), in its
+        transaction and with its timestamp; a crash before that commit finds the same positions
+        again. Returns the volumes to resync.
+        """
+        volumes = self.partitions[partition]
+        where = f"{self.emitter.topics.writes}[{partition}]"
+        for name, state in sorted(volumes.states.items()):
+            if committed < low:
+                why = (
+                    f"retention deleted {where} offsets {committed}..{low - 1} before the processor folded them "
+                    f"(volume {name} may have lost writes after seq {state.last_seq}); raise the writes topic's "
+                    "retention.ms or keep the processor running"
+                )
+            elif state.open is not None and state.open.first_ref < low:
+                why = (
+                    f"retention deleted {where} below offset {low}, inside the open sub-interval of volume {name} "
+                    f"(from offset {state.open.first_ref}): its writes cannot be shipped; raise retention.ms"
+                )
+            else:
+                continue
+            volumes.lost[name] = why
+            state.open = None
+            state.refs = BlockRefs()
+            state.seq_restart = True
+            volumes.dirty.add(name)
+        return sorted(volumes.lost)
+
     def revoke(self, partition: int) -> None:
         self.partitions.pop(partition, None)
 
@@ -170,6 +207,10 @@ class Handler:
         volumes = self.partitions[partition]
         self.emitter.source = SourceMessage(partition, offset, key, int(now * 1000))
         folder = volumes.folder
+        for name, why in sorted(volumes.lost.items()):
+            folder.request_resync(volumes.states[name], now, why)
+            volumes.touched(volumes.states[name])
+        volumes.lost.clear()
         if key == TICK_KEY:
             self.stats["ticks"] += 1
             self._tick(volumes, folder, now)
