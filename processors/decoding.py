@@ -64,7 +64,7 @@ def _zstd(data: bytes, limit: int) -> bytes:
 
 def _lz4(data: bytes, limit: int) -> bytes:
     decompressor = lz4.frame.LZ4FrameDecompressor()
-    raw = decompressor.decompress(data, max_length=limit + 1)
+    raw: bytes = decompressor.decompress(data, max_length=limit + 1)
     if len(raw) <= limit and not decompressor.eof:
         raise InvalidEventError("the LZ4 frame is truncated")
     return raw

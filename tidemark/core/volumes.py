@@ -78,8 +78,8 @@ class VolumeSpec:
     def from_record(cls, record: dict[str, object]) -> VolumeSpec:
         return cls(
             name=str(record["name"]),
-            size=int(record["size"]),  # type: ignore[arg-type]
-            block_size=int(record["block_size"]),  # type: ignore[arg-type]
+            size=int(record["size"]),  # type: ignore[call-overload]
+            block_size=int(record["block_size"]),  # type: ignore[call-overload]
             group=record.get("group"),  # type: ignore[arg-type]
             generation=int(record.get("generation") or 0),  # type: ignore[call-overload]
             primary_site=record.get("primary_site"),  # type: ignore[arg-type]
@@ -173,8 +173,9 @@ def read_volumes(clients: KafkaClients, topics: Topics, timeout: float = 30.0) -
             if msg.error():
                 raise KafkaError(f"reading {topics.volumes}: {msg.error()}")
             _apply_registry_message(volumes, msg.key(), msg.value())
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                ends.pop(msg.partition(), None)
+            partition, offset = msg.partition() or 0, msg.offset() or 0
+            if offset + 1 >= ends.get(partition, 0):
+                ends.pop(partition, None)
         if ends:
             raise KafkaError(f"timed out reading the volume registry {topics.volumes} after {timeout} s")
         return volumes
