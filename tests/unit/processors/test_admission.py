@@ -5,17 +5,24 @@ The real handler over a journal held in a list (see test_handler.py): real codec
 
 from __future__ import annotations
 
-import xxhash
 from pathlib import Path
 from typing import Any
 
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from tidemark.core.volumes import VolumeSpec
-from tidemark.processors.fold_volume import FoldOptions
+from tidemark.processors.admission import RECENT_SEQS
+from tidemark.processors.exceptions import RefusedEventError
+from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
+from tidemark.processors.memory_journal import MemoryJournal
 from tidemark.processors.ticker import TICK_KEY
+from tidemark.processors.volume_state import VolumeState
 from tidemark.schemas.codec import default_codec
 
+from .memory_emitter import MemoryEmitter
 from .test_handler import BLOCK, TOPICS, ListJournal, Message, Run
 
 SPEC = VolumeSpec("fv", 64 * BLOCK)
@@ -210,3 +217,54 @@ def test_another_tracker_reusing_a_seq_is_refused_and_requests_a_resync(
     assert all(r["reason"] == reason for r, reason in zip(resyncs, reasons, strict=True))
     assert mirror(run)[2 * BLOCK : 3 * BLOCK] == bytes([3]) * BLOCK, "the first tracker's write stays"
     assert mirror(run)[40 * BLOCK : 41 * BLOCK] == bytes(BLOCK)
+
+
+retry = st.tuples(st.sampled_from(["dup", "other-content", "other-epoch"]), st.integers(0, RECENT_SEQS - 1))
+steps = st.lists(st.one_of(st.tuples(st.just("new"), st.integers(0, 15), st.integers(1, 255)), retry), max_size=120)
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps)
+def test_retries_are_dropped_and_reused_seqs_refused_for_any_interleaving(plan: list[tuple[Any, ...]]) -> None:
+    """The folded image is the new writes' only; each retry drops silently; each reuse is refused with a resync."""
+    emitter = MemoryEmitter()
+    journal = MemoryJournal()
+    folder = VolumeFolder({}, emitter, FoldOptions(subinterval_max_bytes=1 << 30), journal)
+    state = VolumeState("p", 512, 16 * 512)
+    folded: list[dict[str, Any]] = []
+    model = bytearray(state.size)
+    drops = refusals = 0
+    for step in plan:
+        if step[0] == "new":
+            data = bytes([step[2]]) * 512
+            record = _record(len(folded), step[1], data, epoch=1)
+            folded.append(record)
+            model[step[1] * 512 : (step[1] + 1) * 512] = data
+        elif folded:
+            again = dict(folded[max(0, len(folded) - 1 - step[1])])
+            if step[0] == "other-content":
+                again = _record(again["seq"], again["offset"] // 512, b"\x00" * 511 + b"\x01", epoch=1)
+            elif step[0] == "other-epoch":
+                again["epoch"] = 2
+            record = again
+        else:
+            continue
+        try:
+            folder.on_write(state, journal.append(record, record["data"]), record, 0.0)
+            drops += step[0] != "new"
+            assert step[0] in ("new", "dup")
+        except RefusedEventError as exc:
+            refusals += 1
+            assert step[0] in ("other-content", "other-epoch") and not exc.fenced
+    folder.seal(state, 1.0, "INTERVAL")
+    emitter.apply_to(image := bytearray(state.size))
+    assert image == model
+    assert state.duplicates == drops
+    assert len([r for t, r in emitter.changesets if t == "ResyncRequest"]) == refusals
+
+
+def _record(seq: int, block: int, data: bytes, epoch: int) -> dict[str, Any]:
+    return {
+        "volume": "p", "epoch": epoch, "seq": seq, "timestamp": 0, "offset": block * 512, "length": 512,
+        "op": "WRITE", "data": data, "checksum": xxhash.xxh3_64_digest(data), "generation": 0,
+    }  # fmt: skip
