@@ -54,6 +54,12 @@ class Verdict:
     """FOLD: the first write of a new generation (no seq check)"""
 
 
+RESTART = Verdict(FOLD, restart=True)
+FOLD_NEXT = Verdict(FOLD)
+FOLD_GAP = Verdict(FOLD, resync=True)
+DUPLICATE = Verdict(DROP)
+
+
 def fingerprint(record: dict[str, Any]) -> int:
     """xxh3-64 of what makes two writes with one seq the same write: epoch, extent, op, checksum."""
     head = _IDENTITY.pack(record["epoch"], record["offset"], record["length"], _OPS[record["op"]])
@@ -80,57 +86,66 @@ def fenced(state: VolumeState, record: dict[str, Any], what: str) -> Verdict | N
 
 def admit_write(state: VolumeState, record: dict[str, Any]) -> Verdict:
     """The verdict on a valid BlockWrite whose generation is not newer than the volume's."""
-    seq, epoch = record["seq"], record["epoch"]
-    what = f"seq {seq} (epoch {epoch}, offset {record['offset']}, length {record['length']})"
-    refused = fenced(state, record, what)
-    if refused is not None:
-        return refused
+    seq = record["seq"]
+    if generation_of(record) < state.generation:
+        verdict = fenced(state, record, _describe(record))
+        assert verdict is not None
+        return verdict
     if state.seq_restart:
-        return Verdict(FOLD, restart=True)
+        return RESTART
     if seq > state.last_seq:
-        return Verdict(FOLD, resync=seq != state.last_seq + 1)
+        return FOLD_NEXT if seq == state.last_seq + 1 else FOLD_GAP
     remembered = recent_fingerprint(state, seq)
     if remembered == fingerprint(record):
-        return Verdict(DROP)
+        return DUPLICATE
+    return _conflict(state, record, remembered)
+
+
+def _conflict(state: VolumeState, record: dict[str, Any], remembered: int | None) -> Verdict:
+    seq = record["seq"]
     if seq <= state.last_seq - RECENT_SEQS:
         why = f"is older than the last {RECENT_SEQS} seqs folded (up to {state.last_seq}), so it cannot be a retry"
     elif remembered is None:
         why = "falls in a gap of this generation's seqs (it was never folded)"
-    elif epoch != state.epoch:
+    elif record["epoch"] != state.epoch:
         why = f"was already folded from epoch {state.epoch}"
     else:
         why = "was already folded with other content or another extent"
     return Verdict(
         REFUSE,
-        f"volume {state.volume} {what}: seq {seq} {why}: two trackers write this volume at once; "
+        f"volume {state.volume} {_describe(record)}: seq {seq} {why}: two trackers write this volume at once; "
         "stop all but one (each volume has one primary tracker) and resync the mirrors (`tidemark resync`)",
         resync=True,
     )
 
 
+def _describe(record: dict[str, Any]) -> str:
+    return f"seq {record['seq']} (epoch {record['epoch']}, offset {record['offset']}, length {record['length']})"
+
+
 def remember(state: VolumeState, record: dict[str, Any]) -> None:
     """Record the fingerprint of a folded write (before `state.last_seq` moves to its seq).
 
-    `state.recent` is the hex of RECENT_SEQS slots of 8 bytes, slot `seq % RECENT_SEQS` holding
+    `state.recent` is RECENT_SEQS slots of 8 bytes, slot `seq % RECENT_SEQS` holding
     the fingerprint of folded seq `seq` for the last RECENT_SEQS seqs, zeros for a seq never
     folded (a gap); so the state keeps one size whatever the seqs.
     """
-    ring = bytearray.fromhex(state.recent) if state.recent else bytearray(8 * RECENT_SEQS)
+    if not state.recent:
+        state.recent = bytearray(8 * RECENT_SEQS)
+    ring = state.recent
     seq = record["seq"]
     for skipped in range(max(state.last_seq + 1, seq - RECENT_SEQS + 1), seq):
-        ring[_slot(skipped)] = bytes(8)
-    ring[_slot(seq)] = _FINGERPRINT.pack(fingerprint(record))
-    state.recent = ring.hex()
+        _FINGERPRINT.pack_into(ring, _offset(skipped), 0)
+    _FINGERPRINT.pack_into(ring, _offset(seq), fingerprint(record))
 
 
 def recent_fingerprint(state: VolumeState, seq: int) -> int | None:
     """The fingerprint folded under `seq` (None: never folded, or too old to remember)."""
     if not state.recent or seq <= state.last_seq - RECENT_SEQS:
         return None
-    (value,) = _FINGERPRINT.unpack(bytes.fromhex(state.recent)[_slot(seq)])
+    (value,) = _FINGERPRINT.unpack_from(state.recent, _offset(seq))
     return int(value) or None
 
 
-def _slot(seq: int) -> slice:
-    start = (seq % RECENT_SEQS) * 8
-    return slice(start, start + 8)
+def _offset(seq: int) -> int:
+    return (seq % RECENT_SEQS) * _FINGERPRINT.size

@@ -283,7 +283,7 @@ class VolumeFolder:
             self.seal(state, now, "INTERVAL")
         state.generation = generation
         state.seq_restart = True
-        state.recent = ""
+        state.recent = bytearray()
 
     def _refuse(self, state: VolumeState, verdict: Verdict, seq: int, now: float) -> NoReturn:
         window = self._window(state, now)
