@@ -25,8 +25,8 @@ from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from .admission import generation_of
-from .exceptions import InvalidEventError, ProcessorError, RefusedEventError
 from .block_refs import BlockRefs
+from .exceptions import InvalidEventError, ProcessorError, RefusedEventError
 from .fold_volume import FoldOptions, VolumeFolder, track
 from .kafka_emitter import COMPONENT, KafkaEmitter, SourceMessage
 from .recent_writes import RecentWrites
