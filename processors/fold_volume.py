@@ -18,9 +18,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
+from .admission import DROP, REFUSE, Verdict, admit_write, fenced, generation_of, remember
 from .block_refs import BlockRefs
+from .exceptions import RefusedEventError
 from .extents import ExtentSealer, changeset_digest
 from .manifest import Batch, delete_checksums, merge_point, point_chunks, store_batches
 from .volume_state import MetricsWindow, OpenSubInterval, VolumeState
@@ -60,17 +62,28 @@ class VolumeFolder:
 
     # -- writes --------------------------------------------------------------------------------
     def on_write(self, state: VolumeState, ref: int, record: dict[str, Any], now: float) -> None:
-        """Fold the BlockWrite at journal offset `ref` (its data must be readable from `source`)."""
+        """Fold the BlockWrite at journal offset `ref` (its data must be readable from `source`).
+
+        Raises RefusedEventError (after counting it, and requesting a resync for a seq conflict)
+        when admission.py refuses the write; a real duplicate is dropped silently.
+        """
         seq = record["seq"]
-        if seq <= state.last_seq:
+        if generation_of(record) > state.generation:
+            self._adopt_generation(state, generation_of(record), now)
+        verdict = admit_write(state, record)
+        if verdict.action == DROP:
             state.duplicates += 1
             return
+        if verdict.action == REFUSE:
+            self._refuse(state, verdict, seq, now)
         if record["epoch"] != state.epoch:
             if state.epoch != -1:
                 state.epochs_seen += 1
             state.epoch = record["epoch"]
-        if seq != state.last_seq + 1:
+        if verdict.resync:
             self._resync(state, seq, now, "seq gap: writes missing from the journal")
+        state.seq_restart = False
+        remember(state, record)
         if not state.rp_started_at:
             state.rp_started_at = now
         open_ = self._open(state, now)
@@ -92,6 +105,18 @@ class VolumeFolder:
             self._cut_if_due(state, now)
 
     def on_marker(self, state: VolumeState, record: dict[str, Any], now: float) -> None:
+        """Adopt a newer generation; refuse a tracker's marker of an older one; cut a point.
+
+        A marker without an epoch comes from an operator (`rp create`, failover), not a tracker,
+        and is never fenced.
+        """
+        generation = generation_of(record)
+        if generation > state.generation:
+            self._adopt_generation(state, generation, now)
+        elif record.get("epoch") is not None:
+            verdict = fenced(state, record, f"{record['kind']} marker {record['marker_id']}")
+            if verdict is not None:
+                self._refuse(state, verdict, state.last_seq, now)
         kind = record["kind"]
         if kind in RP_KINDS:
             self.cut(state, now, RP_KINDS[kind], record.get("label"), record.get("group"), record.get("barrier_id"))
@@ -244,6 +269,30 @@ class VolumeFolder:
             state.window = MetricsWindow(started_at=now)
         return state.window
 
+    def request_resync(self, state: VolumeState, now: float, reason: str) -> None:
+        """Ask for a resync of the whole volume (no seq seen: `seen_seq` is -1)."""
+        self._resync(state, -1, now, reason)
+
+    def dead_lettered(self, state: VolumeState, now: float) -> None:
+        """Count a dead letter of this volume in its metrics window."""
+        self._window(state, now).dead_letters += 1
+
+    def _adopt_generation(self, state: VolumeState, generation: int, now: float) -> None:
+        """From here on the volume is at `generation`: no change set mixes two generations."""
+        if state.open is not None:
+            self.seal(state, now, "INTERVAL")
+        state.generation = generation
+        state.seq_restart = True
+        state.recent = bytearray()
+
+    def _refuse(self, state: VolumeState, verdict: Verdict, seq: int, now: float) -> NoReturn:
+        window = self._window(state, now)
+        if verdict.fenced:
+            window.fenced_events += 1
+        if verdict.resync:
+            self._resync(state, seq, now, verdict.reason)
+        raise RefusedEventError(verdict.reason, fenced=verdict.fenced)
+
     def _resync(self, state: VolumeState, seen: int, now: float, reason: str) -> None:
         self._window(state, now).resync_requests += 1
         self.emit.changeset_event(
@@ -284,6 +333,7 @@ class VolumeFolder:
                 "rpo_lag_seconds": lag,
                 "resync_requests": window.resync_requests,
                 "dead_letters": window.dead_letters,
+                "fenced_events": window.fenced_events,
             },
         )
 

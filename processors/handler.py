@@ -24,7 +24,9 @@ from tidemark.core.volumes import VolumeSpec
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
-from .exceptions import InvalidEventError, ProcessorError
+from .admission import generation_of
+from .block_refs import BlockRefs
+from .exceptions import InvalidEventError, ProcessorError, RefusedEventError
 from .fold_volume import FoldOptions, VolumeFolder, track
 from .kafka_emitter import COMPONENT, KafkaEmitter, SourceMessage
 from .recent_writes import RecentWrites
@@ -58,6 +60,8 @@ class PartitionVolumes:
     states: dict[str, VolumeState] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     ticking: set[str] = field(default_factory=set)
+    lost: dict[str, str] = field(default_factory=dict)
+    """volume -> why: resync requests to emit with the partition's next message (see `journal_trimmed`)"""
 
     def touched(self, state: VolumeState) -> None:
         self.dirty.add(state.volume)
@@ -96,7 +100,7 @@ class Handler:
         self.journal = journal
         self.codec = default_codec()
         self.partitions: dict[int, PartitionVolumes] = {}
-        self.stats = {"events": 0, "dead_letters": 0, "ticks": 0, "read_back": 0, "refolded": 0}
+        self.stats = {"events": 0, "dead_letters": 0, "fenced": 0, "ticks": 0, "read_back": 0, "refolded": 0}
 
     # -- assignment ----------------------------------------------------------------------------
     def assign(self, partition: int, store: MutableMapping[bytes, bytes]) -> PartitionVolumes:
@@ -125,7 +129,9 @@ class Handler:
 
         `messages` run from `refold_start` to the committed position. A write counts exactly when
         it counted the first time: it belongs to its volume's open sub-interval (at or after
-        `first_ref`), it is valid, and its seq is new. Nothing is emitted. Returns writes re-folded.
+        `first_ref`), it is valid, it is of the volume's generation (a generation change seals the
+        open sub-interval, so all its writes are of the current one), and its seq is new (a refused
+        or duplicate seq is never above the last folded one). Nothing is emitted. Returns writes re-folded.
         """
         states = {name: s for name, s in self.partitions[partition].states.items() if s.open and s.open.first_seq >= 0}
         last_seq = {name: s.open.first_seq - 1 for name, s in states.items() if s.open}
@@ -137,6 +143,8 @@ class Handler:
                 record_type, record = self.codec.decode(value)
                 state = states.get(record["volume"]) if record_type == "BlockWrite" else None
                 if state is None or state.open is None or offset < state.open.first_ref:
+                    continue
+                if generation_of(record) != state.generation:
                     continue
                 data = validate_write(record, _spec(state))
             except (DecodeError, InvalidEventError):
@@ -157,6 +165,40 @@ class Handler:
         self.stats["refolded"] += count
         return count
 
+    def journal_trimmed(self, partition: int, committed: int, low: int) -> list[str]:
+        """Retention deleted the partition's offsets below `low`: request resyncs, never skip silently.
+
+        When the committed position is below `low`, writes the processor never folded are gone:
+        every volume known on the partition gets a ResyncRequest. An open sub-interval that starts
+        below `low` cannot be read back for its seal: it is dropped, and its volume resyncs too.
+        Such a volume's next write starts its seqs again (the resync covers what lies between).
+        The requests go out with the partition's next message (a tick at the latest), in its
+        transaction and with its timestamp; a crash before that commit finds the same positions
+        again. Returns the volumes to resync.
+        """
+        volumes = self.partitions[partition]
+        where = f"{self.emitter.topics.writes}[{partition}]"
+        for name, state in sorted(volumes.states.items()):
+            if committed < low:
+                why = (
+                    f"retention deleted {where} offsets {committed}..{low - 1} before the processor folded them "
+                    f"(volume {name} may have lost writes after seq {state.last_seq}); raise the writes topic's "
+                    "retention.ms or keep the processor running"
+                )
+            elif state.open is not None and state.open.first_ref < low:
+                why = (
+                    f"retention deleted {where} below offset {low}, inside the open sub-interval of volume {name} "
+                    f"(from offset {state.open.first_ref}): its writes cannot be shipped; raise retention.ms"
+                )
+            else:
+                continue
+            volumes.lost[name] = why
+            state.open = None
+            state.refs = BlockRefs()
+            state.seq_restart = True
+            volumes.dirty.add(name)
+        return sorted(volumes.lost)
+
     def revoke(self, partition: int) -> None:
         self.partitions.pop(partition, None)
 
@@ -165,11 +207,16 @@ class Handler:
         volumes = self.partitions[partition]
         self.emitter.source = SourceMessage(partition, offset, key, int(now * 1000))
         folder = volumes.folder
+        for name, why in sorted(volumes.lost.items()):
+            folder.request_resync(volumes.states[name], now, why)
+            volumes.touched(volumes.states[name])
+        volumes.lost.clear()
         if key == TICK_KEY:
             self.stats["ticks"] += 1
             self._tick(volumes, folder, now)
             return
         self.stats["events"] += 1
+        state: VolumeState | None = None
         try:
             if value is None:
                 raise InvalidEventError("empty message (no value)")
@@ -193,6 +240,12 @@ class Handler:
         except (DecodeError, InvalidEventError) as exc:
             self.stats["dead_letters"] += 1
             volume = key.decode(errors="replace") if key else None
+            if state is not None:
+                folder.dead_lettered(state, now)
+                volumes.touched(state)
+            if isinstance(exc, RefusedEventError) and exc.fenced:
+                self.stats["fenced"] += 1
+                self.emitter.fenced(state.volume if state else volume or "")
             self.emitter.dead_letter(str(exc), value, volume)
 
     def flush(self, partition: int) -> None:

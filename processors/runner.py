@@ -182,8 +182,26 @@ class ProcessorWorker:
             records = restore(self.clients, self.changelog, tp.partition, store)
             self.stores[tp.partition] = store
             self.handler.assign(tp.partition, store)
+            self._check_retention(tp.partition)
             refolded = self._refold(tp.partition)
             log.info("partition %d: restored %d state records, re-folded %d writes", tp.partition, records, refolded)
+
+    def _check_retention(self, partition: int) -> None:
+        """Never resume past retention silently (handler.journal_trimmed): resyncs instead, logged."""
+        tp = TopicPartition(self.topics.writes, partition)
+        (committed,) = self._consumer.committed([tp], timeout=30)
+        low, _high = self._consumer.get_watermark_offsets(tp, timeout=30)
+        position = committed.offset if committed.offset >= 0 else low
+        lost = self.handler.journal_trimmed(partition, position, low)
+        if lost:
+            log.warning(
+                "%s[%d]: retention deleted offsets below %d (committed position %d): resync requested for %s",
+                self.topics.writes,
+                partition,
+                low,
+                committed.offset,
+                ", ".join(lost),
+            )
 
     def _refold(self, partition: int) -> int:
         start = self.handler.refold_start(partition)

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import lz4.frame
 import xxhash
-import zstandard
 
 from tidemark.core.volumes import VolumeSpec
 
+from .decoding import decompress
 from .exceptions import InvalidEventError
-
-_ZSTD = zstandard.ZstdDecompressor()
-
-
-def decompress(record: dict[str, Any], limit: int) -> bytes:
-    data: bytes = record["data"]
-    compression = record["compression"]
-    try:
-        if compression == "LZ4":
-            return lz4.frame.decompress(data)
-        if compression == "ZSTD":
-            return _ZSTD.decompress(data, max_output_size=limit)
-    except Exception as exc:  # lz4/zstd raise their own error types
-        raise InvalidEventError(
-            f"volume {record['volume']} seq {record['seq']}: {compression} data does not decompress: {exc}"
-        ) from exc
-    return data
 
 
 def validate_write(record: dict[str, Any], spec: VolumeSpec | None) -> bytes:
@@ -42,7 +24,7 @@ def validate_write(record: dict[str, Any], spec: VolumeSpec | None) -> bytes:
         raise InvalidEventError(f"{where}: not aligned to the block size {spec.block_size}")
     if record["op"] != "WRITE":
         return b""
-    data = decompress(record, length)
+    data = decompress(record["data"], record["compression"], length, where)
     if len(data) != length:
         raise InvalidEventError(f"{where}: carries {len(data)} bytes of data")
     if xxhash.xxh3_64_digest(data) != record["checksum"]:

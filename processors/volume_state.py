@@ -36,6 +36,7 @@ class MetricsWindow:
     bytes_shipped: int = 0
     resync_requests: int = 0
     dead_letters: int = 0
+    fenced_events: int = 0
     hot_regions: dict[int, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -57,6 +58,12 @@ class VolumeState:
     """the first change set sealed since the last point (None: none awaits a point)"""
     epochs_seen: int = 0
     duplicates: int = 0
+    generation: int = 0
+    """the highest generation the volume's log has shown (admission.py)"""
+    seq_restart: bool = False
+    """a new generation was adopted: its first write starts the seqs again"""
+    recent: bytearray = field(default_factory=bytearray)
+    """the fingerprints of the last folded seqs, a fixed size (admission.remember); hex in the JSON"""
     open: OpenSubInterval | None = None
     window: MetricsWindow | None = None
     refs: BlockRefs = field(default_factory=BlockRefs, compare=False, repr=False)
@@ -71,6 +78,7 @@ class VolumeState:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("open", "window", "refs")}
         data["open"] = asdict(self.open) if self.open else None
         data["window"] = self.window.to_json() if self.window else None
+        data["recent"] = self.recent.hex()
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
@@ -78,7 +86,8 @@ class VolumeState:
         data = json.loads(raw)
         open_json = data.pop("open")
         window_json = data.pop("window")
-        state = cls(**data)
+        recent = bytearray.fromhex(data.pop("recent", ""))
+        state = cls(**data, recent=recent)
         state.open = OpenSubInterval(**open_json) if open_json else None
         state.window = MetricsWindow(**window_json) if window_json else None
         return state

@@ -9,8 +9,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import lz4.frame
 import pytest
 import xxhash
+import zstandard
 
 from tidemark.core.volumes import VolumeSpec, publish_volume
 from tidemark.schemas.codec import default_codec
@@ -55,6 +57,22 @@ def _invalid_events(seed: int, count: int) -> list[bytes]:
     return found
 
 
+def _bombs() -> list[bytes]:
+    """BlockWrites declaring 4 KiB whose zstd and lz4 frames hold 4 MiB (zeros): decompression bombs."""
+    zeros = bytes(4 << 20)
+    frames = {"ZSTD": zstandard.ZstdCompressor(level=1).compress(zeros), "LZ4": lz4.frame.compress(zeros)}
+    return [
+        default_codec().encode(
+            "BlockWrite",
+            {
+                "volume": BAD_VOLUME, "epoch": 1, "seq": 1000 + n, "timestamp": 0, "offset": 0, "length": BLOCK,
+                "op": "WRITE", "compression": compression, "data": frame, "checksum": xxhash.xxh3_64_digest(bytes(BLOCK)),
+            },
+        )
+        for n, (compression, frame) in enumerate(frames.items())
+    ]  # fmt: skip
+
+
 def _interleave(journal: Journal, bad: list[bytes]) -> None:
     """Spread the bad events through the journal (same partition: it is published as one)."""
     step = max(1, len(journal.messages) // (len(bad) + 1))
@@ -67,7 +85,7 @@ def _interleave(journal: Journal, bad: list[bytes]) -> None:
 def test_invalid_events_go_to_dead_letters_while_another_volume_flows(pipelines: Any) -> None:  # noqa: F811
     pipeline = pipelines()
     journal = build_journal("vol-good", SIZE, writes=600, marker_every=200)
-    bad = _invalid_events(seed=11, count=40)
+    bad = _invalid_events(seed=11, count=40) + _bombs()
     _interleave(journal, bad)
     publish_volume(pipeline.clients, pipeline.topics, VolumeSpec(BAD_VOLUME, SIZE))
     _prepare(pipeline, journal)
@@ -90,4 +108,5 @@ def test_invalid_events_go_to_dead_letters_while_another_volume_flows(pipelines:
         assert letter["volume"] == BAD_VOLUME and letter["topic"] == pipeline.topics.writes
     reasons = " | ".join(by_value[value]["reason"] for value in bad)
     assert "checksum mismatch" in reasons and ("corrupt" in reasons or "truncated" in reasons), reasons
+    assert reasons.count("data expands past its declared length 4096") == 2, reasons
     assert not any(letter["volume"] == "vol-good" for letter in dead if letter["value"] != b"\xc3\x01garbage")

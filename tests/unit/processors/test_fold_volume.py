@@ -8,6 +8,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidemark.processors.admission import RECENT_SEQS
 from tidemark.processors.extents import changeset_digest
 from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
 from tidemark.processors.volume_state import VolumeState
@@ -37,7 +38,7 @@ class Harness:
         data = bytes([fill]) * length if op == "WRITE" else b""
         record = {
             "volume": "v", "epoch": 1, "seq": self.seq, "timestamp": self.seq, "offset": block * BLOCK,
-            "length": length, "op": op,
+            "length": length, "op": op, "checksum": xxhash.xxh3_64_digest(data),
         }  # fmt: skip
         self.seq += 1
         self.folder.on_write(self.state, self.journal.append(record, data), record, now)
@@ -72,7 +73,8 @@ def test_overwrites_within_a_subinterval_ship_each_block_once_with_the_last_cont
 
 def test_the_store_holds_no_block_data_and_state_json_does_not_grow_with_dirty_blocks() -> None:
     h = Harness(size=BLOCK * 100_000, subinterval_max_bytes=1 << 40)
-    h.write(0, 1, "WRITE", 1, now=0.0)
+    for block in range(RECENT_SEQS):  # the ring of recent seqs' fingerprints fills, then keeps its size
+        h.write(100_000 - 1 - block, 1, "WRITE", 1, now=0.0)
     small = len(h.state.dumps())
     for block in range(2, 40_000, 3):
         h.write(block, 1, "WRITE", 7, now=0.0)

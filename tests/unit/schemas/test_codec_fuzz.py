@@ -53,7 +53,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "volume": "vol1", "window_start": NOW, "window_end": NOW + 1, "writes": 1, "bytes_written": 1,
         "bytes_shipped": 1, "writes_per_second": 1.0, "bytes_per_second": 1.0, "overwrite_ratio": 0.5,
         "hottest_extents": [{"offset": 0, "length": 4096, "writes": 3}], "rpo_lag_seconds": 0.1,
-        "resync_requests": 0, "dead_letters": 0,
+        "resync_requests": 0, "dead_letters": 0, "fenced_events": 0,
     },
 }  # fmt: skip
 VALID = {name: default_codec().encode(name, record) for name, record in SAMPLES.items()}
