@@ -21,12 +21,12 @@ from typing import Any
 
 import faust
 from confluent_kafka.admin import NewTopic
+from tidemark.schemas.codec import default_codec
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.settings import Settings
 from tidemark.core.topics import Topics
-from tidemark.schemas.codec import default_codec
 
 from .alerts import NO_VOLUME
 from .engine import Engine, Stores

@@ -61,7 +61,10 @@ class Engine:
     handled: `volumes` and `windows` while a message of the volume's writes partition is (the
     working state lives in memory and is flushed on that partition's ticks, or every
     `FLUSH_EVERY` events), `points`, `mirrors`, `dead` and `registry` by their own topics.
-    Dead-letter episodes end on the app's clock (the newest message time seen), in memory."""
+    Dead-letter episodes end on the app's clock (the newest message time seen), in memory.
+    A store read while another topic's event is handled (`registry`, `points`, `mirrors`, and `windows` by the web views) is
+    read through `cached`: faust's RocksDB store looks a key up in the partition of the event
+    being handled, which is not the partition it was written in."""
 
     def __init__(self, settings: AnalyticsSettings, stores: Stores, writes_partitions: int) -> None:
         self.s = settings
@@ -76,6 +79,7 @@ class Engine:
         self._dirty: set[str] = set()
         self._unflushed = [0] * writes_partitions
         self._dead: dict[str, DeadLetterWatch] | None = None
+        self._cache: dict[str, dict[str, Any]] = {}
 
     # -- the writes journal ----------------------------------------------------------------------
     def on_writes(self, key: bytes | None, value: bytes | None, partition: int, now: int) -> list[Alert]:
@@ -117,18 +121,18 @@ class Engine:
         state = self.live.get(volume)
         if state is None:
             state = self.live[volume] = VolumeAnalytics(volume)
-        spec = self.stores.registry.get(volume)
+        spec = self.cached("registry").get(volume)
         if spec:
             state.size, state.block_size = spec["size"], spec["block_size"]
         return state
 
     def _volumes_of(self, partition: int) -> list[VolumeAnalytics]:
-        return [s for v, s in sorted(self.live.items()) if volume_partition(v, self.writes_partitions) == partition]
+        return [self._state(v) for v in sorted(self.live) if volume_partition(v, self.writes_partitions) == partition]
 
     def _closed(self, state: VolumeAnalytics, closed: Closed, now: int) -> list[Alert]:
         if closed.summaries:
-            kept = list(self.stores.windows.get(state.volume) or []) + closed.summaries
-            self.stores.windows[state.volume] = kept[-self.s.windows_kept :]
+            kept = list(self.cached("windows").get(state.volume) or []) + closed.summaries
+            self._put("windows", state.volume, kept[-self.s.windows_kept :])
             self._dirty.add(state.volume)
         if not closed.transitions:
             return []
@@ -136,7 +140,18 @@ class Engine:
         return on_transitions(state, closed.transitions, self._points(state.volume), now, self.s)
 
     def _points(self, volume: str) -> list[dict[str, Any]]:
-        return list(self.stores.points.get(volume) or [])
+        return list(self.cached("points").get(volume) or [])
+
+    def cached(self, store: str) -> dict[str, Any]:
+        """An in-memory copy of a store (loaded once, then written through by its handler)."""
+        found = self._cache.get(store)
+        if found is None:
+            found = self._cache[store] = dict(getattr(self.stores, store).items())
+        return found
+
+    def _put(self, store: str, key: str, value: Any) -> None:
+        self.cached(store)[key] = value
+        getattr(self.stores, store)[key] = value
 
     # -- recovery points, mirrors, dead letters, the registry ------------------------------------
     def on_point(self, value: bytes | None, now: int) -> None:
@@ -147,7 +162,7 @@ class Engine:
         kept = [p for p in self._points(record["volume"]) if p["rp_id"] != record["rp_id"]]
         kept.append({name: record[name] for name in POINT_FIELDS})
         kept.sort(key=lambda p: p["rp_id"])
-        self.stores.points[record["volume"]] = kept[-self.s.points_kept :]
+        self._put("points", record["volume"], kept[-self.s.points_kept :])
 
     def on_mirror_status(self, value: bytes | None, now: int) -> list[Alert]:
         self.clock_ms = max(self.clock_ms, now)
@@ -155,10 +170,10 @@ class Engine:
         if record is None:
             return []
         key = f"{record['site']}/{record['volume']}"
-        raw = self.stores.mirrors.get(key)
+        raw = self.cached("mirrors").get(key)
         view = MirrorView.from_json(raw) if raw else MirrorView(record["site"], record["volume"])
         alerts = on_status(view, record, self.s, self.s.windows_kept)
-        self.stores.mirrors[key] = view.to_json()
+        self._put("mirrors", key, view.to_json())
         return self._remember(alerts)
 
     def on_dead_letter(self, value: bytes | None, now: int) -> list[Alert]:
@@ -188,11 +203,12 @@ class Engine:
     def on_volume(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
             if key:
+                self.cached("registry").pop(key.decode(errors="replace"), None)
                 self.stores.registry.pop(key.decode(errors="replace"), None)
             return
         record = self._decode(value, ("Volume",), ())
         if record is not None:
-            self.stores.registry[record["name"]] = {"size": record["size"], "block_size": record["block_size"]}
+            self._put("registry", record["name"], {"size": record["size"], "block_size": record["block_size"]})
 
     # -- helpers -----------------------------------------------------------------------------------
     def _decode(self, value: bytes | None, wanted: tuple[str, ...], ignored: tuple[str, ...]) -> dict[str, Any] | None:

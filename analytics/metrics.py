@@ -66,11 +66,11 @@ class AnalyticsMetrics:
         """Copy the newest figures of every volume and site into the gauges."""
         for volume, state in engine.live.items():
             self.baseline.labels(volume).set(state.detector.baseline)
-            windows = engine.stores.windows.get(volume) or []
+            windows = engine.cached("windows").get(volume) or []
             if windows:
                 for name, gauge in self.window.items():
                     gauge.labels(volume).set(windows[-1][name])
-        for view in engine.stores.mirrors.values():
+        for view in engine.cached("mirrors").values():
             self.lag.labels(view["site"], view["volume"]).set(view["lag_seconds"])
 
     def exposition(self) -> bytes:

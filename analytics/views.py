@@ -39,14 +39,14 @@ def overview(engine: Engine) -> dict[str, Any]:
     active = active_alerts(engine)
     volumes = []
     for name, state in sorted(engine.live.items()):
-        windows = engine.stores.windows.get(name) or []
+        windows = engine.cached("windows").get(name) or []
         volumes.append({
             "volume": name, "size": state.size, "block_size": state.block_size, "writes": state.writes,
             "baseline": state.detector.baseline, "suspected": state.detector.active,
             "last_window": {k: v for k, v in windows[-1].items() if k not in ("heat", "sizes")} if windows else None,
             "alerts": [a for a in active if a["volume"] == name],
         })  # fmt: skip
-    sites = [{k: v for k, v in view.items() if k != "history"} for view in engine.stores.mirrors.values()]
+    sites = [{k: v for k, v in view.items() if k != "history"} for view in engine.cached("mirrors").values()]
     return {
         "clock_ms": engine.clock_ms, "volumes": volumes, "sites": sorted(sites, key=lambda s: (s["volume"], s["site"])),
         "alerts": list(reversed(engine.recent))[:OVERVIEW_ALERTS], "skipped": engine.skipped,
@@ -55,7 +55,7 @@ def overview(engine: Engine) -> dict[str, Any]:
 
 def windows(engine: Engine, volume: str) -> dict[str, Any]:
     return {"volume": volume, "windows": [
-        {k: v for k, v in w.items() if k != "heat"} for w in engine.stores.windows.get(volume) or []
+        {k: v for k, v in w.items() if k != "heat"} for w in engine.cached("windows").get(volume) or []
     ]}  # fmt: skip
 
 
@@ -66,17 +66,17 @@ def points(engine: Engine, volume: str) -> dict[str, Any]:
         for a in engine.recent
         if a["kind"] == "ENCRYPTION_SUSPECTED" and a["volume"] == volume and a["state"] == "RAISED"
     ]  # fmt: skip
-    return {"volume": volume, "points": engine.stores.points.get(volume) or [], "clean_points": clean}
+    return {"volume": volume, "points": engine.cached("points").get(volume) or [], "clean_points": clean}
 
 
 def heatmap(engine: Engine, volume: str) -> dict[str, Any]:
     state = engine.live.get(volume)
-    rows = [[w["start_ms"], w["heat"]] for w in engine.stores.windows.get(volume) or []]
+    rows = [[w["start_ms"], w["heat"]] for w in engine.cached("windows").get(volume) or []]
     return {"volume": volume, "size": state.size if state else 0, "buckets": engine.s.heatmap_buckets, "rows": rows}
 
 
 def mirrors(engine: Engine) -> list[dict[str, Any]]:
-    return sorted(engine.stores.mirrors.values(), key=lambda view: (view["volume"], view["site"]))
+    return sorted(engine.cached("mirrors").values(), key=lambda view: (view["volume"], view["site"]))
 
 
 def register_views(app: faust.App, engine: Engine, metrics: AnalyticsMetrics) -> None:

@@ -45,6 +45,7 @@ class VolumeAnalytics:
     unmeasured: int = 0
     writes: int = 0
     last_ms: int = 0
+    idle_from_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,7 +53,7 @@ class VolumeAnalytics:
             "window": _window_json(self.window) if self.window else None,
             "previous_writes": self.previous_writes, "detector": self.detector.to_json(),
             "pending": self.pending, "raised": self.raised, "unmeasured": self.unmeasured,
-            "writes": self.writes, "last_ms": self.last_ms,
+            "writes": self.writes, "last_ms": self.last_ms, "idle_from_ms": self.idle_from_ms,
         }  # fmt: skip
 
     @classmethod
@@ -82,6 +83,7 @@ class VolumeFold:
         closed = self.advance(state, now_ms)
         if state.window is None:
             state.window = OpenWindow(window_start(now_ms, self.length_ms), self.length_ms)
+            state.idle_from_ms = None
         window = state.window
         seq = record["seq"]
         window.add_write(seq, record["offset"], record["length"], state.block_size)
@@ -97,24 +99,27 @@ class VolumeFold:
         return closed
 
     def advance(self, state: VolumeAnalytics, now_ms: int) -> Closed:
-        """Close the open window if it ended by now_ms; count the empty windows since as calm."""
+        """Close the open window if it ended by now_ms; windows without writes since the last
+        closed one count as calm for the detector (`idle_from_ms`: where they start)."""
         closed = Closed()
         state.last_ms = max(state.last_ms, now_ms)
         window = state.window
-        if window is None or now_ms < window.end_ms:
-            return closed
-        summary = window.summary(self.s.hot_regions, state.size, self.s.heatmap_buckets)
-        closed.summaries.append(summary)
-        state.window, state.previous_writes = None, window.writes
-        judged = self.detector.judge(state.detector, summary)
-        if judged is not None:
-            closed.transitions.append(judged)
-        empty = (window_start(now_ms, self.length_ms) - window.end_ms) // self.length_ms
-        if empty:
-            state.previous_writes = 0
-            idle = self.detector.idle(state.detector, window.end_ms, window.end_ms + empty * self.length_ms, empty)
-            if idle is not None:
-                closed.transitions.append(idle)
+        if window is not None and now_ms >= window.end_ms:
+            summary = window.summary(self.s.hot_regions, state.size, self.s.heatmap_buckets)
+            closed.summaries.append(summary)
+            state.window, state.previous_writes, state.idle_from_ms = None, window.writes, window.end_ms
+            judged = self.detector.judge(state.detector, summary)
+            if judged is not None:
+                closed.transitions.append(judged)
+        if state.window is None and state.idle_from_ms is not None:
+            idle_until = window_start(now_ms, self.length_ms)
+            empty = (idle_until - state.idle_from_ms) // self.length_ms
+            if empty > 0:
+                state.previous_writes = 0
+                idle = self.detector.idle(state.detector, state.idle_from_ms, idle_until, empty)
+                state.idle_from_ms = idle_until
+                if idle is not None:
+                    closed.transitions.append(idle)
         return closed
 
 

@@ -162,3 +162,17 @@ def test_raise_and_clear_share_one_alert_id() -> None:
     alerts = on_transitions(state, transitions, POINTS, T0 + 60_000, SETTINGS)
     assert [a["state"] for a in alerts] == ["RAISED", "CLEARED"]
     assert alerts[0]["alert_id"] == alerts[1]["alert_id"]
+
+
+def test_ticks_alone_end_the_episode_of_an_idle_volume() -> None:
+    events = list(journal("vol", [(plain, 2), (crypt, 2)]))
+    fold, state = VolumeFold(SETTINGS), VolumeAnalytics("vol")
+    transitions: list[Transition] = []
+    for record, now in events:
+        transitions += fold.on_write(state, record, now).transitions
+    tick = events[-1][1]
+    while tick < events[-1][1] + 30_000:
+        tick += 250
+        transitions += fold.advance(state, tick).transitions
+    assert [t.state for t in transitions] == ["RAISED", "CLEARED"]
+    assert transitions[1].end_ms == T0 + (4 + SETTINGS.clear_windows) * 5000  # two calm windows after the attack
