@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 from tidemark.schemas.codec import default_codec
 
@@ -38,7 +39,6 @@ from .views import register_views
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT_S = 30.0
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 def alerts_topic(prefix: str) -> str:
@@ -73,7 +73,7 @@ def prepare_topics(clients: KafkaClients, topics: Topics, settings: Settings) ->
         for future in futures.values():
             try:
                 future.result(timeout=CREATE_TIMEOUT_S + 5)
-            except Exception as exc:  # already created by another worker: fine; anything else below
+            except KafkaException as exc:  # created meanwhile by another worker; a real failure shows below
                 log.info("creating %s: %s", name, exc)
         metadata = admin.list_topics(timeout=CREATE_TIMEOUT_S)
 
@@ -124,7 +124,14 @@ def build_app(
     engine = Engine(settings, stores, inputs.writes)
     metrics = AnalyticsMetrics()
     codec = default_codec()
-    out = app.topic(alerts_topic(topics.prefix), partitions=inputs.alerts, **RAW)
+
+    def raw(name: str, partitions: int | None = None) -> Any:
+        """A topic of raw bytes: keys and values are decoded by the engine (the one codec)."""
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=partitions
+        )
+
+    out = raw(alerts_topic(topics.prefix), inputs.alerts)
 
     async def publish(alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
@@ -136,7 +143,7 @@ def build_app(
             )  # fmt: skip
             metrics.alert(alert)
 
-    @app.agent(app.topic(topics.writes, **RAW), name="writes")
+    @app.agent(raw(topics.writes), name="writes")
     async def writes(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
@@ -144,27 +151,27 @@ def build_app(
             metrics.seen("writes", message.timestamp)
             await publish(alerts)
 
-    @app.agent(app.topic(topics.recovery_points, **RAW), name="points")
+    @app.agent(raw(topics.recovery_points), name="points")
     async def points(stream: Any) -> None:
         async for event in stream.events():
             engine.on_point(event.value, int(event.message.timestamp * 1000))
 
-    @app.agent(app.topic(topics.mirror_status, **RAW), name="mirrors")
+    @app.agent(raw(topics.mirror_status), name="mirrors")
     async def mirrors(stream: Any) -> None:
         async for event in stream.events():
             await publish(engine.on_mirror_status(event.value, int(event.message.timestamp * 1000)))
 
-    @app.agent(app.topic(topics.dead_letters, **RAW), name="dead-letters")
+    @app.agent(raw(topics.dead_letters), name="dead-letters")
     async def dead_letters(stream: Any) -> None:
         async for event in stream.events():
             await publish(engine.on_dead_letter(event.value, int(event.message.timestamp * 1000)))
 
-    @app.agent(app.topic(topics.volumes, **RAW), name="registry")
+    @app.agent(raw(topics.volumes), name="registry")
     async def registry(stream: Any) -> None:
         async for event in stream.events():
             engine.on_volume(event.key, event.value)
 
-    @app.timer(interval=settings.window_s)
+    @app.timer(interval=settings.window_s)  # type: ignore[untyped-decorator]
     async def dead_letter_windows() -> None:
         await publish(engine.advance_dead_letters())
         metrics.refresh(engine)

@@ -4,7 +4,7 @@ regions, lag) and serves the dashboard, its JSON and /metrics."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,11 +18,9 @@ app = typer.Typer(help="Stream analytics on the journal, alerts and the live das
 def analytics(
     ctx: typer.Context,
     web_port: Annotated[
-        Optional[int], typer.Option(min=0, max=65535, help="dashboard port [env TIDEMARK_ANALYTICS_WEB_PORT]")
+        int | None, typer.Option(min=0, max=65535, help="dashboard port [env TIDEMARK_ANALYTICS_WEB_PORT]")
     ] = None,
-    web_bind: Annotated[
-        Optional[str], typer.Option(help="dashboard address [env TIDEMARK_ANALYTICS_WEB_BIND]")
-    ] = None,
+    web_bind: Annotated[str | None, typer.Option(help="dashboard address [env TIDEMARK_ANALYTICS_WEB_BIND]")] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
 ) -> None:
     """Windowed write figures per volume, ENCRYPTION_SUSPECTED / RPO_LAG_HIGH / MIRROR_RESYNC_NEEDED /
