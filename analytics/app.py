@@ -39,6 +39,8 @@ from .views import register_views
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT_S = 30.0
+FETCH_BYTES = 32 << 20
+POLL_RECORDS = 2000
 
 
 def alerts_topic(prefix: str) -> str:
@@ -108,6 +110,10 @@ def build_app(
         topic_replication_factor=1,
         topic_partitions=inputs.writes,
         table_cleanup_interval=60.0,
+        # 64 KiB writes: a fetch of faust's default 1 MiB per partition holds 16 of them, and
+        # the fetch round trips, not the handling, then bound the rate.
+        consumer_max_fetch_size=FETCH_BYTES,
+        broker_max_poll_records=POLL_RECORDS,
     )
 
     def table(name: str, partitions: int) -> Any:
