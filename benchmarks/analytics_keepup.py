@@ -88,18 +88,10 @@ def measure(stage: Stage, total_bytes: int) -> tuple[float, float, float, int]:
 def run(env: BenchEnv, quick: bool) -> list[Figure]:
     with env.stage("analytics") as stage:
         tracker, analytics, worst, count = measure(stage, (256 if quick else 1024) * MIB)
-    return [
-        Figure(
-            "10",
-            "analytics keeps up with the tracker, 64 KiB writes, detector on",
-            analytics,
-            "MB/s",
-            "tracker core over the same writes",
-            tracker,
-            ratio_at_least(0.9),
-            [
-                f"{count} writes, half text, half random; worst age of the newest handled write while "
-                f"writing: {worst:.2f} s (consumer lag); one partition, one analytics worker"
-            ],
-        )  # fmt: skip
-    ]
+    note = (
+        f"{count} writes, half text, half random; worst age of the newest handled write while writing: "
+        f"{worst:.2f} s (consumer lag); one partition, one analytics worker"
+    )
+    name = "analytics keeps up with the tracker, 64 KiB writes, detector on"
+    anchor = "tracker core over the same writes"
+    return [Figure("10", name, analytics, "MB/s", anchor, tracker, ratio_at_least(0.9), [note])]
