@@ -30,8 +30,9 @@ from tidemark.core.settings import Settings
 from tidemark.core.topics import Topics
 
 from .alerts import NO_VOLUME
-from .engine import Engine, Stores
+from .engine import RECENT_ALERTS, Engine, Stores
 from .exceptions import AnalyticsError
+from .history import recent_alerts
 from .metrics import AnalyticsMetrics
 from .settings import AnalyticsSettings
 from .views import register_views
@@ -95,12 +96,12 @@ def prepare_topics(clients: KafkaClients, topics: Topics, settings: Settings) ->
 
 
 def build_app(
-    settings: AnalyticsSettings, topics: Topics, inputs: Inputs, bootstrap: str, datadir: Path
+    settings: AnalyticsSettings, topics: Topics, inputs: Inputs, clients: KafkaClients, datadir: Path
 ) -> tuple[faust.App, Engine]:
     """The faust app with its agents, tables and web views (not started)."""
     app = faust.App(
         f"{topics.prefix}.{settings.app_id}",
-        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        broker=[f"kafka://{server}" for server in clients.bootstrap.split(",")],
         store="rocksdb://",
         datadir=str(datadir),
         web_port=settings.web_port,
@@ -127,7 +128,9 @@ def build_app(
         dead=table("dead", inputs.dead_letters),
         registry=table("registry", inputs.volumes),
     )
+
     engine = Engine(settings, stores, inputs.writes)
+    engine.recent.extend(recent_alerts(clients, alerts_topic(topics.prefix), inputs.alerts, RECENT_ALERTS))
     metrics = AnalyticsMetrics()
     codec = default_codec()
 

@@ -37,7 +37,7 @@ def analytics(
     inputs = prepare_topics(app_ctx.clients, app_ctx.topics, app_ctx.settings)
     datadir = app_ctx.settings.state_dir / "analytics"
     datadir.mkdir(parents=True, exist_ok=True)
-    faust_app, _ = build_app(settings, app_ctx.topics, inputs, app_ctx.clients.bootstrap, datadir)
+    faust_app, _ = build_app(settings, app_ctx.topics, inputs, app_ctx.clients, datadir)
     typer.echo(f"dashboard: http://{settings.web_bind}:{settings.web_port}/", err=False)
     worker = faust.Worker(faust_app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -11,8 +11,8 @@ import pytest
 
 from ...conftest import CliRunner, TidemarkTest
 from ..pipeline_harness import Pipeline
-from .harness import alerts
-from .scenario import SIZE, run
+from .harness import Analytics, alerts
+from .scenario import ANALYTICS_ENV, SIZE, run
 
 pytestmark = [pytest.mark.integration]
 
@@ -50,3 +50,8 @@ def test_encrypted_overwrite_raises_one_alert_naming_the_last_clean_point(
     assert all(v["size"] == SIZE for v in overview["volumes"]), overview
     heat = analytics.get("/api/volumes/plain/heatmap")
     assert heat["size"] == SIZE and sum(sum(row) for _, row in heat["rows"]) > 0, heat
+
+    # a restarted app reads its recent alerts back from the alerts topic: the clean point stays marked
+    analytics.service.stop()
+    again = Analytics(scene.crypt, ANALYTICS_ENV)
+    assert [c["rp_id"] for c in again.get("/api/volumes/crypt/points")["clean_points"]] == [before]
