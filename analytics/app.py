@@ -32,7 +32,7 @@ from tidemark.core.topics import Topics
 from .alerts import NO_VOLUME
 from .engine import RECENT_ALERTS, Engine, Stores
 from .exceptions import AnalyticsError
-from .history import recent_alerts
+from .history import read_changelog, recent_alerts
 from .metrics import AnalyticsMetrics
 from .settings import AnalyticsSettings
 from .views import register_views
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 CREATE_TIMEOUT_S = 30.0
 FETCH_BYTES = 32 << 20
 POLL_RECORDS = 2000
+STORES = ("volumes", "windows", "points", "mirrors", "dead", "registry")
 
 
 def alerts_topic(prefix: str) -> str:
@@ -129,7 +130,9 @@ def build_app(
         registry=table("registry", inputs.volumes),
     )
 
-    engine = Engine(settings, stores, inputs.writes)
+    restored = {name: read_changelog(clients, f"{app.conf.id}-{name}-changelog") for name in STORES}
+    log.info("restored from the changelogs: %s", {name: len(found) for name, found in restored.items()})
+    engine = Engine(settings, stores, inputs.writes, restored)
     engine.recent.extend(recent_alerts(clients, alerts_topic(topics.prefix), inputs.alerts, RECENT_ALERTS))
     metrics = AnalyticsMetrics()
     codec = default_codec()

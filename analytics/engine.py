@@ -66,8 +66,13 @@ class Engine:
     read through `cached`: faust's RocksDB store looks a key up in the partition of the event
     being handled, which is not the partition it was written in."""
 
-    def __init__(self, settings: AnalyticsSettings, stores: Stores, writes_partitions: int) -> None:
+    def __init__(
+        self, settings: AnalyticsSettings, stores: Stores, writes_partitions: int,
+        restored: dict[str, dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
+        """`restored`: store name -> its content, when the caller read the stores back itself."""
         self.s = settings
+        self._restored = restored or {}
         self.stores = stores
         self.fold = VolumeFold(settings)
         self.codec = default_codec()
@@ -114,7 +119,7 @@ class Engine:
     @property
     def live(self) -> dict[str, VolumeAnalytics]:
         if self._live is None:
-            self._live = {v: VolumeAnalytics.from_json(raw) for v, raw in self.stores.volumes.items()}
+            self._live = {v: VolumeAnalytics.from_json(raw) for v, raw in self._contents("volumes").items()}
         return self._live
 
     def _state(self, volume: str) -> VolumeAnalytics:
@@ -146,8 +151,12 @@ class Engine:
         """An in-memory copy of a store (loaded once, then written through by its handler)."""
         found = self._cache.get(store)
         if found is None:
-            found = self._cache[store] = dict(getattr(self.stores, store).items())
+            found = self._cache[store] = self._contents(store)
         return found
+
+    def _contents(self, store: str) -> dict[str, Any]:
+        restored = self._restored.pop(store, None)
+        return dict(restored) if restored is not None else dict(getattr(self.stores, store).items())
 
     def _put(self, store: str, key: str, value: Any) -> None:
         self.cached(store)[key] = value
@@ -190,7 +199,7 @@ class Engine:
     @property
     def dead(self) -> dict[str, DeadLetterWatch]:
         if self._dead is None:
-            self._dead = {k: DeadLetterWatch.from_json(raw) for k, raw in self.stores.dead.items()}
+            self._dead = {k: DeadLetterWatch.from_json(raw) for k, raw in self._contents("dead").items()}
         return self._dead
 
     def advance_dead_letters(self) -> list[Alert]:

@@ -1,5 +1,6 @@
-"""The recent Alert events, read back from the alerts topic when the app starts, so a restarted
-dashboard still marks the clean points and active episodes (the topic is the alerts' record).
+"""What the app reads back when it starts: its tables from their changelog topics, and the recent
+Alert events from the alerts topic, so a restarted dashboard still marks the clean points and
+active episodes (the topic is the alerts' record).
 
 Reads at most the last `limit` messages of each partition, up to the offsets present at the start;
 a partition that does not reach its end in READ_TIMEOUT_S is left partly read (with a warning):
@@ -8,6 +9,7 @@ the history only decorates the dashboard.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -18,6 +20,8 @@ from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from tidemark.core.kafka import KafkaClients
+
+from .exceptions import AnalyticsError
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +62,49 @@ def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int
     finally:
         consumer.close()
     return sorted(found, key=lambda alert: alert["timestamp"])
+
+
+def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
+    """The newest JSON value of every key of a table's changelog topic ({} when it does not exist).
+
+    faust keeps each table in RocksDB and in this compacted topic; after a restart from local
+    state its RocksDB store lists no key until a partition database is opened again, so the app
+    starts from the changelog itself.
+    """
+    consumer = clients.consumer(f"tidemark-analytics-restore-{uuid.uuid4().hex}")
+    table: dict[str, Any] = {}
+    try:
+        metadata = consumer.list_topics(topic, timeout=READ_TIMEOUT_S).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return table
+        ends: dict[int, int] = {}
+        starts = []
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, low))
+        consumer.assign(starts)
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while ends and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            part, offset, key, value = msg.partition(), msg.offset(), msg.key(), msg.value()
+            if part is not None and offset is not None and offset + 1 >= ends.get(part, 0):
+                ends.pop(part, None)
+            if key is None:
+                continue
+            name = json.loads(key)
+            if value is None:
+                table.pop(name, None)
+            else:
+                table[name] = json.loads(value)
+        if ends:
+            raise AnalyticsError(
+                f"restoring {topic}: partitions {sorted(ends)} did not reach their end in {READ_TIMEOUT_S:.0f} s; "
+                "check the broker and start again"
+            )
+    finally:
+        consumer.close()
+    return table

@@ -59,7 +59,8 @@ class VolumeAnalytics:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VolumeAnalytics:
         data = dict(data)
-        window = _window_from_json(data.pop("window")) if data.get("window") else None
+        raw_window = data.pop("window")
+        window = _window_from_json(raw_window) if raw_window else None
         detector = DetectorState.from_json(data.pop("detector"))
         return cls(**data, window=window, detector=detector)
 

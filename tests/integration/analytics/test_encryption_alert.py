@@ -51,7 +51,10 @@ def test_encrypted_overwrite_raises_one_alert_naming_the_last_clean_point(
     heat = analytics.get("/api/volumes/plain/heatmap")
     assert heat["size"] == SIZE and sum(sum(row) for _, row in heat["rows"]) > 0, heat
 
-    # a restarted app reads its recent alerts back from the alerts topic: the clean point stays marked
+    # a restarted app reads its tables back, and its recent alerts: the clean point stays marked
     analytics.service.stop()
     again = Analytics(scene.crypt, ANALYTICS_ENV)
     assert [c["rp_id"] for c in again.get("/api/volumes/crypt/points")["clean_points"]] == [before]
+    restarted = again.get("/api/overview")["volumes"]
+    assert {v["volume"]: v["writes"] for v in restarted} == {v["volume"]: v["writes"] for v in overview["volumes"]}
+    assert len(again.get("/api/volumes/crypt/windows")["windows"]) >= 2

@@ -129,6 +129,7 @@ def test_state_survives_a_json_round_trip_mid_window() -> None:
     transitions += fold.advance(state, events[-1][1] + 60_000).transitions
     _, straight = run("vol", iter(events))
     assert transitions == straight
+    assert state.window is None and VolumeAnalytics.from_json(json.loads(json.dumps(state.to_json()))) == state
 
 
 POINTS = [
