@@ -1,4 +1,4 @@
-"""Maps the stage folders (producers/, processors/, sinks/, schemas/) under the `tidemark` name.
+"""Maps the stage folders (producers/, processors/, sinks/, schemas/, analytics/) under the `tidemark` name.
 
 The mapping itself is declared in pyproject.toml; this file only enumerates their subpackages so
 a new subfolder needs no edit here.
@@ -12,6 +12,7 @@ STAGES = {
     "tidemark.processors": "processors",
     "tidemark.sinks": "sinks",
     "tidemark.schemas": "schemas",
+    "tidemark.analytics": "analytics",
 }
 
 

@@ -65,6 +65,9 @@ def _register() -> None:
     from . import resync_cmd
 
     app.add_typer(resync_cmd.app)  # `tidemark resync`
+    from . import analytics_cmd
+
+    app.add_typer(analytics_cmd.app)  # `tidemark analytics`
 
 
 _register()
