@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
 from tidemark.schemas.codec import default_codec
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.topic_admin import cluster_replication, create_topics, topic_specs
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.settings import Settings
 from tidemark.core.topics import Topics
@@ -45,10 +44,6 @@ POLL_RECORDS = 2000
 STORES = ("volumes", "windows", "points", "mirrors", "dead", "registry")
 
 
-def alerts_topic(prefix: str) -> str:
-    return f"{prefix}.alerts"
-
-
 @dataclass(frozen=True)
 class Inputs:
     """The partitions of every topic the app reads, and of the alerts topic it writes."""
@@ -67,18 +62,11 @@ def prepare_topics(clients: KafkaClients, topics: Topics, settings: Settings) ->
     Raises AnalyticsError naming the topic when an input topic does not exist yet.
     """
     admin = clients.admin()
-    name = alerts_topic(topics.prefix)
+    name = topics.alerts
     metadata = admin.list_topics(timeout=CREATE_TIMEOUT_S)
     if name not in metadata.topics:
-        futures = admin.create_topics(
-            [NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)],
-            operation_timeout=CREATE_TIMEOUT_S,
-        )
-        for future in futures.values():
-            try:
-                future.result(timeout=CREATE_TIMEOUT_S + 5)
-            except KafkaException as exc:  # created meanwhile by another worker; a real failure shows below
-                log.info("creating %s: %s", name, exc)
+        replication = cluster_replication(clients, settings)
+        create_topics(clients, [s for s in topic_specs(topics, settings, replication) if s.name == name])
         metadata = admin.list_topics(timeout=CREATE_TIMEOUT_S)
 
     def partitions(topic: str) -> int:
@@ -133,7 +121,7 @@ def build_app(
     restored = {name: read_changelog(clients, f"{app.conf.id}-{name}-changelog") for name in STORES}
     log.info("restored from the changelogs: %s", {name: len(found) for name, found in restored.items()})
     engine = Engine(settings, stores, inputs.writes, restored)
-    engine.recent.extend(recent_alerts(clients, alerts_topic(topics.prefix), inputs.alerts, RECENT_ALERTS))
+    engine.recent.extend(recent_alerts(clients, topics.alerts, inputs.alerts, RECENT_ALERTS))
     metrics = AnalyticsMetrics()
     codec = default_codec()
 
@@ -143,7 +131,7 @@ def build_app(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=partitions
         )
 
-    out = raw(alerts_topic(topics.prefix), inputs.alerts)
+    out = raw(topics.alerts, inputs.alerts)
 
     async def publish(alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:

@@ -9,6 +9,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.topic_admin import cluster_replication
 
 from .exceptions import ProcessorError
 from .state_store import PartitionStore
@@ -19,15 +20,18 @@ def changelog_topic(prefix: str, app_id: str) -> str:
 
 
 def ensure_changelog(clients: KafkaClients, topic: str, partitions: int) -> None:
+    """The compacted changelog, replicated like the other topics (min(3, brokers), min ISR min(2, RF))."""
     admin = clients.admin()
+    replication = cluster_replication(clients, clients.settings)
     spec = NewTopic(
         topic,
         num_partitions=partitions,
-        replication_factor=clients.settings.replication_factor,
+        replication_factor=replication.factor,
         config={
             "cleanup.policy": "compact",
             "max.message.bytes": str(clients.settings.message_max_bytes),
             "min.compaction.lag.ms": "0",
+            "min.insync.replicas": str(replication.min_insync),
         },
     )
     for future in admin.create_topics([spec]).values():

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
-
-from tidemark.core.metrics import LABELS, stage_metrics
+from tidemark.core.metrics import stage_metrics
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.dead_letter import dead_letter_record
@@ -25,8 +23,6 @@ log = logging.getLogger(__name__)
 COMPONENT = "processor"
 RECORD_OVERHEAD_BYTES = 1024
 """Room kept under `message_max_bytes` for the key, headers and the record batch framing."""
-
-FENCED_EVENTS = Counter("tidemark_fenced_events", "Events refused because a failover fenced their generation", LABELS)
 
 Produce = Callable[[str, bytes | None, bytes], None]
 
@@ -67,7 +63,7 @@ class KafkaEmitter:
 
     def fenced(self, volume: str) -> None:
         """Count an event refused for its older generation (its dead letter is sent apart)."""
-        FENCED_EVENTS.labels(COMPONENT, volume).inc()
+        stage_metrics(COMPONENT, volume).fenced()
 
     def dead_letter(self, reason: str, value: bytes | None, volume: str | None) -> None:
         """A DeadLetter for the message being handled (or for an event made from it)."""

@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 
 from .changelog import changelog_topic, ensure_changelog, restore
@@ -71,6 +72,7 @@ class ProcessorWorker:
         self.state_dir = Path(settings.state_dir) / "processor" / options.worker_id
         self.group = f"{settings.topic_prefix}-{options.app_id}"
         self.stores: dict[int, PartitionStore] = {}
+        self._keyed_outputs: dict[str, int] = {}
         self.stop_event = threading.Event()
         self._producer = clients.producer(
             **{
@@ -99,7 +101,11 @@ class ProcessorWorker:
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
         self._watchdog.start()
-        partitions = self._writes_partitions()
+        partitions = self._partitions_of(self.topics.writes)
+        self._keyed_outputs = {
+            topic: self._partitions_of(topic)
+            for topic in (self.topics.changesets, self.topics.recovery_points, self.topics.metrics)
+        }
         ensure_changelog(self.clients, self.changelog, partitions)
         try:
             self._producer.init_transactions(30)
@@ -164,7 +170,11 @@ class ProcessorWorker:
             ) from exc
 
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._produce_raw(topic, key, value, None)
+        """Outputs keyed by volume go to the volume's partition (`volume_partition`), like its writes,
+        so a reader of one volume reads one partition of each topic."""
+        count = self._keyed_outputs.get(topic)
+        partition = volume_partition(key.decode(errors="replace"), count) if count and key else None
+        self._produce_raw(topic, key, value, partition)
 
     def _produce_raw(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
         kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
@@ -222,9 +232,9 @@ class ProcessorWorker:
             if store is not None:
                 store.close()
 
-    def _writes_partitions(self) -> int:
-        metadata = self._consumer.list_topics(self.topics.writes, timeout=30)
-        topic = metadata.topics.get(self.topics.writes)
+    def _partitions_of(self, name: str) -> int:
+        metadata = self._consumer.list_topics(name, timeout=30)
+        topic = metadata.topics.get(name)
         if topic is None or topic.error is not None or not topic.partitions:
-            raise ProcessorError(f"writes topic {self.topics.writes} missing: run `tidemark topics create`")
+            raise ProcessorError(f"topic {name} missing: run `tidemark topics create`")
         return len(topic.partitions)

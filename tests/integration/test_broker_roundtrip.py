@@ -45,7 +45,7 @@ def _large_block_write(tm: TidemarkTest, size: int) -> dict[str, Any]:
     return {
         "volume": "vol-large", "epoch": 1, "seq": 7, "timestamp": 1_700_000_000_000_000,
         "offset": 0, "length": size, "op": "WRITE", "compression": "NONE",
-        "data": bytes(range(256)) * (size // 256), "checksum": b"\x00" * 8,
+        "data": bytes(range(256)) * (size // 256), "checksum": b"\x00" * 8, "generation": 0,
     }  # fmt: skip
 
 

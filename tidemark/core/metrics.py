@@ -29,6 +29,7 @@ RECOVERY_POINTS = Counter("tidemark_recovery_points", "Recovery points cut (proc
 THROTTLED = Counter("tidemark_throttled_seconds", "Time background I/O slept to spare production storage", LABELS)
 DEAD_LETTERS = Counter("tidemark_dead_letters", "Messages sent to the dead-letter topic", LABELS)
 RESYNC_REQUESTS = Counter("tidemark_resync_requests", "Resync requests (seq gaps, lost writes)", LABELS)
+FENCED_EVENTS = Counter("tidemark_fenced_events", "Events refused because a failover fenced their generation", LABELS)
 AT_RISK_BYTES = Gauge(
     "tidemark_at_risk_bytes", "Tracker: bytes acknowledged but not yet on Kafka (unshipped events and dirty blocks)", LABELS
 )
@@ -68,6 +69,9 @@ class StageMetrics:
 
     def resync_request(self) -> None:
         RESYNC_REQUESTS.labels(self.component, self.volume).inc()
+
+    def fenced(self) -> None:
+        FENCED_EVENTS.labels(self.component, self.volume).inc()
 
     def at_risk(self, nbytes: int, oldest_age: float) -> None:
         """The unshipped window of a tracker, as gauges (set, not counted)."""

@@ -37,6 +37,10 @@ class Topics:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
     def all(self) -> list[str]:
         return [
             self.volumes,
@@ -46,4 +50,5 @@ class Topics:
             self.mirror_status,
             self.metrics,
             self.dead_letters,
+            self.alerts,
         ]

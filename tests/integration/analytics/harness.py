@@ -10,7 +10,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tidemark.analytics.app import alerts_topic
 from tidemark.sinks.topic_reader import read_records
 
 from ...conftest import TidemarkTest
@@ -57,4 +56,4 @@ class Analytics:
 
 def alerts(tm: TidemarkTest) -> list[dict[str, Any]]:
     """Every Alert on the test's alerts topic, in partition order."""
-    return list(read_records(tm.clients, alerts_topic(tm.prefix), "Alert"))
+    return list(read_records(tm.clients, tm.topics.alerts, "Alert"))
