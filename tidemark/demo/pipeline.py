@@ -3,6 +3,7 @@ and what the demo asks of it (recovery points, waiting until a mirror holds one)
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ class Pipeline:
     env: DemoEnvironment
     supervisor: Supervisor
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    analytics_port: int = 0
 
     def start_tracker(self, volume: str, image: Path) -> int:
         port = free_port()
@@ -43,6 +45,27 @@ class Pipeline:
 
     def start_processor(self) -> None:
         self._start("processor", "process", "--subinterval", "0.5", "--rp-interval", "60", "--metrics-interval", "1")
+
+    def start_analytics(self) -> int:
+        """`tidemark analytics` (its own consumer group); returns the dashboard's port."""
+        port = free_port()
+        self.supervisor.start("analytics", self.supervisor.tidemark_command("analytics", "--web-port", str(port)))
+        self.analytics_port = port
+        return port
+
+    def dashboard(self, path: str) -> str:
+        """GET a page of the analytics dashboard (text)."""
+        self.supervisor.require_running("analytics")
+        url = f"http://127.0.0.1:{self.analytics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return str(response.read().decode())
+        except OSError as exc:
+            raise DemoError(f"the analytics dashboard does not answer {url}: {exc}") from exc
+
+    def dashboard_json(self, path: str) -> dict[str, object]:
+        found = json.loads(self.dashboard(path))
+        return found if isinstance(found, dict) else {}
 
     def start_mirror(self, volume: str, path: Path) -> None:
         self._start(f"mirror-{volume}", "mirror", "--volume", volume, "--path", str(path), "--site", SITE)

@@ -24,6 +24,7 @@ from . import files, tools
 from .environment import DemoEnvironment
 from .exceptions import DemoError
 from .pipeline import SITE, Pipeline, lag_mean, missing_metrics
+from .processes import wait_until
 from .report import Report
 
 FS, DB = "fs", "db"
@@ -51,6 +52,7 @@ class Scenario:
         self.change_files()
         self.verify()
         self.status_and_metrics()
+        self.analytics()
         self.mount_point()
         self.test_failover()
         self.revert()
@@ -66,6 +68,8 @@ class Scenario:
         self.pipeline.start_processor()
         self.pipeline.start_mirror(FS, self.work / "mirror-fs.img")
         self.pipeline.start_mirror(DB, self.work / "mirror-db.img")
+        self.step("start the analytics app (tidemark analytics): windows, alerts, the dashboard")
+        self.pipeline.start_analytics()
 
     def seed(self) -> None:
         self.step("build an ext4 image from generated files (mke2fs -d)")
@@ -141,6 +145,32 @@ class Scenario:
                 self.report.fact(f"  {name[7:]} RPO lag at apply", f"{mean:.2f} s mean age of the data a change set "
                                  "brought to the mirror (tidemark_rpo_lag_seconds)")  # fmt: skip
         self.status = volumes
+
+    def analytics(self) -> None:
+        self.step("the analytics dashboard: every volume seen, no encryption alert on ordinary changes")
+        url = f"http://127.0.0.1:{self.pipeline.analytics_port}/"
+        seen: set[str] = set()
+
+        def both_volumes() -> bool:
+            try:
+                overview = self.pipeline.dashboard_json("/api/overview")
+            except DemoError:
+                return False
+            seen.update(str(v["volume"]) for v in overview.get("volumes", []))  # type: ignore[attr-defined]
+            return {FS, DB} <= seen
+
+        try:
+            wait_until(both_volumes, self.env.options.wait_s, "the analytics app to show both volumes", 1.0)
+            shown = True
+        except DemoError:
+            shown = False
+        page = self.pipeline.dashboard("/") if shown else ""
+        self.report.check("dashboard answers", shown and "tidemark analytics" in page, f"{url} shows {sorted(seen)}")
+        alerts = json.loads(self.pipeline.dashboard("/api/alerts")) if shown else []
+        raised = [a for a in alerts if a.get("kind") == "ENCRYPTION_SUSPECTED"]
+        self.report.check("no encryption alert on ordinary changes", shown and not raised,
+                          f"{len(raised)} ENCRYPTION_SUSPECTED alerts on {FS} and {DB}")  # fmt: skip
+        self.report.fact("dashboard", url)
 
     def mount_point(self) -> None:
         point = self.points["seeded"]

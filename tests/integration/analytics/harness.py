@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tidemark.sinks.topic_reader import read_records
+from tidemark.sinks.reading.topic_reader import read_records
 
 from ...conftest import TidemarkTest
 from ..pipeline_harness import Pipeline, Service
