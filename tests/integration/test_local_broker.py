@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.core.settings import Settings
+from tidemark.core.topics import Topics
 from tidemark.localkafka import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -175,7 +176,7 @@ def test_three_nodes_replicate_survive_one_kill_and_stop(own_broker: tuple[Run, 
 
     created = run("topics", "create")
     assert created.returncode == 0, created.stdout + created.stderr
-    assert created.stdout.count("replicas=3") == 7, created.stdout
+    assert created.stdout.count("replicas=3") == len(Topics("own").all()), created.stdout
     admin = AdminClient({"bootstrap.servers": bootstrap})
     partitions = admin.list_topics("own.writes", timeout=30).topics["own.writes"].partitions
     assert {len(p.replicas) for p in partitions.values()} == {3}

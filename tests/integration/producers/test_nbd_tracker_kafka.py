@@ -309,7 +309,10 @@ def test_kill_9_during_writes_then_restart_loses_no_acknowledged_write(
     check_events(writes, size, BS, tm.settings.extent_bytes)
     check_seqs_increase(writes, gap_free=False)
     epochs = [m["epoch"] for m in markers(events, "EPOCH_START")]
-    assert len(epochs) == 3 and epochs == sorted(set(epochs)), f"EPOCH_START epochs {epochs}"
+    # With local acknowledgement the first tracker may be killed before it reached Kafka at all
+    # (its writes were acknowledged from the image): then only the later two announce an epoch.
+    expected = (3,) if ack == "kafka" else (2, 3)
+    assert len(epochs) in expected and epochs == sorted(set(epochs)), f"EPOCH_START epochs {epochs}"
     restarted = [w for w in writes if w["epoch"] == epochs[1]]
     assert restarted, "the restarted tracker republished no in-flight region"
     if first_epoch:
