@@ -53,7 +53,7 @@ class VerifyMismatchError(SinkError):
 
 
 class ChangeSetGapError(InvalidChangeSetError):
-    """The next change set the mirror needs is gone from the topic (retention): resync needed."""
+    """A gap in the stream (change sets gone, or a ResyncRequest): the mirror stops there, resync needed."""
 
 
 class ResyncNeededError(SinkError):

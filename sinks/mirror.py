@@ -223,7 +223,15 @@ class Mirror:
         return sorted(expired)
 
     def point(self, rp_id: int) -> PointRecord:
+        """A retained point; a point past a gap the mirror stopped at is refused, naming the gap."""
         found = self.progress.point(rp_id)
+        state = self.progress
+        if found is None and state.state == RESYNC_NEEDED and rp_id > (state.rp_id or 0):
+            raise UnknownRecoveryPointError(
+                f"recovery point {rp_id} of volume {self.layout.volume!r} lies past the gap at which the "
+                f"mirror at site {self.layout.site!r} stopped: {state.message}; it holds points up to "
+                f"{state.rp_id if state.rp_id is not None else 'none'} until `tidemark resync` repairs it"
+            )
         if found is None:
             retained = ", ".join(map(str, self.progress.retained())) or "none"
             raise UnknownRecoveryPointError(

@@ -50,7 +50,8 @@ class Progress:
     points: list[PointRecord] = field(default_factory=list)
     state: str = REPLICATING
     message: str | None = None
-    resync_needed: bool = False
+    resynced_below: int | None = None
+    """ResyncRequests below this offset of `partition` were repaired by `tidemark resync`"""
     reverting_to: int | None = None  # a revert that started and has not finished
     drop_undo_from: int | None = None  # a finished revert's undo cleanup, still to do
     failover_rp: int | None = None  # set while promoted: the point the mirror was failed over at
@@ -68,6 +69,7 @@ class Progress:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Progress:
         points = [PointRecord(**p) for p in data.pop("points", [])]
+        data.pop("resync_needed", None)  # files before RESYNC_NEEDED became the only record of a gap
         return cls(points=points, **data)
 
 
