@@ -34,6 +34,12 @@ class OverlayError(SinkError):
 class FailbackError(SinkError):
     """Failback cannot run: no failover recorded, or the old primary does not fit the volume."""
 
+
+class FailbackConflictError(FailbackError):
+    """Both sides changed blocks since the failover point and no `--discard` side was named."""
+
+    exit_code = 6
+
 class UnknownRecoveryPointError(SinkError):
     """The recovery point is not retained by this mirror, or has no manifest."""
 

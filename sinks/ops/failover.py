@@ -1,8 +1,13 @@
 """`tidemark failover`: stop applying, bring the mirror to a recovery point and promote it.
 
-Failover takes the mirror's lock (so no applier runs), reverts the mirror to the chosen point
-(default: its last complete one), and records the promotion in its progress: state FAILED_OVER,
-the point and the time. The applier, revert and point mounts refuse a promoted mirror; it is the
+Failover takes the mirror's lock (so no applier runs), fences the old primary (`fence`: the CLI
+bumps the volume's generation with this site as primary, so the processor refuses every event of
+the old generation from that position of the journal on, and trackers of it stop), reverts the
+mirror to the chosen point (default: its last complete one), and records the promotion in its
+progress: state FAILED_OVER, the point, the time and the generation. The fence comes after the
+checks (a mirror with no point is never fenced into) and before the revert: once the mirror is
+reverted nothing of the old generation can be applied anywhere. A rerun after a crash fences again
+(one generation more, harmless). The applier, revert and point mounts refuse a promoted mirror; it is the
 production disk now, written through `tidemark mount --volume V` (no --rp), which records every
 block it writes.
 
@@ -36,6 +41,7 @@ class FailoverReport:
     rp_id: int
     at_ms: int
     reverted_blocks: int
+    generation: int
     progress: Progress
 
 
@@ -46,7 +52,10 @@ def failover(
     mirror_path: Path,
     to_rp: int | None = None,
     on_block: Callable[[int, int], None] | None = None,
+    fence: Callable[[], int] | None = None,
 ) -> FailoverReport:
+    """`fence()` makes this site the primary and returns the new generation (None: a drill that
+    fences nothing, used where no registry exists)."""
     layout = MirrorLayout.of(state_dir, site, volume)
     purpose = "fail over"
     with exclusive(layout, purpose), no_readers(layout, purpose):
@@ -59,6 +68,7 @@ def failover(
                     "point yet; there is nothing consistent to fail over to"
                 )
             mirror.point(rp)
+            generation = fence() if fence is not None else mirror.progress.generation
             # A rerun after a crash between revert and promotion finds the undo data gone: keep
             # what the first attempt saved (failback removes the file, so it is never stale).
             reverted = load_bitmap(layout.failover_reverted) | mirror.undo.changed_since(rp)
@@ -67,7 +77,9 @@ def failover(
             mirror.revert(rp, on_block)
             state = mirror.progress
             state.failover_rp, state.failover_at = rp, int(time.time() * 1000)
-            state.state = FAILED_OVER
+            state.state, state.generation = FAILED_OVER, generation
             state.message = f"failed over at recovery point {rp}; the mirror is the production disk"
             mirror.save()
-            return FailoverReport(volume, site, state.mirror_path, rp, state.failover_at, len(reverted), state)
+            return FailoverReport(
+                volume, site, state.mirror_path, rp, state.failover_at, len(reverted), generation, state
+            )

@@ -56,6 +56,8 @@ class Progress:
     drop_undo_from: int | None = None  # a finished revert's undo cleanup, still to do
     failover_rp: int | None = None  # set while promoted: the point the mirror was failed over at
     failover_at: int | None = None  # milliseconds since the Unix epoch
+    generation: int = 0
+    """the volume's primary generation at this mirror's last failover or failback"""
 
     def point(self, rp_id: int) -> PointRecord | None:
         return next((p for p in self.points if p.rp_id == rp_id), None)

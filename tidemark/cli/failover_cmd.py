@@ -47,6 +47,7 @@ def failover(
     if test:
         _test_failover(app_ctx, out, volume, site, to, listen, overlay)
         return
+    from tidemark.core.volumes import bump_generation
     from tidemark.sinks.apply.applier_stop import stop_running_applier
     from tidemark.sinks.ops.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
@@ -55,15 +56,19 @@ def failover(
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
         if pid is not None:
             out.print(f"the applier (pid {pid}) let go of the mirror")
+    def fence() -> int:
+        return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=site).generation
+
     with _bar("failover revert") as bar:
         task = bar.add_task("revert", total=None)
         report = run_failover(
             app_ctx.settings.state_dir, site, volume, mirror, to,
-            lambda done, total: bar.update(task, completed=done, total=total),
+            lambda done, total: bar.update(task, completed=done, total=total), fence,
         )  # fmt: skip
     publish_mirror_state(app_ctx, report.progress, out)
     out.print(
-        f"failed over {volume} (site {site}) at recovery point {report.rp_id}: reverted "
+        f"failed over {volume} (site {site}) at recovery point {report.rp_id}, generation "
+        f"{report.generation} (the old primary's writes are refused from now on): reverted "
         f"{report.reverted_blocks} blocks changed after it; {report.mirror_path} is now the "
         "production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it)."
     )
@@ -112,6 +117,16 @@ def failback(
     mirror: Annotated[Path, typer.Option(help="the promoted mirror image")],
     primary: Annotated[Path, typer.Option(help="the old primary's image (rewritten where it differs)")],
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    primary_site: Annotated[
+        Optional[str], typer.Option(help="site of the old primary [default: the original primary]")
+    ] = None,
+    discard: Annotated[
+        Optional[str],
+        typer.Option(
+            help="when both sides changed a block: `primary` (the mirror's content wins) or `mirror` "
+            "(the old primary's content wins)"
+        ),
+    ] = None,
     full: Annotated[
         bool, typer.Option(help="compare every block (writes made outside tidemark on either side)")
     ] = False,
@@ -119,11 +134,13 @@ def failback(
         bool, typer.Option(help="read the change sets the old primary emitted after the failover point")
     ] = True,
 ) -> None:
-    """Copy to the old primary only the blocks that differ, then make the mirror follow it again."""
-    from tidemark.sinks.storage import progress as progress_file
+    """Copy only the blocks that differ between the two sides, make the old primary the primary
+    again (a new generation) and the mirror follow it."""
+    from tidemark.core.volumes import bump_generation
+    from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.ops.failback import failback as run_failback
     from tidemark.sinks.ops.failback_stream import changed_after
-    from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.storage import progress as progress_file
 
     app_ctx = app_context(ctx)
     out = Console(soft_wrap=True, highlight=False)
@@ -135,21 +152,27 @@ def failback(
     elif not stream:
         out.print("note: --no-stream: blocks the old primary changed after the failover point are not known "
                   "beyond what the mirror had applied; use --full if it kept running")  # fmt: skip
+
+    def fence() -> int:
+        return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=primary_site).generation
+
     with _bar("failback") as bar:
         task = bar.add_task("compare", total=None)
         report = run_failback(
             app_ctx.settings.state_dir, site, volume, mirror, primary,
-            primary_changed=primary_changed, resume=resume, full=full,
+            primary_changed=primary_changed, resume=resume, full=full, discard=discard, fence=fence,
             on_block=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     after = progress_file.load(layout.progress)
     if after is not None:
         publish_mirror_state(app_ctx, after, out)
+    written = primary if report.overwritten == "primary" else mirror
     out.print(
         f"failed back {volume} (site {site}; had failed over at recovery point {report.failover_rp}): "
-        f"compared {report.candidates} blocks, copied {report.copied} blocks ({report.bytes_copied} bytes) "
-        f"to {primary}; {primary} is the primary again and the mirror resumes from the stream "
-        f"(start `tidemark mirror --volume {volume} --site {site} --path {mirror}`)."
+        f"{report.conflicts} blocks changed on both sides; compared {report.candidates} blocks, copied "
+        f"{report.copied} blocks ({report.bytes_copied} bytes) to {written}, verified equal; "
+        f"{primary} is the primary again (generation {report.generation}) and the mirror resumes from "
+        f"the stream (start `tidemark mirror --volume {volume} --site {site} --path {mirror}`)."
     )
 
 

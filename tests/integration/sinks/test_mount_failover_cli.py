@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tidemark.core.volumes import lookup_volume
 from tidemark.sinks.status import latest_statuses
 
 from ...unit.sinks.stream_model import StreamModel
@@ -71,6 +72,8 @@ def test_mount_failover_failback_round_trip(tm, cli, tmp_path: Path) -> None:  #
     assert "at recovery point 3" in out and "tidemark mount" in out
     assert mirror.read_bytes() == model.points[3]
     assert latest_statuses(tm.clients, tm.topics, model.volume)["default"]["state"] == "FAILED_OVER"
+    fenced = lookup_volume(tm.clients, tm.topics, model.volume)
+    assert (fenced.generation, fenced.primary_site) == (1, "default") and "generation 1" in out
     refused = cli("mirror", "--volume", model.volume, "--path", str(mirror), "--exit-when-idle", "1", check=False)
     assert refused.returncode != 0 and "failed over" in refused.stderr
 
@@ -87,6 +90,8 @@ def test_mount_failover_failback_round_trip(tm, cli, tmp_path: Path) -> None:  #
     assert copied <= compared < BLOCKS
     assert primary.read_bytes() == mirror.read_bytes()
     assert latest_statuses(tm.clients, tm.topics, model.volume)["default"]["state"] == "PAUSED"
+    back = lookup_volume(tm.clients, tm.topics, model.volume)
+    assert (back.generation, back.primary_site) == (2, None) and "0 blocks changed on both sides" in out
 
     resumed = cli("mirror", "--volume", model.volume, "--path", str(mirror), "--exit-when-idle", "2").stdout
     assert "applied 0 change sets" in resumed and "now at change set 5" in resumed
