@@ -27,6 +27,10 @@ class PromotedMirrorError(SinkError):
     """The mirror was failed over to: it is the production disk and no longer applies the stream."""
 
 
+class FileInUseError(SinkError):
+    """Another tidemark process holds the file (flock) that an exclusive open asked for."""
+
+
 class OverlayError(SinkError):
     """A copy-on-write overlay that belongs to another volume or point, or is unreadable."""
 

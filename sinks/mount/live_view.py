@@ -26,6 +26,7 @@ from ..layout import MirrorLayout
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
 from ..storage.progress import Progress
+from ..storage.private import private_folder
 from ..storage.undo_store import UndoStore
 
 
@@ -43,7 +44,7 @@ class LivePointView:
         self._closed = False
         self._lock = threading.Lock()  # the follower's catch-up and lookups are not concurrent-safe
         self.image = MirrorFile(Path(state.mirror_path), state.volume_size, create=False, writable=False)
-        layout.followers.mkdir(parents=True, exist_ok=True)
+        private_folder(layout.followers)
         self._follower = layout.followers / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             self.undo = UndoStore(layout.undo, state.block_size, follower=self._follower)

@@ -20,6 +20,7 @@ from ..exceptions import MirrorStateError
 from ..layout import MirrorLayout, exclusive, reading
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
+from ..storage.private import private_folder
 from .exports import PointExport, PromotedExport
 from .live_view import LivePointView
 from .overlay import Overlay, OverlayOwner
@@ -51,9 +52,11 @@ def mounted(state_dir: Path, request: MountRequest) -> Iterator[BlockingExport]:
         view = stack.enter_context(closing(LivePointView(layout, request.rp)))
         overlay = None
         if request.writable:
+            if request.overlay is None:
+                private_folder(layout.overlays)
             path = request.overlay or default_overlay(layout, request.rp)
             owner = OverlayOwner(request.volume, request.rp, view.volume_size, view.block_size)
-            overlay = stack.enter_context(closing(Overlay(path, owner)))
+            overlay = stack.enter_context(closing(Overlay(path, owner, view.image.path)))
         yield PointExport(request.volume, view, overlay)
 
 

@@ -8,6 +8,7 @@ group's committed offset, decides where an applier resumes: a revert moves it ba
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from tidemark.core.durable import write_durably
 
 from ..exceptions import MirrorStateError
+from .private import PRIVATE_FILE
 
 REPLICATING = "REPLICATING"
 PAUSED = "PAUSED"
@@ -87,3 +89,4 @@ def load(path: Path) -> Progress | None:
 def save(path: Path, progress: Progress) -> None:
     """Atomically replace the progress file; durable when this returns."""
     write_durably(path, json.dumps(progress.to_json(), indent=1, sort_keys=True).encode())
+    os.chmod(path, PRIVATE_FILE)

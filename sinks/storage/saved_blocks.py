@@ -14,12 +14,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from pyroaring import BitMap
-
 from .block_bitmap import load_bitmap, save_bitmap
-
-PRIVATE = 0o600
-
+from .private import PRIVATE_FILE
 
 class SavedBlocks:
     def __init__(self, folder: Path, name: str, size: int, block_size: int) -> None:
@@ -27,7 +23,7 @@ class SavedBlocks:
         self.bitmap = Path(folder) / f"{name}.bitmap"
         self.block_size = block_size
         self.blocks = load_bitmap(self.bitmap)
-        self._fd = os.open(self.image, os.O_RDWR | os.O_CREAT, PRIVATE)
+        self._fd = os.open(self.image, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         os.ftruncate(self._fd, size)
 
     def save(self, block: int, content: bytes) -> None:
@@ -41,7 +37,6 @@ class SavedBlocks:
         """Durable on return: the blocks saved so far may now be overwritten."""
         os.fsync(self._fd)
         save_bitmap(self.bitmap, self.blocks)
-        os.chmod(self.bitmap, PRIVATE)
 
     def read(self, block: int) -> bytes:
         return os.pread(self._fd, self.block_size, block * self.block_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tidemark.core.volumes import lookup_volume
+from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.status import latest_statuses
 
 from ...unit.sinks.stream_model import StreamModel
@@ -59,6 +61,10 @@ def test_mount_failover_failback_round_trip(tm, cli, tmp_path: Path) -> None:  #
         publish_changesets(tm.clients, tm.topics, model.volume, model.seal(cut=n < 3))
     mirror = tmp_path / "mirror.img"
     cli("mirror", "--volume", model.volume, "--path", str(mirror), "--exit-when-idle", "2")
+    undo = MirrorLayout.of(tm.settings.state_dir, "default", model.volume).undo
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in undo.iterdir() if p.is_file()}
+    assert modes and set(modes.values()) == {0o600}, modes  # RocksDB's files too (umask 077)
+    assert stat.S_IMODE(undo.stat().st_mode) == 0o700
     model.write(400 * BS, os.urandom(8 * BS))  # the primary goes on; the mirror does not apply it
     publish_changesets(tm.clients, tm.topics, model.volume, model.seal())
     primary = tmp_path / "primary.img"
