@@ -26,6 +26,7 @@ from .layout import MirrorLayout
 from .storage import progress as progress_file
 from .storage.disk_full import disk_full_error, is_disk_full
 from .storage.mirror_file import MirrorFile, RunWriter
+from .storage.pins import pinned_points
 from .storage.point_view import PointView
 from .storage.progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
 from .storage.retention import Retention
@@ -213,8 +214,11 @@ class Mirror:
             )
 
     def expire(self, retention: Retention, now_ms: int) -> list[int]:
-        """Forget expired recovery points and reclaim their undo data (oldest first)."""
-        expired = set(retention.expired(self.progress.points, now_ms))
+        """Forget expired recovery points and reclaim their undo data (oldest first).
+
+        A pinned point (storage/pins.py: mounted, being reverted to, failed over to or verified)
+        is kept whatever the retention says, and so is the undo data reading it needs."""
+        expired = set(retention.expired(self.progress.points, now_ms)) - pinned_points(self.layout.root)
         if expired:
             self.progress.points = [p for p in self.progress.points if p.rp_id not in expired]
             self.save()

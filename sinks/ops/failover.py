@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ..exceptions import MirrorStateError
 from ..layout import MirrorLayout, exclusive, no_readers
 from ..mirror import Mirror
 from ..storage.block_bitmap import load_bitmap, save_bitmap
+from ..storage.pins import pinned
 from ..storage.progress import FAILED_OVER, Progress
 
 
@@ -58,28 +60,31 @@ def failover(
     fences nothing, used where no registry exists)."""
     layout = MirrorLayout.of(state_dir, site, volume)
     purpose = "fail over"
-    with exclusive(layout, purpose), no_readers(layout, purpose):
-        with Mirror.open_existing(layout, mirror_path) as mirror:
-            mirror.require_not_promoted(purpose)
-            rp = to_rp if to_rp is not None else mirror.progress.rp_id
-            if rp is None:
-                raise MirrorStateError(
-                    f"the mirror of volume {volume!r} at site {site!r} holds no complete recovery "
-                    "point yet; there is nothing consistent to fail over to"
-                )
-            mirror.point(rp)
-            generation = fence() if fence is not None else mirror.progress.generation
-            # A rerun after a crash between revert and promotion finds the undo data gone: keep
-            # what the first attempt saved (failback removes the file, so it is never stale).
-            reverted = load_bitmap(layout.failover_reverted) | mirror.undo.changed_since(rp)
-            save_bitmap(layout.failover_reverted, reverted)
-            save_bitmap(layout.promoted_writes, BitMap())
-            mirror.revert(rp, on_block)
-            state = mirror.progress
-            state.failover_rp, state.failover_at = rp, int(time.time() * 1000)
-            state.state, state.generation = FAILED_OVER, generation
-            state.message = f"failed over at recovery point {rp}; the mirror is the production disk"
-            mirror.save()
-            return FailoverReport(
-                volume, site, state.mirror_path, rp, state.failover_at, len(reverted), generation, state
+    with ExitStack() as stack:
+        stack.enter_context(exclusive(layout, purpose))
+        stack.enter_context(no_readers(layout, purpose))
+        mirror = stack.enter_context(Mirror.open_existing(layout, mirror_path))
+        mirror.require_not_promoted(purpose)
+        rp = to_rp if to_rp is not None else mirror.progress.rp_id
+        if rp is None:
+            raise MirrorStateError(
+                f"the mirror of volume {volume!r} at site {site!r} holds no complete recovery "
+                "point yet; there is nothing consistent to fail over to"
             )
+        mirror.point(rp)
+        stack.enter_context(pinned(layout.root, rp, "failover"))
+        generation = fence() if fence is not None else mirror.progress.generation
+        # A rerun after a crash between revert and promotion finds the undo data gone: keep
+        # what the first attempt saved (failback removes the file, so it is never stale).
+        reverted = load_bitmap(layout.failover_reverted) | mirror.undo.changed_since(rp)
+        save_bitmap(layout.failover_reverted, reverted)
+        save_bitmap(layout.promoted_writes, BitMap())
+        mirror.revert(rp, on_block)
+        state = mirror.progress
+        state.failover_rp, state.failover_at = rp, int(time.time() * 1000)
+        state.state, state.generation = FAILED_OVER, generation
+        state.message = f"failed over at recovery point {rp}; the mirror is the production disk"
+        mirror.save()
+        return FailoverReport(
+            volume, site, state.mirror_path, rp, state.failover_at, len(reverted), generation, state
+        )

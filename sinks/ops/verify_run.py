@@ -16,6 +16,7 @@ from ..manifests import point_chunks, point_locations
 from ..mirror import Mirror
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
+from ..storage.pins import pinned
 from ..storage.progress import RESYNC_NEEDED
 from ..verify import (
     Progress,
@@ -47,7 +48,14 @@ def run_verify(
             _note_gap(report, state)
         return report
     with exclusive(layout, "verify"), Mirror.open_existing(layout, request.mirror) as mirror:
-        report = _verify_point(clients, topics, mirror, request, on_progress)
+        rp = request.rp if request.rp is not None else mirror.progress.rp_id
+        if rp is None:
+            raise MirrorStateError(
+                f"the mirror of volume {request.volume!r} holds no recovery point yet; "
+                "compare it with --source, or wait for a recovery point"
+            )
+        with pinned(layout.root, rp, "verify"):
+            report = _verify_point(clients, topics, mirror, request, rp, on_progress)
         _note_gap(report, mirror.progress)
         return report
 
@@ -59,14 +67,8 @@ def _note_gap(report: VerifyReport, state: progress_file.Progress) -> None:
 
 
 def _verify_point(
-    clients: KafkaClients, topics: Topics, mirror: Mirror, request: VerifyRequest, on_progress: Progress | None
+    clients: KafkaClients, topics: Topics, mirror: Mirror, request: VerifyRequest, rp: int, on_progress: Progress | None
 ) -> VerifyReport:
-    rp = request.rp if request.rp is not None else mirror.progress.rp_id
-    if rp is None:
-        raise MirrorStateError(
-            f"the mirror of volume {request.volume!r} holds no recovery point yet; "
-            "compare it with --source, or wait for a recovery point"
-        )
     view = mirror.view(rp)
     if request.source is not None:
         report = against_source(view, request.source, mirror.block_size, on_progress)
