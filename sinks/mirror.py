@@ -186,7 +186,9 @@ class Mirror:
         if changeset.rp_id is not None:
             state.rp_id = changeset.rp_id
             state.points.append(
-                PointRecord(changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at)
+                PointRecord(
+                    changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at
+                )
             )
         progress_file.save(self.layout.progress, state)
         self.progress = state
@@ -300,7 +302,5 @@ class Mirror:
     def __enter__(self) -> Mirror:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

@@ -40,7 +40,12 @@ def request_recovery_point(
 
 
 def _publish(
-    clients: KafkaClients, topics: Topics, spec: VolumeSpec, label: str | None, group: str | None, barrier_id: str | None
+    clients: KafkaClients,
+    topics: Topics,
+    spec: VolumeSpec,
+    label: str | None,
+    group: str | None,
+    barrier_id: str | None,
 ) -> str:
     volume = spec.name
     marker_id = str(uuid.uuid4())
@@ -72,7 +77,9 @@ def _publish(
     return marker_id
 
 
-def request_group_barrier(clients: KafkaClients, topics: Topics, group: str, label: str | None) -> tuple[str, list[str]]:
+def request_group_barrier(
+    clients: KafkaClients, topics: Topics, group: str, label: str | None
+) -> tuple[str, list[str]]:
     """A BARRIER marker with one barrier id for every registered member of `group`."""
     validate_name(group, "consistency group")
     members = sorted((v for v in read_volumes(clients, topics).values() if v.group == group), key=lambda v: v.name)

@@ -43,7 +43,9 @@ def mount(
     overlay: Annotated[
         Optional[Path], typer.Option(help="overlay file for --writable [default: under the state directory]")
     ] = None,
-    tls: Annotated[TlsMode, typer.Option(help="NBD_OPT_STARTTLS: off, on (clients may upgrade) or require")] = TlsMode.OFF,
+    tls: Annotated[
+        TlsMode, typer.Option(help="NBD_OPT_STARTTLS: off, on (clients may upgrade) or require")
+    ] = TlsMode.OFF,
     tls_cert: Annotated[Optional[Path], typer.Option(help="server certificate (PEM) for --tls on|require")] = None,
     tls_key: Annotated[Optional[Path], typer.Option(help="server private key (PEM) for --tls on|require")] = None,
     tls_ca: Annotated[

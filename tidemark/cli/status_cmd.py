@@ -58,7 +58,9 @@ def status_table(volumes: list[VolumeStatus], now: float) -> Table:
         point = "none"
         if v.last_recovery_point is not None:
             p = v.last_recovery_point
-            point = f"#{p.rp_id} {p.kind} {p.label or ''}\n{_age(p.created_at_ms / 1000, now)} ({v.recovery_points} kept)"
+            point = (
+                f"#{p.rp_id} {p.kind} {p.label or ''}\n{_age(p.created_at_ms / 1000, now)} ({v.recovery_points} kept)"
+            )
         sites = "\n".join(_site(s) for s in v.sites) or "none"
         lag = v.rpo_lag_seconds
         throughput = "no metrics"

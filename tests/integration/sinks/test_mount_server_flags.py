@@ -46,7 +46,9 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_unix_socket_connection_limit_and_tls(tm, cli, tmp_path: Path, certificates: Path) -> None:  # noqa: ANN001, F811
+def test_unix_socket_connection_limit_and_tls(
+    tm, cli, tmp_path: Path, certificates: Path  # noqa: ANN001, F811
+) -> None:
     model = StreamModel("vol-flags", 64 * BS, block_size=BS)
     register(tm.clients, tm.topics, model)
     model.write(0, os.urandom(8 * BS))
@@ -56,7 +58,9 @@ def test_unix_socket_connection_limit_and_tls(tm, cli, tmp_path: Path, certifica
     sock = tmp_path / "nbd.sock"
     with mount(tm, "--volume", model.volume, "--rp", "1", "--listen", f"unix:{sock}", "--max-connections", "1") as url:
         assert url == f"nbd+unix:///{model.volume}?socket={sock}"
-        assert run("nbdcopy", "--connections=1", url, str(tmp_path / "rp1.raw")).returncode == 0  # multi-conn would pass 1
+        assert (
+            run("nbdcopy", "--connections=1", url, str(tmp_path / "rp1.raw")).returncode == 0
+        )  # multi-conn would pass 1
         assert (tmp_path / "rp1.raw").read_bytes() == model.points[1]
         with socket_module.socket(socket_module.AF_UNIX) as holder:  # one connection, in its handshake
             holder.connect(str(sock))

@@ -87,4 +87,6 @@ def test_verify_reports_the_gap(make_harness: MakeHarness, tmp_path: Path) -> No
     source.write_bytes(model.points[1])
     report = run_verify(None, None, h.layout.root.parents[2], VerifyRequest("vol", h.path, source=source))  # type: ignore[arg-type]
     assert report.identical
-    assert any(note.startswith("GAP: the journal of volume 'vol' has a gap after change set 1") for note in report.notes)
+    assert any(
+        note.startswith("GAP: the journal of volume 'vol' has a gap after change set 1") for note in report.notes
+    )
