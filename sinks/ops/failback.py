@@ -122,10 +122,10 @@ def failback(
                 "--discard mirror to keep the old primary's (what is overwritten is kept until verified)"
             )
         candidates = BitMap(range(size // bs)) if full else primary_side | mirror_side
-        with _old_primary(primary, size) as old:
+        with open_old_primary(primary, size) as old:
             source, target = (old, mirror.image) if discard == DISCARD_MIRROR else (mirror.image, old)
             with SavedBlocks(layout.root, SAVED, size, bs) as saved:
-                copied = _resync(source, target, bs, candidates, saved, on_block)
+                copied = copy_blocks(source, target, bs, candidates, saved, on_block)
                 _verify_equal(source, target, bs, candidates, where, saved)
                 saved.drop()
         generation = fence() if fence is not None else state.generation
@@ -138,7 +138,7 @@ def failback(
         return report
 
 
-def _old_primary(path: Path, size: int) -> MirrorFile:
+def open_old_primary(path: Path, size: int) -> MirrorFile:
     if not path.exists():
         raise FailbackError(f"old primary image {path} does not exist; pass --primary IMAGE")
     actual = path.stat().st_size
@@ -150,7 +150,7 @@ def _old_primary(path: Path, size: int) -> MirrorFile:
     return MirrorFile(path, size, create=False)
 
 
-def _resync(
+def copy_blocks(
     source: MirrorFile,
     target: MirrorFile,
     bs: int,

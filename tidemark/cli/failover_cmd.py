@@ -1,8 +1,11 @@
-"""`tidemark failover` and `tidemark failback`: promote a mirror, and resynchronise the old primary."""
+"""`tidemark failover`, `failback` and `rejoin`: promote a mirror, resynchronise the old primary, or
+make the old primary a mirror of the new one (after `failover --reverse`)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,8 +43,19 @@ def failover(
     ] = False,
     listen: Annotated[str, typer.Option(help="with --test: host:port of the NBD export")] = "127.0.0.1:10809",
     overlay: Annotated[Optional[Path], typer.Option(help="with --test: overlay file")] = None,
+    reverse: Annotated[
+        bool,
+        typer.Option(
+            help="protect the promoted copy at once: a tracker serves it under the new generation "
+            "(the old primary rejoins as a mirror with `tidemark rejoin`)"
+        ),
+    ] = False,
+    track_listen: Annotated[
+        Optional[str], typer.Option(help="with --reverse: run the tracker on this host:port (else print its command)")
+    ] = None,
 ) -> None:
-    """Stop applying, bring the mirror to the point and promote it to production disk."""
+    """Fence the old primary (a new generation), stop applying, bring the mirror to the point and
+    promote it to production disk."""
     app_ctx = app_context(ctx)
     out = Console(soft_wrap=True, highlight=False)
     if test:
@@ -72,6 +86,16 @@ def failover(
         f"{report.reverted_blocks} blocks changed after it; {report.mirror_path} is now the "
         "production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it)."
     )
+    if reverse:
+        track = tracker_command(volume, report.mirror_path, site, track_listen or "127.0.0.1:10809")
+        out.print(
+            f"Protected in reverse: {' '.join(track)} serves it under generation {report.generation}; when the old "
+            f"primary is back: tidemark rejoin --volume {volume} --from-site {site} --site OLD_SITE --image "
+            "OLD_PRIMARY_IMAGE"
+        )
+        if track_listen is not None:
+            os.execv(sys.executable, [sys.executable, "-m", "tidemark.cli", *track[1:]])
+        return
     out.print(
         "Serve it with change tracking (needed for a cheap failback): "
         f"tidemark mount --volume {volume} --site {site} --listen 127.0.0.1:10809"
@@ -80,6 +104,11 @@ def failover(
         f"When the old primary is back: tidemark failback --volume {volume} --site {site} "
         f"--mirror {report.mirror_path} --primary OLD_PRIMARY_IMAGE"
     )
+
+
+def tracker_command(volume: str, image: str, site: str, listen: str) -> list[str]:
+    """The tracker that protects a promoted mirror (`failover --reverse`)."""
+    return ["tidemark", "track", "nbd", "--volume", volume, "--image", image, "--site", site, "--listen", listen]
 
 
 def _test_failover(
@@ -173,6 +202,45 @@ def failback(
         f"{report.copied} blocks ({report.bytes_copied} bytes) to {written}, verified equal; "
         f"{primary} is the primary again (generation {report.generation}) and the mirror resumes from "
         f"the stream (start `tidemark mirror --volume {volume} --site {site} --path {mirror}`)."
+    )
+
+
+@app.command("rejoin")
+def rejoin(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume")],
+    image: Annotated[Path, typer.Option(help="the old primary's image: it becomes a mirror")],
+    site: Annotated[str, typer.Option(help="site of the old primary (its mirror state goes there)")],
+    from_site: Annotated[str, typer.Option(help="site of the mirror promoted with `failover --reverse`")],
+) -> None:
+    """Make the old primary's image a mirror of the new primary: copy only the blocks changed since
+    the common point, then `tidemark mirror --site SITE --path IMAGE` follows the new primary."""
+    from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.ops.failback_stream import changed_after
+    from tidemark.sinks.ops.rejoin import rejoin as run_rejoin
+    from tidemark.sinks.storage import progress as progress_file
+
+    app_ctx = app_context(ctx)
+    out = Console(soft_wrap=True, highlight=False)
+    promoted = progress_file.load(MirrorLayout.of(app_ctx.settings.state_dir, from_site, volume).progress)
+    after = promoted.changeset_id if promoted is not None else 0
+    changed, resume = changed_after(app_ctx.clients, app_ctx.topics, volume, after)
+    with _bar("rejoin") as bar:
+        task = bar.add_task("compare", total=None)
+        report = run_rejoin(
+            app_ctx.settings.state_dir, volume, site, image, from_site, changed, resume,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    kept = (
+        f"; {report.still_differing} blocks changed on the new primary meanwhile (the stream brings them), "
+        f"the overwritten blocks are kept in {report.saved_kept}"
+        if report.saved_kept is not None
+        else ""
+    )
+    out.print(
+        f"rejoined {image} as the mirror of {volume} at site {site}: compared {report.candidates} blocks, "
+        f"copied {report.copied}{kept}; start `tidemark mirror --volume {volume} --site {site} --path {image}` "
+        f"(resumes after change set {report.changeset_id}, generation {report.generation})"
     )
 
 
