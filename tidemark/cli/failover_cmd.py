@@ -81,10 +81,10 @@ def failover(
         )  # fmt: skip
     publish_mirror_state(app_ctx, report.progress, out)
     out.print(
-        f"failed over {volume} (site {site}) at recovery point {report.rp_id}, generation "
-        f"{report.generation} (the old primary's writes are refused from now on): reverted "
+        f"failed over {volume} (site {site}) at recovery point {report.rp_id}: reverted "
         f"{report.reverted_blocks} blocks changed after it; {report.mirror_path} is now the "
-        "production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it)."
+        f"production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it); generation "
+        f"{report.generation}: the old primary's writes are refused from now on."
     )
     if reverse:
         track = tracker_command(volume, report.mirror_path, site, track_listen or "127.0.0.1:10809")
