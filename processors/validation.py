@@ -6,9 +6,9 @@ from typing import Any
 
 import xxhash
 
+from tidemark.core.decoding import decompress
 from tidemark.core.volumes import VolumeSpec
 
-from .decoding import decompress
 from .exceptions import InvalidEventError
 
 

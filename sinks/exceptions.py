@@ -27,12 +27,22 @@ class PromotedMirrorError(SinkError):
     """The mirror was failed over to: it is the production disk and no longer applies the stream."""
 
 
+class FileInUseError(SinkError):
+    """Another tidemark process holds the file (flock) that an exclusive open asked for."""
+
+
 class OverlayError(SinkError):
     """A copy-on-write overlay that belongs to another volume or point, or is unreadable."""
 
 
 class FailbackError(SinkError):
     """Failback cannot run: no failover recorded, or the old primary does not fit the volume."""
+
+
+class FailbackConflictError(FailbackError):
+    """Both sides changed blocks since the failover point and no `--discard` side was named."""
+
+    exit_code = 6
 
 class UnknownRecoveryPointError(SinkError):
     """The recovery point is not retained by this mirror, or has no manifest."""
@@ -53,7 +63,7 @@ class VerifyMismatchError(SinkError):
 
 
 class ChangeSetGapError(InvalidChangeSetError):
-    """The next change set the mirror needs is gone from the topic (retention): resync needed."""
+    """A gap in the stream (change sets gone, or a ResyncRequest): the mirror stops there, resync needed."""
 
 
 class ResyncNeededError(SinkError):

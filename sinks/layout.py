@@ -12,6 +12,7 @@ from pathlib import Path
 from tidemark.core.names import validate_name
 
 from .exceptions import MirrorInUseError, MirrorLockedError
+from .storage.private import PRIVATE_FILE, private_folder
 
 DEFAULT_SITE = "default"
 
@@ -76,15 +77,16 @@ class MirrorLayout:
         return self.root / "release"
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.spool.mkdir(exist_ok=True)
+        """The mirror's state folder and its spool, private to their owner (storage/private.py)."""
+        private_folder(self.root)
+        private_folder(self.spool)
 
 
 @contextmanager
 def exclusive(layout: MirrorLayout, purpose: str) -> Iterator[None]:
     """Hold the mirror's lock: one applier, revert or verify at a time; fails fast if taken."""
     layout.ensure()
-    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o640)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -119,7 +121,7 @@ def no_readers(layout: MirrorLayout, purpose: str) -> Iterator[None]:
 @contextmanager
 def _readers_lock(layout: MirrorLayout, mode: int, purpose: str) -> Iterator[None]:
     layout.ensure()
-    fd = os.open(layout.readers, os.O_RDWR | os.O_CREAT, 0o640)
+    fd = os.open(layout.readers, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)

@@ -26,6 +26,7 @@ from .layout import MirrorLayout
 from .storage import progress as progress_file
 from .storage.disk_full import disk_full_error, is_disk_full
 from .storage.mirror_file import MirrorFile, RunWriter
+from .storage.pins import pinned_points
 from .storage.point_view import PointView
 from .storage.progress import PAUSED, REPLICATING, RESYNC_NEEDED, PointRecord, Progress
 from .storage.retention import Retention
@@ -185,7 +186,9 @@ class Mirror:
         if changeset.rp_id is not None:
             state.rp_id = changeset.rp_id
             state.points.append(
-                PointRecord(changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at)
+                PointRecord(
+                    changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at
+                )
             )
         progress_file.save(self.layout.progress, state)
         self.progress = state
@@ -213,8 +216,11 @@ class Mirror:
             )
 
     def expire(self, retention: Retention, now_ms: int) -> list[int]:
-        """Forget expired recovery points and reclaim their undo data (oldest first)."""
-        expired = set(retention.expired(self.progress.points, now_ms))
+        """Forget expired recovery points and reclaim their undo data (oldest first).
+
+        A pinned point (storage/pins.py: mounted, being reverted to, failed over to or verified)
+        is kept whatever the retention says, and so is the undo data reading it needs."""
+        expired = set(retention.expired(self.progress.points, now_ms)) - pinned_points(self.layout.root)
         if expired:
             self.progress.points = [p for p in self.progress.points if p.rp_id not in expired]
             self.save()
@@ -223,7 +229,15 @@ class Mirror:
         return sorted(expired)
 
     def point(self, rp_id: int) -> PointRecord:
+        """A retained point; a point past a gap the mirror stopped at is refused, naming the gap."""
         found = self.progress.point(rp_id)
+        state = self.progress
+        if found is None and state.state == RESYNC_NEEDED and rp_id > (state.rp_id or 0):
+            raise UnknownRecoveryPointError(
+                f"recovery point {rp_id} of volume {self.layout.volume!r} lies past the gap at which the "
+                f"mirror at site {self.layout.site!r} stopped: {state.message}; it holds points up to "
+                f"{state.rp_id if state.rp_id is not None else 'none'} until `tidemark resync` repairs it"
+            )
         if found is None:
             retained = ", ".join(map(str, self.progress.retained())) or "none"
             raise UnknownRecoveryPointError(
@@ -288,7 +302,5 @@ class Mirror:
     def __enter__(self) -> Mirror:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

@@ -12,7 +12,7 @@ from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 
 from .reading.topic_reader import read_records
-from .storage.progress import ERROR, RESYNC_NEEDED, Progress
+from .storage.progress import Progress
 
 
 def status_key(site: str, volume: str) -> str:
@@ -20,13 +20,10 @@ def status_key(site: str, volume: str) -> str:
 
 
 def status_record(progress: Progress, lag_events: int, lag_seconds: float) -> dict[str, Any]:
-    state = progress.state
-    if progress.resync_needed and state != ERROR:
-        state = RESYNC_NEEDED
     return {
         "site": progress.site,
         "volume": progress.volume,
-        "state": state,
+        "state": progress.state,
         "changeset_id": progress.changeset_id or None,
         "applied_seq": progress.seq_last,
         "rp_id": progress.rp_id,

@@ -3,9 +3,14 @@
 `handle` takes decoded events in partition order. It skips what the mirror already holds, buffers
 the open change set and applies it at its seal. A bad set raises InvalidChangeSetError once (the
 caller dead-letters it); later sets wait until a whole copy of the bad one arrives (a processor
-re-emission), because applying them would skip its changes. A set newer than the next one, with
-the next never seen, means the sets between are gone: ChangeSetGapError, and the mirror is
-recorded RESYNC_NEEDED.
+re-emission), because applying them would skip its changes.
+
+Gaps stop the mirror where they are. A set newer than the next one, with the next never seen,
+means the sets between are gone; a ResyncRequest means the journal lost writes (a seq gap;
+`seen_seq = -1`: the whole volume is in doubt). Either way the mirror is recorded RESYNC_NEEDED at
+its last applied set and ChangeSetGapError is raised: nothing past the gap is applied, no later
+recovery point is offered, until `tidemark resync` repairs the mirror (it records the offset below
+which ResyncRequests were repaired, `resynced_below`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from .apply.changeset_buffer import ChangeSetBuffer
 from .exceptions import ChangeSetGapError, InvalidChangeSetError
 from .mirror import Mirror
-from .storage.progress import ERROR
+from .storage.progress import ERROR, RESYNC_NEEDED
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class StreamApplier:
         if record_type == "ChangeSetSealed":
             return self._seal(record, partition, offset)
         if record_type == "ResyncRequest":
-            self._resync_needed(record)
+            self._resync_requested(record, partition, offset)
             return None
         raise InvalidChangeSetError(f"unexpected {record_type} event on the change-set topic")
 
@@ -60,6 +65,8 @@ class StreamApplier:
         cs_id = record["changeset_id"]
         if cs_id <= self.applied:
             return None
+        if self.mirror.progress.state == RESYNC_NEEDED:
+            raise ChangeSetGapError(f"change set {cs_id} not applied: {self.mirror.progress.message}")
         if self.blocked_at is not None and cs_id != self.blocked_at:
             return None
         if cs_id != self.applied + 1:
@@ -91,14 +98,23 @@ class StreamApplier:
         state = self.mirror.progress
         state.state, state.message = ERROR, message
 
-    def _resync_needed(self, record: dict[str, Any]) -> None:
+    def _resync_requested(self, record: dict[str, Any], partition: int, offset: int) -> None:
+        """Stop at a ResyncRequest the mirror has not been resynced past."""
         state = self.mirror.progress
-        state.resync_needed = True
-        state.message = (
-            f"resync needed: {record['reason']} (expected seq {record['expected_seq']}, "
-            f"saw {record['seen_seq']})"
+        if state.resynced_below is not None and state.partition == partition and offset < state.resynced_below:
+            return
+        lost = (
+            "the whole volume is in doubt"
+            if record["seen_seq"] < 0
+            else f"expected seq {record['expected_seq']}, saw {record['seen_seq']}"
         )
-        self.mirror.save()
+        message = (
+            f"the journal of volume {self.volume!r} has a gap after change set {self.applied} "
+            f"(ResyncRequest at offset {offset}: {record['reason']}; {lost}); the mirror stopped there"
+        )
+        self.buffer.reset()
+        self.mirror.mark_resync_needed(message)
+        raise ChangeSetGapError(message)
 
     def close(self) -> None:
         self.buffer.close()

@@ -3,7 +3,9 @@
 Raw (decompressed, checksum-verified) extent bytes go to a spool file; memory holds only the
 metadata of each extent. Contract (see the change-set stream contract in the design): an Extent
 with index 0 restarts the buffer (a re-emission after a processor crash); the seal's count and
-digest decide whether the set is whole.
+digest decide whether the set is whole. Compressed extent data is decoded by the shared bounded
+decoder (tidemark/core/decoding.py): never more than the extent's declared `length`, whatever the
+frame header says, so a decompression bomb is an InvalidChangeSetError (a dead letter), not memory.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import lz4.frame
 import xxhash
-import zstandard
+
+from tidemark.core.decoding import DecompressError, decompress
 
 from ..exceptions import InvalidChangeSetError
+
 
 @dataclass(frozen=True)
 class ExtentOp:
@@ -46,16 +49,6 @@ class SealedChangeSet:
     def blocks(self, block_size: int) -> Iterator[int]:
         for extent in self.extents:
             yield from range(extent.offset // block_size, (extent.offset + extent.length) // block_size)
-
-
-def decompress(compression: str, data: bytes) -> bytes:
-    if compression == "NONE":
-        return data
-    if compression == "LZ4":
-        return lz4.frame.decompress(data)
-    if compression == "ZSTD":
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    raise InvalidChangeSetError(f"unknown compression {compression!r}")
 
 
 @dataclass
@@ -168,11 +161,9 @@ class ChangeSetBuffer:
         position = spool.tell()
         if op == "WRITE":
             try:
-                raw = decompress(record["compression"], record["data"])
-            except InvalidChangeSetError:
-                raise
-            except Exception as exc:  # lz4/zstd raise their own error types on corrupt frames
-                raise InvalidChangeSetError(f"{where}: cannot decompress {record['compression']}: {exc}") from exc
+                raw = decompress(record["data"], record["compression"], length, f"volume {self.volume!r} {where}")
+            except DecompressError as exc:
+                raise InvalidChangeSetError(f"{type(exc).__name__}: {exc}") from exc
             if len(raw) != length:
                 raise InvalidChangeSetError(f"{where}: {len(raw)} data bytes for a {length}-byte extent")
             if xxhash.xxh3_64_digest(raw) != record["checksum"]:

@@ -25,7 +25,7 @@ from tidemark.core.volumes import lookup_volume
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
-from ..exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError
+from ..exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError, PromotedMirrorError
 from ..layout import MirrorLayout, exclusive
 from ..mirror import Mirror
 from ..reading.topic_reader import position
@@ -93,6 +93,13 @@ class VolumeApplier:
             mirror.require_not_reverting()
             mirror.require_not_promoted(APPLIER_PURPOSE)
             mirror.require_not_resync_needed()
+            if spec.primary_site == layout.site:
+                raise PromotedMirrorError(
+                    f"cannot {APPLIER_PURPOSE}: site {layout.site!r} is the primary of volume "
+                    f"{layout.volume!r} (generation {spec.generation}); its copy is the production disk. "
+                    f"Fail back (`tidemark failback --volume {layout.volume} --site {layout.site} ...`) "
+                    "or fail over to another site first"
+                )
             mirror.progress.state = REPLICATING
             applier = cls(mirror, retention, producer, topics)
             stack.callback(applier.stream.close)

@@ -26,6 +26,7 @@ from ..layout import MirrorLayout
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
 from ..storage.progress import Progress
+from ..storage.private import private_folder
 from ..storage.undo_store import UndoStore
 
 
@@ -41,9 +42,10 @@ class LivePointView:
         self._progress_stat = _stat(layout.progress)
         self._found: dict[int, BitMap] = {}  # base -> blocks whose content at rp_id its entries hold
         self._closed = False
+        self._expired: str | None = None  # why the point can no longer be served, once it cannot
         self._lock = threading.Lock()  # the follower's catch-up and lookups are not concurrent-safe
         self.image = MirrorFile(Path(state.mirror_path), state.volume_size, create=False, writable=False)
-        layout.followers.mkdir(parents=True, exist_ok=True)
+        private_folder(layout.followers)
         self._follower = layout.followers / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             self.undo = UndoStore(layout.undo, state.block_size, follower=self._follower)
@@ -94,17 +96,24 @@ class LivePointView:
             return found
 
     def _check_retained(self) -> None:
-        """The applier may expire the point (and drop its undo data) while it is mounted."""
+        """The applier may expire the point (and drop its undo data) while it is mounted: it
+        cannot while the mount's pin stands, but a point expired before the pin was seen stays
+        unservable: every later read fails too (the NBD server answers EIO and logs the reason),
+        never returning another point's data."""
+        if self._expired is not None:
+            raise UnknownRecoveryPointError(self._expired)
         stat = _stat(self.layout.progress)
         if stat == self._progress_stat:
             return
         self._progress_stat = stat
         state = progress_file.load(self.layout.progress)
         if state is None or state.point(self.rp_id) is None:
-            raise UnknownRecoveryPointError(
-                f"recovery point {self.rp_id} of volume {self.layout.volume!r} expired while mounted "
-                "(retention of `tidemark mirror --retain`); its content can no longer be served"
+            self._expired = (
+                f"recovery point {self.rp_id} of volume {self.layout.volume!r} at site {self.layout.site!r} "
+                "expired while mounted (retention of `tidemark mirror --retain`) and its undo data is gone: "
+                "its content can no longer be served; unmount it and mount a retained point"
             )
+            raise UnknownRecoveryPointError(self._expired)
 
     def close(self) -> None:
         """Idempotent."""

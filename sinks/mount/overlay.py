@@ -4,11 +4,17 @@
 `<path>.bitmap` the set of blocks it holds, `<path>.json` which volume and point it belongs to
 (so an overlay is never laid over another point). Written blocks become durable at `save`
 (NBD FLUSH): the file is fsynced before the bitmap that points into it is replaced.
+
+The three files are private (0600). The overlay is never the mirror image it lies over, and its
+file is held with an exclusive flock while open: a file another tidemark process holds (a mirror
+image being applied, another mount's overlay, a tracked image) is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from pyroaring import BitMap
 from ..exceptions import OverlayError
 from ..storage.block_bitmap import load_bitmap, save_bitmap
 from ..storage.mirror_file import MirrorFile
+from ..storage.private import PRIVATE_FILE
 
 
 @dataclass(frozen=True)
@@ -29,13 +36,24 @@ class OverlayOwner:
 
 
 class Overlay:
-    def __init__(self, path: Path, owner: OverlayOwner) -> None:
+    def __init__(self, path: Path, owner: OverlayOwner, image: Path) -> None:
+        """`image`: the mirror image the overlay lies over, which it must not be."""
         self.path = Path(path)
         self.block_size = owner.block_size
+        if self.path.exists() and self.path.samefile(image):
+            raise OverlayError(
+                f"--overlay {self.path} is the mirror image of volume {owner.volume!r} itself; writes "
+                "would land in the mirror. Name a new file (default: in the mirror's state folder)"
+            )
         self._bitmap_path = self.path.with_name(self.path.name + ".bitmap")
-        _claim(self.path.with_name(self.path.name + ".json"), owner)
-        self.blocks = load_bitmap(self._bitmap_path)
-        self._file = MirrorFile(self.path, owner.size, create=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = MirrorFile(self.path, owner.size, create=True, mode=PRIVATE_FILE, lock=fcntl.LOCK_EX)
+        try:
+            _claim(self.path.with_name(self.path.name + ".json"), owner)
+            self.blocks = load_bitmap(self._bitmap_path)
+        except BaseException:
+            self._file.close()
+            raise
         self._lock = threading.Lock()
         self._closed = False
 
@@ -67,8 +85,9 @@ class Overlay:
 
 def _claim(meta: Path, owner: OverlayOwner) -> None:
     if not meta.exists():
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(asdict(owner), indent=1))
+        fd = os.open(meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(asdict(owner), indent=1))
         return
     try:
         found = OverlayOwner(**json.loads(meta.read_text()))

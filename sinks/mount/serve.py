@@ -2,7 +2,8 @@
 
 With a recovery point: that point, straight from the mirror and its undo data, while the
 applier may keep applying (`LivePointView`); read-only, or `writable` with a copy-on-write
-overlay. It holds the mirror's readers lock shared, so revert, failover and failback wait for it.
+overlay. It holds the mirror's readers lock shared, so revert, failover and failback wait for it,
+and pins its point (storage/pins.py), so the applier's retention keeps it while it is mounted.
 Without a recovery point, on a failed-over mirror: the promoted volume itself, read-write, under
 the mirror's exclusive lock, recording the blocks it writes for failback.
 """
@@ -20,6 +21,8 @@ from ..exceptions import MirrorStateError
 from ..layout import MirrorLayout, exclusive, reading
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
+from ..storage.pins import pinned
+from ..storage.private import private_folder
 from .exports import PointExport, PromotedExport
 from .live_view import LivePointView
 from .overlay import Overlay, OverlayOwner
@@ -48,12 +51,15 @@ def mounted(state_dir: Path, request: MountRequest) -> Iterator[BlockingExport]:
             yield stack.enter_context(closing(_promoted(layout)))
             return
         stack.enter_context(reading(layout))
+        stack.enter_context(pinned(layout.root, request.rp, "mount"))  # before the view checks the point
         view = stack.enter_context(closing(LivePointView(layout, request.rp)))
         overlay = None
         if request.writable:
+            if request.overlay is None:
+                private_folder(layout.overlays)
             path = request.overlay or default_overlay(layout, request.rp)
             owner = OverlayOwner(request.volume, request.rp, view.volume_size, view.block_size)
-            overlay = stack.enter_context(closing(Overlay(path, owner)))
+            overlay = stack.enter_context(closing(Overlay(path, owner, view.image.path)))
         yield PointExport(request.volume, view, overlay)
 
 

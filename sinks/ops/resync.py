@@ -141,12 +141,15 @@ def _record(mirror: Mirror, head: StreamHead | None, source: Path) -> None:
     if head is not None and head.changeset_id >= state.changeset_id:
         state.changeset_id, state.seq_last, state.sealed_at = head.changeset_id, head.seq_last, head.sealed_at
         state.partition, state.next_offset = head.partition, head.next_offset
+        state.resynced_below = head.end
         if head.rp_id is not None and state.point(head.rp_id) is None:
             state.rp_id = head.rp_id
-            state.points.append(PointRecord(head.rp_id, head.changeset_id, head.seq_last, head.next_offset, head.sealed_at))
+            state.points.append(
+                PointRecord(head.rp_id, head.changeset_id, head.seq_last, head.next_offset, head.sealed_at)
+            )
     if head is None:  # no change set of the volume left: the applier re-reads from the start
         state.partition = state.next_offset = None
     at = f"change set {state.changeset_id}" if head is not None else "the start of the stream"
-    state.state, state.resync_needed = REPLICATING, False
+    state.state = REPLICATING
     state.message = f"resynced from {source} at {time.strftime('%Y-%m-%d %H:%M:%S')}; resumes after {at}"
     mirror.save()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..layout import MirrorLayout, exclusive, no_readers
 from ..mirror import Mirror, RevertReport
+from ..storage.pins import pinned
 
 
 def revert_mirror(
@@ -25,6 +26,6 @@ def revert_mirror(
     """
     layout = MirrorLayout.of(state_dir, site, volume)
     purpose = f"revert to recovery point {to_rp}"
-    with exclusive(layout, purpose), no_readers(layout, purpose):
+    with exclusive(layout, purpose), no_readers(layout, purpose), pinned(layout.root, to_rp, "revert"):
         with Mirror.open_existing(layout, mirror_path) as mirror:
             return mirror.revert(to_rp, on_block)

@@ -16,6 +16,8 @@ from ..manifests import point_chunks, point_locations
 from ..mirror import Mirror
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
+from ..storage.pins import pinned
+from ..storage.progress import RESYNC_NEEDED
 from ..verify import (
     Progress,
     VerifyReport,
@@ -40,7 +42,11 @@ def run_verify(
 ) -> VerifyReport:
     layout = MirrorLayout.of(state_dir, request.site, request.volume)
     if request.rp is None and request.source is not None:
-        return _current_against_source(layout, request, on_progress)
+        report = _current_against_source(layout, request, on_progress)
+        state = progress_file.load(layout.progress)
+        if state is not None:
+            _note_gap(report, state)
+        return report
     with exclusive(layout, "verify"), Mirror.open_existing(layout, request.mirror) as mirror:
         rp = request.rp if request.rp is not None else mirror.progress.rp_id
         if rp is None:
@@ -48,25 +54,40 @@ def run_verify(
                 f"the mirror of volume {request.volume!r} holds no recovery point yet; "
                 "compare it with --source, or wait for a recovery point"
             )
-        view = mirror.view(rp)
-        if request.source is not None:
-            report = against_source(view, request.source, mirror.block_size, on_progress)
-            report.reference += f" (mirror at recovery point {rp})"
-            return report
-        locations = point_locations(clients, topics, request.volume)
-        headers = {rp_id: location.header for rp_id, location in locations.items()}
-        chain, notes = manifest_chain(headers, rp, request.changed_only)
-        if not chain:
-            raise UnknownRecoveryPointError(
-                f"no manifest of recovery point {rp} of volume {request.volume!r} in "
-                f"{topics.recovery_points}; verify against --source instead"
-            )
-        streams = [
-            (header, point_chunks(clients, topics, request.volume, locations[header["rp_id"]])) for header in chain
-        ]
-        report = against_manifests(view.read_block, streams, mirror.block_size, on_progress)
-        report.notes += notes
+        with pinned(layout.root, rp, "verify"):
+            report = _verify_point(clients, topics, mirror, request, rp, on_progress)
+        _note_gap(report, mirror.progress)
         return report
+
+
+def _note_gap(report: VerifyReport, state: progress_file.Progress) -> None:
+    """A mirror stopped at a gap says so, whatever the comparison found."""
+    if state.state == RESYNC_NEEDED:
+        report.notes.append(f"GAP: {state.message}; run `tidemark resync` to repair the mirror")
+
+
+def _verify_point(
+    clients: KafkaClients, topics: Topics, mirror: Mirror, request: VerifyRequest, rp: int, on_progress: Progress | None
+) -> VerifyReport:
+    view = mirror.view(rp)
+    if request.source is not None:
+        report = against_source(view, request.source, mirror.block_size, on_progress)
+        report.reference += f" (mirror at recovery point {rp})"
+        return report
+    locations = point_locations(clients, topics, request.volume)
+    headers = {rp_id: location.header for rp_id, location in locations.items()}
+    chain, notes = manifest_chain(headers, rp, request.changed_only)
+    if not chain:
+        raise UnknownRecoveryPointError(
+            f"no manifest of recovery point {rp} of volume {request.volume!r} in "
+            f"{topics.recovery_points}; verify against --source instead"
+        )
+    streams = [
+        (header, point_chunks(clients, topics, request.volume, locations[header["rp_id"]])) for header in chain
+    ]
+    report = against_manifests(view.read_block, streams, mirror.block_size, on_progress)
+    report.notes += notes
+    return report
 
 
 def _current_against_source(layout: MirrorLayout, request: VerifyRequest, on_progress: Progress | None) -> VerifyReport:

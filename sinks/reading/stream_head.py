@@ -6,6 +6,7 @@ Reading backwards costs the tail of the partition, not the whole retained topic.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class StreamHead:
     rp_id: int | None
     partition: int
     next_offset: int  # right after the seal: where an applier resumes
+    end: int  # the partition's end when it was read: every ResyncRequest before it predates the resync
 
 
 def newest_changeset(clients: KafkaClients, topics: Topics, volume: str) -> StreamHead | None:
@@ -57,7 +59,7 @@ def _newest_in(consumer: Consumer, topic: str, partition: int, volume: str) -> S
         start = max(low, end - window)
         found = _last_seal(consumer, topic, partition, start, end, volume)
         if found is not None:
-            return found
+            return dataclasses.replace(found, end=high)
         end, window = start, window * 4
     return None
 
@@ -97,5 +99,6 @@ def _seal_of(value: bytes, volume: str, partition: int, offset: int) -> StreamHe
     if record_type != "ChangeSetSealed" or record["volume"] != volume:
         return None
     return StreamHead(
-        record["changeset_id"], record["seq_last"], record["sealed_at"], record.get("rp_id"), partition, offset + 1
+        record["changeset_id"], record["seq_last"], record["sealed_at"], record.get("rp_id"), partition, offset + 1,
+        offset + 1,
     )

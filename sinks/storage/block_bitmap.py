@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pyroaring import BitMap
@@ -9,6 +10,7 @@ from pyroaring import BitMap
 from tidemark.core.durable import write_durably
 
 from ..exceptions import SinkError
+from .private import PRIVATE_FILE
 
 
 def load_bitmap(path: Path) -> BitMap:
@@ -22,5 +24,6 @@ def load_bitmap(path: Path) -> BitMap:
 
 
 def save_bitmap(path: Path, blocks: BitMap) -> None:
-    """Durable when this returns: temporary file, fsync, rename, fsync of the folder."""
+    """Durable when this returns: temporary file, fsync, rename, fsync of the folder. Private (0600)."""
     write_durably(path, blocks.serialize())
+    os.chmod(path, PRIVATE_FILE)

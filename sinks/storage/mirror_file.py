@@ -1,16 +1,25 @@
-"""The mirror image: a sparse raw file exactly the size of the volume."""
+"""The mirror image: a sparse raw file exactly the size of the volume.
+
+Every open holds an flock on the file, shared by default: a process of tidemark that has the file
+open says so to the others. An overlay opens its file with `lock=LOCK_EX` and fails fast when
+another holds it (a mirror, a failback, another mount), so writes never land in a file in use.
+New files are created with `mode` (the image 0640: the owner and the group of readers; overlays
+and state files 0600).
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
-from ..exceptions import MirrorSizeError, SinkError
+from ..exceptions import FileInUseError, MirrorSizeError, SinkError
 
+IMAGE_MODE = 0o640
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 ZERO_CHUNK = 1 << 20
@@ -26,15 +35,25 @@ if _fallocate is not None:
 class MirrorFile:
     """Positional reads and writes on the mirror; `zero` punches a hole where the filesystem can."""
 
-    def __init__(self, path: Path, size: int, create: bool = True, writable: bool = True) -> None:
+    def __init__(
+        self, path: Path, size: int, create: bool = True, writable: bool = True, *,
+        mode: int = IMAGE_MODE, lock: int = fcntl.LOCK_SH,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.size = size
         exists = self.path.exists()
         if not exists and not create:
             raise SinkError(f"mirror {self.path} does not exist; run `tidemark mirror` to create it")
         flags = (os.O_RDWR if writable else os.O_RDONLY) | (os.O_CREAT if create else 0)
-        self._fd = os.open(self.path, flags, 0o640)
+        self._fd = os.open(self.path, flags, mode)
         try:
+            try:
+                fcntl.flock(self._fd, lock | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FileInUseError(
+                    f"{self.path} is held by another tidemark process (a mirror, mount, failback or "
+                    "tracker); stop it first, or pick another file"
+                ) from None
             actual = os.fstat(self._fd).st_size
             if not exists:
                 os.ftruncate(self._fd, size)

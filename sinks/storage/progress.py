@@ -8,6 +8,7 @@ group's committed offset, decides where an applier resumes: a revert moves it ba
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from tidemark.core.durable import write_durably
 
 from ..exceptions import MirrorStateError
+from .private import PRIVATE_FILE
 
 REPLICATING = "REPLICATING"
 PAUSED = "PAUSED"
@@ -50,11 +52,14 @@ class Progress:
     points: list[PointRecord] = field(default_factory=list)
     state: str = REPLICATING
     message: str | None = None
-    resync_needed: bool = False
+    resynced_below: int | None = None
+    """ResyncRequests below this offset of `partition` were repaired by `tidemark resync`"""
     reverting_to: int | None = None  # a revert that started and has not finished
     drop_undo_from: int | None = None  # a finished revert's undo cleanup, still to do
     failover_rp: int | None = None  # set while promoted: the point the mirror was failed over at
     failover_at: int | None = None  # milliseconds since the Unix epoch
+    generation: int = 0
+    """the volume's primary generation at this mirror's last failover or failback"""
 
     def point(self, rp_id: int) -> PointRecord | None:
         return next((p for p in self.points if p.rp_id == rp_id), None)
@@ -68,6 +73,7 @@ class Progress:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Progress:
         points = [PointRecord(**p) for p in data.pop("points", [])]
+        data.pop("resync_needed", None)  # files before RESYNC_NEEDED became the only record of a gap
         return cls(points=points, **data)
 
 
@@ -83,3 +89,4 @@ def load(path: Path) -> Progress | None:
 def save(path: Path, progress: Progress) -> None:
     """Atomically replace the progress file; durable when this returns."""
     write_durably(path, json.dumps(progress.to_json(), indent=1, sort_keys=True).encode())
+    os.chmod(path, PRIVATE_FILE)

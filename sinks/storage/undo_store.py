@@ -21,6 +21,7 @@ per-block dict.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from pyroaring import BitMap
 from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
 from ..exceptions import MirrorStateError
+from .private import PRIVATE_FOLDER
 
 KEY = struct.Struct(">QQ")  # base_rp_id, block index
 PREFIX = struct.Struct(">Q")  # base_rp_id alone: the seek position of a recovery point's entries
@@ -63,6 +65,8 @@ class UndoStore:
             raise MirrorStateError(
                 f"cannot open undo store {self.path}: {exc}; is another process using this mirror?"
             ) from exc
+        if not read_only and follower is None:
+            os.chmod(self.path, PRIVATE_FOLDER)
         self._sync = WriteOptions()
         self._sync.sync = True
 

@@ -1,8 +1,11 @@
-"""`tidemark failover` and `tidemark failback`: promote a mirror, and resynchronise the old primary."""
+"""`tidemark failover`, `failback` and `rejoin`: promote a mirror, resynchronise the old primary, or
+make the old primary a mirror of the new one (after `failover --reverse`)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,13 +43,25 @@ def failover(
     ] = False,
     listen: Annotated[str, typer.Option(help="with --test: host:port of the NBD export")] = "127.0.0.1:10809",
     overlay: Annotated[Optional[Path], typer.Option(help="with --test: overlay file")] = None,
+    reverse: Annotated[
+        bool,
+        typer.Option(
+            help="protect the promoted copy at once: a tracker serves it under the new generation "
+            "(the old primary rejoins as a mirror with `tidemark rejoin`)"
+        ),
+    ] = False,
+    track_listen: Annotated[
+        Optional[str], typer.Option(help="with --reverse: run the tracker on this host:port (else print its command)")
+    ] = None,
 ) -> None:
-    """Stop applying, bring the mirror to the point and promote it to production disk."""
+    """Fence the old primary (a new generation), stop applying, bring the mirror to the point and
+    promote it to production disk."""
     app_ctx = app_context(ctx)
     out = Console(soft_wrap=True, highlight=False)
     if test:
         _test_failover(app_ctx, out, volume, site, to, listen, overlay)
         return
+    from tidemark.core.volumes import bump_generation
     from tidemark.sinks.apply.applier_stop import stop_running_applier
     from tidemark.sinks.ops.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
@@ -55,18 +70,32 @@ def failover(
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
         if pid is not None:
             out.print(f"the applier (pid {pid}) let go of the mirror")
+    def fence() -> int:
+        return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=site).generation
+
     with _bar("failover revert") as bar:
         task = bar.add_task("revert", total=None)
         report = run_failover(
             app_ctx.settings.state_dir, site, volume, mirror, to,
-            lambda done, total: bar.update(task, completed=done, total=total),
+            lambda done, total: bar.update(task, completed=done, total=total), fence,
         )  # fmt: skip
     publish_mirror_state(app_ctx, report.progress, out)
     out.print(
         f"failed over {volume} (site {site}) at recovery point {report.rp_id}: reverted "
         f"{report.reverted_blocks} blocks changed after it; {report.mirror_path} is now the "
-        "production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it)."
+        f"production disk (state FAILED_OVER; `tidemark mirror` refuses to apply to it); generation "
+        f"{report.generation}: the old primary's writes are refused from now on."
     )
+    if reverse:
+        track = tracker_command(volume, report.mirror_path, site, track_listen or "127.0.0.1:10809")
+        out.print(
+            f"Protected in reverse: {' '.join(track)} serves it under generation {report.generation}; when the old "
+            f"primary is back: tidemark rejoin --volume {volume} --from-site {site} --site OLD_SITE --image "
+            "OLD_PRIMARY_IMAGE"
+        )
+        if track_listen is not None:
+            os.execv(sys.executable, [sys.executable, "-m", "tidemark.cli", *track[1:]])
+        return
     out.print(
         "Serve it with change tracking (needed for a cheap failback): "
         f"tidemark mount --volume {volume} --site {site} --listen 127.0.0.1:10809"
@@ -75,6 +104,11 @@ def failover(
         f"When the old primary is back: tidemark failback --volume {volume} --site {site} "
         f"--mirror {report.mirror_path} --primary OLD_PRIMARY_IMAGE"
     )
+
+
+def tracker_command(volume: str, image: str, site: str, listen: str) -> list[str]:
+    """The tracker that protects a promoted mirror (`failover --reverse`)."""
+    return ["tidemark", "track", "nbd", "--volume", volume, "--image", image, "--site", site, "--listen", listen]
 
 
 def _test_failover(
@@ -112,6 +146,16 @@ def failback(
     mirror: Annotated[Path, typer.Option(help="the promoted mirror image")],
     primary: Annotated[Path, typer.Option(help="the old primary's image (rewritten where it differs)")],
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    primary_site: Annotated[
+        Optional[str], typer.Option(help="site of the old primary [default: the original primary]")
+    ] = None,
+    discard: Annotated[
+        Optional[str],
+        typer.Option(
+            help="when both sides changed a block: `primary` (the mirror's content wins) or `mirror` "
+            "(the old primary's content wins)"
+        ),
+    ] = None,
     full: Annotated[
         bool, typer.Option(help="compare every block (writes made outside tidemark on either side)")
     ] = False,
@@ -119,11 +163,13 @@ def failback(
         bool, typer.Option(help="read the change sets the old primary emitted after the failover point")
     ] = True,
 ) -> None:
-    """Copy to the old primary only the blocks that differ, then make the mirror follow it again."""
-    from tidemark.sinks.storage import progress as progress_file
+    """Copy only the blocks that differ between the two sides, make the old primary the primary
+    again (a new generation) and the mirror follow it."""
+    from tidemark.core.volumes import bump_generation
+    from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.ops.failback import failback as run_failback
     from tidemark.sinks.ops.failback_stream import changed_after
-    from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.storage import progress as progress_file
 
     app_ctx = app_context(ctx)
     out = Console(soft_wrap=True, highlight=False)
@@ -135,21 +181,66 @@ def failback(
     elif not stream:
         out.print("note: --no-stream: blocks the old primary changed after the failover point are not known "
                   "beyond what the mirror had applied; use --full if it kept running")  # fmt: skip
+
+    def fence() -> int:
+        return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=primary_site).generation
+
     with _bar("failback") as bar:
         task = bar.add_task("compare", total=None)
         report = run_failback(
             app_ctx.settings.state_dir, site, volume, mirror, primary,
-            primary_changed=primary_changed, resume=resume, full=full,
+            primary_changed=primary_changed, resume=resume, full=full, discard=discard, fence=fence,
             on_block=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     after = progress_file.load(layout.progress)
     if after is not None:
         publish_mirror_state(app_ctx, after, out)
+    written = primary if report.overwritten == "primary" else mirror
     out.print(
         f"failed back {volume} (site {site}; had failed over at recovery point {report.failover_rp}): "
-        f"compared {report.candidates} blocks, copied {report.copied} blocks ({report.bytes_copied} bytes) "
-        f"to {primary}; {primary} is the primary again and the mirror resumes from the stream "
-        f"(start `tidemark mirror --volume {volume} --site {site} --path {mirror}`)."
+        f"{report.conflicts} blocks changed on both sides; compared {report.candidates} blocks, copied "
+        f"{report.copied} blocks ({report.bytes_copied} bytes) to {written}, verified equal; "
+        f"{primary} is the primary again (generation {report.generation}) and the mirror resumes from "
+        f"the stream (start `tidemark mirror --volume {volume} --site {site} --path {mirror}`)."
+    )
+
+
+@app.command("rejoin")
+def rejoin(
+    ctx: typer.Context,
+    volume: Annotated[str, typer.Option(help="volume")],
+    image: Annotated[Path, typer.Option(help="the old primary's image: it becomes a mirror")],
+    site: Annotated[str, typer.Option(help="site of the old primary (its mirror state goes there)")],
+    from_site: Annotated[str, typer.Option(help="site of the mirror promoted with `failover --reverse`")],
+) -> None:
+    """Make the old primary's image a mirror of the new primary: copy only the blocks changed since
+    the common point, then `tidemark mirror --site SITE --path IMAGE` follows the new primary."""
+    from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.ops.failback_stream import changed_after
+    from tidemark.sinks.ops.rejoin import rejoin as run_rejoin
+    from tidemark.sinks.storage import progress as progress_file
+
+    app_ctx = app_context(ctx)
+    out = Console(soft_wrap=True, highlight=False)
+    promoted = progress_file.load(MirrorLayout.of(app_ctx.settings.state_dir, from_site, volume).progress)
+    after = promoted.changeset_id if promoted is not None else 0
+    changed, resume = changed_after(app_ctx.clients, app_ctx.topics, volume, after)
+    with _bar("rejoin") as bar:
+        task = bar.add_task("compare", total=None)
+        report = run_rejoin(
+            app_ctx.settings.state_dir, volume, site, image, from_site, changed, resume,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    kept = (
+        f"; {report.still_differing} blocks changed on the new primary meanwhile (the stream brings them), "
+        f"the overwritten blocks are kept in {report.saved_kept}"
+        if report.saved_kept is not None
+        else ""
+    )
+    out.print(
+        f"rejoined {image} as the mirror of {volume} at site {site}: compared {report.candidates} blocks, "
+        f"copied {report.copied}{kept}; start `tidemark mirror --volume {volume} --site {site} --path {image}` "
+        f"(resumes after change set {report.changeset_id}, generation {report.generation})"
     )
 
 

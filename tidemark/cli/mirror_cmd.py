@@ -80,6 +80,9 @@ def mirror(
     from tidemark.sinks.storage.retention import parse_retain
 
     targets = _targets(volume or [], path, folder, every)
+    from tidemark.sinks.storage.private import private_umask
+
+    private_umask()  # undo and state files private (sinks/storage/private.py)
     app_ctx = app_context(ctx)
     serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -1,4 +1,8 @@
-"""`tidemark mount`: serve a recovery point (or a promoted mirror) as an NBD export."""
+"""`tidemark mount`: serve a recovery point (or a promoted mirror) as an NBD export.
+
+The server's limits and TLS come from flags that fill `ServerOptions` (tidemark/core/nbd/limits.py,
+where their defaults live); `--listen unix:PATH` serves on a unix socket.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,13 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tidemark.core.nbd.limits import MAX_CONNECTIONS, ServerOptions
+from tidemark.core.nbd.tls import TlsMode, TlsOptions
+
 from .context import app_context
 from .track_cmd import parse_listen
+
+UNIX = "unix:"
 
 # Registered without a group name, so the command is `tidemark mount`.
 app = typer.Typer(help="Serve a recovery point over NBD.")
@@ -24,13 +33,29 @@ def mount(
         Optional[int],
         typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),
     ] = None,
-    listen: Annotated[str, typer.Option(help="host:port to accept NBD clients on")] = "127.0.0.1:10809",
+    listen: Annotated[
+        str, typer.Option(help="host:port, or unix:PATH for a unix socket, to accept NBD clients on")
+    ] = "127.0.0.1:10809",
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     writable: Annotated[
         bool, typer.Option(help="accept writes into a copy-on-write overlay (the mirror is never written)")
     ] = False,
     overlay: Annotated[
         Optional[Path], typer.Option(help="overlay file for --writable [default: under the state directory]")
+    ] = None,
+    tls: Annotated[
+        TlsMode, typer.Option(help="NBD_OPT_STARTTLS: off, on (clients may upgrade) or require")
+    ] = TlsMode.OFF,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="server certificate (PEM) for --tls on|require")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="server private key (PEM) for --tls on|require")] = None,
+    tls_ca: Annotated[
+        Optional[Path], typer.Option(help="CA (PEM): clients must present a certificate it signed")
+    ] = None,
+    max_connections: Annotated[
+        Optional[int], typer.Option(min=1, help=f"connections open at once [default: {MAX_CONNECTIONS}]")
+    ] = None,
+    idle_timeout: Annotated[
+        Optional[float], typer.Option(min=0.1, help="seconds a connection may send nothing [default: no limit]")
     ] = None,
 ) -> None:
     """Serve the point straight from the mirror and its undo data, while the applier may go on."""
@@ -39,7 +64,8 @@ def mount(
     from tidemark.sinks.mount.serve import MountRequest, mounted
 
     app_ctx = app_context(ctx)
-    host, port = parse_listen(listen)
+    host, port = listen_address(listen)
+    options = server_options(TlsOptions(tls, tls_cert, tls_key, tls_ca), max_connections, idle_timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console = Console(soft_wrap=True, highlight=False)
     request = MountRequest(volume, rp, site, writable, overlay)
@@ -47,8 +73,31 @@ def mount(
     mode = "" if rp is None else (" with a copy-on-write overlay" if writable else " read-only")
 
     def ready(bound_host: str, bound_port: int) -> None:
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        console.print(f"serving {what} of {volume!r}{mode}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
+        if bound_host.startswith(UNIX):
+            url = f"nbd+unix:///{volume}?socket={bound_host.removeprefix(UNIX)}"
+        else:
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            url = f"{'nbds' if tls == TlsMode.REQUIRE else 'nbd'}://{shown}:{bound_port}/{volume}"
+        console.print(f"serving {what} of {volume!r}{mode}: {url} (Ctrl-C to stop)")
 
     with mounted(app_ctx.settings.state_dir, request) as backend:
-        serve_export(ThreadedExport(backend), host, port, ready=ready)
+        serve_export(ThreadedExport(backend), host, port, ready=ready, options=options)
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port`, or `unix:PATH` (returned whole, port 0) as the NBD server takes it."""
+    if value.startswith(UNIX):
+        if value == UNIX:
+            raise typer.BadParameter("--listen unix:PATH needs the socket's path")
+        return value, 0
+    return parse_listen(value)
+
+
+def server_options(tls: TlsOptions, max_connections: int | None, idle_timeout: float | None) -> ServerOptions:
+    """The flags given over the server's defaults (a flag left out keeps the default of limits.py)."""
+    given: dict[str, object] = {"tls": tls}
+    if max_connections is not None:
+        given["max_connections"] = max_connections
+    if idle_timeout is not None:
+        given["idle_timeout"] = idle_timeout
+    return ServerOptions(**given)  # type: ignore[arg-type]

@@ -27,6 +27,9 @@ def resync(
     the mirror at the newest change set of the volume so `tidemark mirror` resumes after it."""
     from tidemark.sinks.ops.resync import ResyncRequest, run_resync
 
+    from tidemark.sinks.storage.private import private_umask
+
+    private_umask()  # undo and state files private (sinks/storage/private.py)
     app_ctx = app_context(ctx)
     request = ResyncRequest(volume, mirror, source, site)
     columns = (TextColumn("resync"), BarColumn(), DownloadColumn(), TimeRemainingColumn())

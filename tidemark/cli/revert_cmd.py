@@ -30,6 +30,9 @@ def revert(
 
     from .failover_cmd import publish_mirror_state
 
+    from tidemark.sinks.storage.private import private_umask
+
+    private_umask()  # undo and state files private (sinks/storage/private.py)
     app_ctx = app_context(ctx)
     console = Console(stderr=True)
     columns = (TextColumn("revert"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

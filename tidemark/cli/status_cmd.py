@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tidemark.status.model import VolumeStatus
+from tidemark.status.model import SiteInfo, VolumeStatus
 
 from .context import app_context
 
@@ -28,7 +28,7 @@ def status(
     from tidemark.status.collect import collect
 
     app_ctx = app_context(ctx)
-    found = collect(app_ctx.clients, app_ctx.topics, volume)
+    found = collect(app_ctx.clients, app_ctx.topics, volume, app_ctx.settings.state_dir)
     if as_json:
         typer.echo(json.dumps({"volumes": [v.to_json() for v in found]}, indent=2))
         return
@@ -43,6 +43,11 @@ def _age(seconds_then: float, now: float) -> str:
     return f"{max(0.0, now - seconds_then):.0f}s ago"
 
 
+def _site(site: SiteInfo) -> str:
+    pinned = f" (pinned: {', '.join(map(str, site.pinned))})" if site.pinned else ""
+    return f"{site.site}: {site.state} rp {site.rp_id if site.rp_id is not None else '-'}{pinned}"
+
+
 def status_table(volumes: list[VolumeStatus], now: float) -> Table:
     table = Table("volume", "tracker", "last recovery point", "sites", "RPO lag", "throughput", "dead letters")
     for v in volumes:
@@ -53,8 +58,10 @@ def status_table(volumes: list[VolumeStatus], now: float) -> Table:
         point = "none"
         if v.last_recovery_point is not None:
             p = v.last_recovery_point
-            point = f"#{p.rp_id} {p.kind} {p.label or ''}\n{_age(p.created_at_ms / 1000, now)} ({v.recovery_points} kept)"
-        sites = "\n".join(f"{s.site}: {s.state} rp {s.rp_id if s.rp_id is not None else '-'}" for s in v.sites) or "none"
+            point = (
+                f"#{p.rp_id} {p.kind} {p.label or ''}\n{_age(p.created_at_ms / 1000, now)} ({v.recovery_points} kept)"
+            )
+        sites = "\n".join(_site(s) for s in v.sites) or "none"
         lag = v.rpo_lag_seconds
         throughput = "no metrics"
         if v.throughput is not None:

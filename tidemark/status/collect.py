@@ -4,6 +4,7 @@ status, metrics and dead letters. Reads only; joins no consumer group."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Message
@@ -14,13 +15,18 @@ from tidemark.core.topics import Topics
 from tidemark.core.volumes import read_volumes
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.sinks.layout import MirrorLayout
+from tidemark.sinks.storage.pins import pinned_points
 
 from .model import PointInfo, SiteInfo, Throughput, TrackerInfo, VolumeStatus
 from .reader import partitions, read_all, read_tail
 
 
-def collect(clients: KafkaClients, topics: Topics, only: str | None = None) -> list[VolumeStatus]:
-    """The status of every registered volume (or of `only`), sorted by name."""
+def collect(
+    clients: KafkaClients, topics: Topics, only: str | None = None, state_dir: Path | None = None
+) -> list[VolumeStatus]:
+    """The status of every registered volume (or of `only`), sorted by name; with `state_dir`, the
+    pins of the mirrors kept there too."""
     specs = read_volumes(clients, topics)
     statuses = {
         name: VolumeStatus(spec.name, spec.size, spec.block_size, spec.group)
@@ -32,6 +38,8 @@ def collect(clients: KafkaClients, topics: Topics, only: str | None = None) -> l
     _trackers(clients, topics, statuses)
     _recovery_points(clients, topics, statuses)
     _sites(clients, topics, statuses)
+    if state_dir is not None:
+        _pins(state_dir, statuses)
     _throughput(clients, topics, statuses)
     _dead_letters(clients, topics, statuses)
     return list(statuses.values())
@@ -115,6 +123,12 @@ def _sites(clients: KafkaClients, topics: Topics, statuses: dict[str, VolumeStat
                 r["lag_events"], r["lag_seconds"], r["timestamp"], r["message"],
             )  # fmt: skip
         )
+
+
+def _pins(state_dir: Path, statuses: dict[str, VolumeStatus]) -> None:
+    for status in statuses.values():
+        for site in status.sites:
+            site.pinned = sorted(pinned_points(MirrorLayout.of(state_dir, site.site, status.volume).root))
 
 
 def _throughput(clients: KafkaClients, topics: Topics, statuses: dict[str, VolumeStatus]) -> None:

@@ -40,6 +40,9 @@ class SiteInfo:
     lag_seconds: float
     timestamp_ms: int
     message: str | None
+    pinned: list[int] = field(default_factory=list)
+    """points pinned by a mount, revert, failover or verify in progress (read from this machine's
+    state directory: empty for a site whose state lives elsewhere)"""
 
 
 @dataclass

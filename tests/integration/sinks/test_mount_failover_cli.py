@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tidemark.core.volumes import lookup_volume
+from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.status import latest_statuses
 
 from ...unit.sinks.stream_model import StreamModel
@@ -58,6 +61,10 @@ def test_mount_failover_failback_round_trip(tm, cli, tmp_path: Path) -> None:  #
         publish_changesets(tm.clients, tm.topics, model.volume, model.seal(cut=n < 3))
     mirror = tmp_path / "mirror.img"
     cli("mirror", "--volume", model.volume, "--path", str(mirror), "--exit-when-idle", "2")
+    undo = MirrorLayout.of(tm.settings.state_dir, "default", model.volume).undo
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in undo.iterdir() if p.is_file()}
+    assert modes and set(modes.values()) == {0o600}, modes  # RocksDB's files too (umask 077)
+    assert stat.S_IMODE(undo.stat().st_mode) == 0o700
     model.write(400 * BS, os.urandom(8 * BS))  # the primary goes on; the mirror does not apply it
     publish_changesets(tm.clients, tm.topics, model.volume, model.seal())
     primary = tmp_path / "primary.img"
@@ -71,6 +78,8 @@ def test_mount_failover_failback_round_trip(tm, cli, tmp_path: Path) -> None:  #
     assert "at recovery point 3" in out and "tidemark mount" in out
     assert mirror.read_bytes() == model.points[3]
     assert latest_statuses(tm.clients, tm.topics, model.volume)["default"]["state"] == "FAILED_OVER"
+    fenced = lookup_volume(tm.clients, tm.topics, model.volume)
+    assert (fenced.generation, fenced.primary_site) == (1, "default") and "generation 1" in out
     refused = cli("mirror", "--volume", model.volume, "--path", str(mirror), "--exit-when-idle", "1", check=False)
     assert refused.returncode != 0 and "failed over" in refused.stderr
 
@@ -87,6 +96,8 @@ def test_mount_failover_failback_round_trip(tm, cli, tmp_path: Path) -> None:  #
     assert copied <= compared < BLOCKS
     assert primary.read_bytes() == mirror.read_bytes()
     assert latest_statuses(tm.clients, tm.topics, model.volume)["default"]["state"] == "PAUSED"
+    back = lookup_volume(tm.clients, tm.topics, model.volume)
+    assert (back.generation, back.primary_site) == (2, None) and "0 blocks changed on both sides" in out
 
     resumed = cli("mirror", "--volume", model.volume, "--path", str(mirror), "--exit-when-idle", "2").stdout
     assert "applied 0 change sets" in resumed and "now at change set 5" in resumed

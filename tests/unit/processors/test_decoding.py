@@ -15,11 +15,10 @@ import lz4.frame
 import pytest
 import xxhash
 import zstandard
-
-from tidemark.core.volumes import VolumeSpec
-from tidemark.processors.decoding import DecodeBombError, decompress
-from tidemark.processors.exceptions import InvalidEventError
 from tidemark.processors.validation import validate_write
+
+from tidemark.core.decoding import DecodeBombError, DecompressError, decompress
+from tidemark.core.volumes import VolumeSpec
 
 BLOCK = 4096
 BOMB_BYTES = 512 << 20
@@ -108,9 +107,9 @@ def test_honest_frames_decode_to_their_declared_length() -> None:
 
 def test_truncated_frames_and_oversized_declarations_are_invalid() -> None:
     frame = lz4.frame.compress(bytes(BLOCK))
-    with pytest.raises(InvalidEventError, match="truncated"):
+    with pytest.raises(DecompressError, match="truncated"):
         decompress(frame[:-6], "LZ4", BLOCK, "volume v seq 3")
     with pytest.raises(DecodeBombError, match="over the 67108864"):
         decompress(frame, "LZ4", 128 << 20, "volume v seq 3")
-    with pytest.raises(InvalidEventError, match="does not decompress"):
+    with pytest.raises(DecompressError, match="does not decompress"):
         decompress(b"\x28\xb5\x2f\xfdgarbage", "ZSTD", BLOCK, "volume v seq 3")

@@ -11,7 +11,7 @@ from pyroaring import BitMap
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
 from tidemark.sinks.storage import progress as progress_file
-from tidemark.sinks.exceptions import FailbackError, PromotedMirrorError
+from tidemark.sinks.exceptions import FailbackConflictError, FailbackError, PromotedMirrorError
 from tidemark.sinks.ops.failback import StreamPosition, failback
 from tidemark.sinks.ops.failover import failover
 from tidemark.sinks.mount.serve import MountRequest, mounted
@@ -58,10 +58,17 @@ def test_failover_failback_round_trip_moves_only_differing_blocks(make_harness, 
 
     expected_diff = differing_blocks(promoted, primary.read_bytes())
     resume = StreamPosition(0, 10_000, model.changeset_id, model.seq, None)
+    old_primary = primary.read_bytes()
+    with pytest.raises(FailbackConflictError, match=r"^2 blocks of volume 'vol' .* changed on both sides"):
+        failback(state_dir, "default", "vol", harness.path, primary, primary_changed=unapplied_blocks, resume=resume)
+    assert primary.read_bytes() == old_primary and harness.image() == promoted  # nothing touched
     back = failback(
-        state_dir, "default", "vol", harness.path, primary, primary_changed=unapplied_blocks, resume=resume
-    )
+        state_dir, "default", "vol", harness.path, primary, primary_changed=unapplied_blocks, resume=resume,
+        discard="primary", fence=lambda: 7,
+    )  # fmt: skip
     assert primary.read_bytes() == promoted
+    assert (back.conflicts, back.overwritten, back.generation) == (2, "primary", 7)
+    assert not list(harness.layout.root.glob("failback-saved*")), "the saved copy outlived the verify"
     assert back.copied == len(expected_diff) > 0
     assert back.candidates < SIZE // BS, "failback compared the whole disk"
     assert back.candidates >= back.copied
@@ -104,6 +111,28 @@ def test_full_failback_finds_writes_made_outside_tidemark(make_harness, tmp_path
     with harness.path.open("r+b") as handle:  # an untracked local write on the promoted side
         handle.seek(250 * BS)
         handle.write(b"\x99" * BS)
-    report = failback(state_dir, "default", "vol", harness.path, primary, full=True)
+    with pytest.raises(FailbackConflictError, match="cannot tell which side"):
+        failback(state_dir, "default", "vol", harness.path, primary, full=True)
+    report = failback(state_dir, "default", "vol", harness.path, primary, full=True, discard="primary")
     assert (report.candidates, report.copied) == (SIZE // BS, 1)
     assert primary.read_bytes() == harness.image()
+
+
+def test_discard_mirror_keeps_the_old_primarys_content(make_harness, tmp_path: Path) -> None:
+    harness = three_points(make_harness)
+    model, state_dir = harness.model, harness.root / "state"
+    model.write(10 * BS, b"\x77" * 2 * BS)  # the old primary went on: blocks 10, 11 (never applied)
+    model.seal()
+    primary = tmp_path / "primary.raw"
+    primary.write_bytes(bytes(model.image))
+    harness.close()
+    failover(state_dir, "default", "vol", harness.path, fence=lambda: 1)
+    assert progress_file.load(harness.layout.progress).generation == 1  # type: ignore[union-attr]
+    with mounted(state_dir, MountRequest("vol")) as backend, ExportThread(ThreadedExport(backend)) as thread:
+        done = qemu_io(thread.url(), f"write -P 0x42 {11 * BS} {2 * BS}", "flush")  # blocks 11, 12
+        assert not qemu_io_failed(done), done.stdout + done.stderr
+    report = failback(
+        state_dir, "default", "vol", harness.path, primary, primary_changed=BitMap([10, 11]), discard="mirror"
+    )
+    assert (report.conflicts, report.overwritten) == (1, "mirror")
+    assert harness.image() == primary.read_bytes() == bytes(model.image)

@@ -1,11 +1,15 @@
-"""Bounded decompression of BlockWrite data: never more output than the event declares.
+"""Bounded decompression of event data (BlockWrite, Extent): never more output than the event declares.
+
+One mechanism for both stages that decompress: the processor (BlockWrite data) and the mirror
+(Extent data).
 
 A compressed frame says in its own header how much it will expand to (zstd's Frame_Content_Size
 and Window_Descriptor, lz4's block size); none of that is trusted. Decoding streams with a read
 bounded by `limit + 1` bytes (the event's declared `length` plus one, to tell "exactly `limit`"
 from "more"), and the zstd decoder refuses a window larger than `window_limit(limit)`, so a frame
 declaring 4 GiB allocates at most about `limit` plus a few MiB whatever its header says.
-Every failure is a `DecodeBombError` or an `InvalidEventError` naming the volume and seq.
+Every failure is a `DecodeBombError` or a `DecompressError` naming `where` (volume, seq or extent);
+both are schema `DecodeError`s, so a stage that dead-letters undecodable events dead-letters these.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import io
 import lz4.frame
 import zstandard
 
-from .exceptions import InvalidEventError
+from tidemark.schemas.exceptions import DecodeError
 
 MAX_WRITE_BYTES = 64 << 20
 """The largest `length` a compressed BlockWrite may declare (NBD requests are at most 32 MiB)."""
@@ -24,7 +28,11 @@ MIN_WINDOW_BYTES = 1 << 20
 """The zstd window always allowed; a larger one only up to the declared length (power of two)."""
 
 
-class DecodeBombError(InvalidEventError):
+class DecompressError(DecodeError):
+    """Compressed data that is corrupt, truncated or of an unknown compression."""
+
+
+class DecodeBombError(DecompressError):
     """Compressed data that expands past the length its event declares."""
 
 
@@ -37,6 +45,8 @@ def decompress(data: bytes, compression: str, limit: int, where: str) -> bytes:
     """The raw bytes of `data`, at most `limit` of them; raises when there are more or they are corrupt."""
     if compression == "NONE":
         return data
+    if compression not in ("LZ4", "ZSTD"):
+        raise DecompressError(f"{where}: unknown compression {compression!r}")
     if limit > MAX_WRITE_BYTES:
         raise DecodeBombError(
             f"{where}: declares {limit} bytes of {compression} data, over the {MAX_WRITE_BYTES} a write may "
@@ -44,10 +54,10 @@ def decompress(data: bytes, compression: str, limit: int, where: str) -> bytes:
         )
     try:
         raw = _zstd(data, limit) if compression == "ZSTD" else _lz4(data, limit)
-    except DecodeBombError:
+    except DecompressError:
         raise
     except Exception as exc:  # lz4 and zstd raise their own error types
-        raise InvalidEventError(f"{where}: {compression} data does not decompress: {exc}") from exc
+        raise DecompressError(f"{where}: {compression} data does not decompress: {exc}") from exc
     if len(raw) > limit:
         raise DecodeBombError(
             f"{where}: {compression} data expands past its declared length {limit} (decompression bomb or "
@@ -66,5 +76,5 @@ def _lz4(data: bytes, limit: int) -> bytes:
     decompressor = lz4.frame.LZ4FrameDecompressor()
     raw: bytes = decompressor.decompress(data, max_length=limit + 1)
     if len(raw) <= limit and not decompressor.eof:
-        raise InvalidEventError("the LZ4 frame is truncated")
+        raise DecompressError("the LZ4 frame is truncated")
     return raw
