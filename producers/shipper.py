@@ -96,6 +96,7 @@ class ShipperConfig:
     reconnect_interval: float
     queue_max_kbytes: int
     linger_ms: int
+    generation: int = 0
 
 
 class Shipper:
@@ -244,6 +245,7 @@ class Shipper:
         value = self._encoder.encode(
             epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
             compression=symbol, data=payload, checksum=xxhash.xxh3_64_digest(chunk),
+            generation=self.config.generation,
         )  # fmt: skip
         self.stats.last_seq = self._next_seq  # written by this thread only
         self.stats.events += 1
@@ -251,7 +253,7 @@ class Shipper:
         self._produce(value, done)
 
     def _produce_marker(self, mark: MarkItem) -> None:
-        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label)
+        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label, self.config.generation)
         with self.stats.lock:
             self.stats.markers += 1
 
@@ -429,7 +431,7 @@ class Shipper:
                 "linger.ms": self.config.linger_ms,
             }
         )
-        record = marker(self.volume.name, "EPOCH_START", self._epoch, self._next_seq - 1, None)
+        record = marker(self.volume.name, "EPOCH_START", self._epoch, self._next_seq - 1, None, self.config.generation)
         self._produce(self._codec.encode("Marker", record), lambda err, _msg: self._link_lost(err) if err else None)
         self.window.link_up()
         log.info("volume %s: epoch %d, next seq %d", self.volume.name, self._epoch, self._next_seq)
