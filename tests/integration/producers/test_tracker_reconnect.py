@@ -92,6 +92,12 @@ def test_a_restarted_tracker_finds_its_last_seq_within_5s_next_to_a_busy_neighbo
             )  # fmt: skip
         finally:
             consumer.close()
+    consumer = tm.clients.consumer(tm.group("checkpoint"))
+    try:
+        stopped = read_checkpoint(consumer, checkpoint_topic(tm.topics), spec.name, partition)
+    finally:
+        consumer.close()
+    assert stopped is not None and stopped.settled and stopped.seq == 9, f"a clean stop left {stopped}"
 
     _flood(tm, _neighbour_of(spec.name, tm.settings.partitions), partition)
 
