@@ -41,6 +41,7 @@ from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
 
 from .activity_log import DEFAULT_CAPACITY, DEFAULT_REGION_BYTES, ActivityLog
+from .control_socket import ControlServer, MarkerRequest
 from .dirty_bitmap import DirtyBitmap
 from .events import Compression, now_micros
 from .exceptions import TrackerError
@@ -156,6 +157,7 @@ class Tracker:
         self._bytes = 0
         self._stopping = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._control: ControlServer | None = None
 
     # -- WriteTracker properties ---------------------------------------------------------------
     @property
@@ -234,7 +236,15 @@ class Tracker:
         self._keeper.start()
         if self._watch is not None:
             self._watch.start(self.primary, self.fence)
+        self._control = ControlServer(self.state.folder, self._requested_marker)
         return self
+
+    def _requested_marker(self, request: MarkerRequest) -> None:
+        """A marker asked for on the control socket: queued behind every write acknowledged so far."""
+        if self._fenced is not None:
+            raise TrackerFencedError(self._fenced)
+        self.submit_marker(request.kind, request.label).result(timeout=self.options.delivery_timeout_ms / 1000 + 5)
+        log.info("volume %s: %s marker %r queued behind every acknowledged write", self.volume.name, request.kind, request.label)
 
     def _recover(self) -> None:
         """Regions the previous tracker left in the log go to the dirty bitmap, durably."""
@@ -269,6 +279,8 @@ class Tracker:
         `timeout`), then stop. Regions with unshipped writes stay in the activity log and dirty
         blocks stay in the durable bitmap, for the next start."""
         deadline = time.monotonic() + timeout
+        if self._control is not None:
+            self._control.close()
         try:
             self.wait_shipped(timeout)
             while self.window.connected and self.window.mode is Mode.AHEAD and time.monotonic() < deadline:
