@@ -83,10 +83,14 @@ class ControlServer:
         self._handle = handle
         self._stopping = threading.Event()
         self.path.unlink(missing_ok=True)  # the caller holds the tracker lock: any socket here is stale
-        staging = self.path.with_name(f".{SOCKET_NAME}.{os.getpid()}")
+        staging = self.path.with_name(f".ctl{os.getpid()}")  # not longer than the final name
         staging.unlink(missing_ok=True)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.bind(str(staging))
+        try:
+            self._sock.bind(str(staging))
+        except OSError:  # e.g. a path past the 107 bytes a unix socket address holds
+            self._sock.close()
+            raise
         os.chmod(staging, 0o600)
         os.rename(staging, self.path)
         self._sock.listen(8)
@@ -147,7 +151,7 @@ def request_marker(state_folder: Path, label: str | None, timeout: float = CLIEN
         sock.settimeout(timeout)
         try:
             sock.connect(str(socket_path(state_folder)))
-        except (FileNotFoundError, ConnectionRefusedError):
+        except OSError:  # no socket, no listener, or a path too long for a unix socket
             return False
         sock.sendall(line)
         reply = b""

@@ -236,7 +236,14 @@ class Tracker:
         self._keeper.start()
         if self._watch is not None:
             self._watch.start(self.primary, self.fence)
-        self._control = ControlServer(self.state.folder, self._requested_marker)
+        try:
+            self._control = ControlServer(self.state.folder, self._requested_marker)
+        except OSError as exc:
+            log.warning(
+                "volume %s: no control socket in %s (%s); `tidemark rp create` writes its markers to Kafka "
+                "directly, so a point may miss writes not shipped yet; use a shorter state directory",
+                self.volume.name, self.state.folder, exc,
+            )  # fmt: skip
         return self
 
     def _requested_marker(self, request: MarkerRequest) -> None:

@@ -84,3 +84,11 @@ def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
         assert request_marker(tmp_path, None, timeout=10)
     finally:
         server.close()
+
+
+def test_a_folder_too_deep_for_a_unix_socket_means_no_tracker_answers(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    with pytest.raises(OSError):
+        ControlServer(deep, lambda _request: None)
+    assert not request_marker(deep, None, timeout=10)
