@@ -32,6 +32,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 from tidemark.schemas.codec import default_codec
 
+from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
@@ -485,11 +486,16 @@ class Shipper:
     def _find_tail(self) -> int:
         """The volume's last seq on the writes partition: forward from its checkpoint when there
         is a usable one, else backwards from the end."""
-        self._checkpoint_topic = ensure_checkpoint_topic(self.clients, self.topics)
-        consumer = self.clients.consumer(f"tidemark-tracker-tail-{self.volume.name}", **SCAN_CONSUMER_CONFIG)
         writes, name = self.topics.writes, self.volume.name
         try:
-            checkpoint = read_checkpoint(consumer, self._checkpoint_topic, name, self._partition)
+            self._checkpoint_topic = ensure_checkpoint_topic(self.clients, self.topics)
+        except KafkaError as exc:
+            log.warning("volume %s: no seq checkpoints (%s); reconnects read the partition backwards", name, exc)
+            self._checkpoint_topic = None
+        consumer = self.clients.consumer(f"tidemark-tracker-tail-{name}", **SCAN_CONSUMER_CONFIG)
+        try:
+            topic = self._checkpoint_topic
+            checkpoint = None if topic is None else read_checkpoint(consumer, topic, name, self._partition)
             tail = None
             if checkpoint is not None:
                 tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
