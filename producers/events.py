@@ -53,7 +53,9 @@ def block_write(
     }
 
 
-def marker(volume: str, kind: str, epoch: int | None, after_seq: int | None, label: str | None) -> dict[str, Any]:
+def marker(
+    volume: str, kind: str, epoch: int | None, after_seq: int | None, label: str | None, generation: int = 0
+) -> dict[str, Any]:
     return {
         "volume": volume,
         "marker_id": str(uuid.uuid4()),
@@ -64,4 +66,5 @@ def marker(volume: str, kind: str, epoch: int | None, after_seq: int | None, lab
         "label": label,
         "group": None,
         "barrier_id": None,
+        "generation": generation,
     }

@@ -10,7 +10,9 @@ While the link is down the queue is diverted: writes go to the dirty bitmap, mar
 While the window is AHEAD and the queue is empty it drains the dirty bitmap from the image in
 coalesced extents, and switches back to SYNC (releasing the parked markers first) once drained.
 It also owns the connection: a new producer and a new epoch on every (re)connect, with the seq
-continued from the tail of the volume's writes partition.
+continued from the tail of the volume's writes partition, found from the volume's checkpoint
+(`seq_checkpoint`, published by the poll thread after deliveries) without reading the
+neighbours' data before it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 from tidemark.schemas.codec import default_codec
 
+from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
@@ -42,7 +45,14 @@ from .dirty_bitmap import DirtyBitmap
 from .events import Compression, compress, marker, now_micros
 from .exceptions import TrackerError
 from .parked_markers import ParkedMarkers
-from .seq_tail import last_seq
+from .seq_checkpoint import (
+    Checkpoint,
+    CheckpointWriter,
+    encode_checkpoint,
+    ensure_checkpoint_topic,
+    read_checkpoint,
+)
+from .seq_tail import SCAN_CONSUMER_CONFIG, last_seq, last_seq_from
 from .ship_window import Mode, ShipWindow
 from .tracker_state import TrackerState
 
@@ -50,6 +60,7 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_SECONDS = 0.2
 BUSY_WAIT_SECONDS = 0.002
 DRAIN_BATCH = 64
+TAIL_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -96,6 +107,7 @@ class ShipperConfig:
     reconnect_interval: float
     queue_max_kbytes: int
     linger_ms: int
+    generation: int = 0
 
 
 class Shipper:
@@ -133,7 +145,11 @@ class Shipper:
         self._epoch = 0
         self._next_seq = 0
         self._settle_lock = threading.Lock()
-        self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool]] = deque()
+        self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool, int, int]] = deque()
+        self._checkpoints = CheckpointWriter()
+        self._checkpoint_topic: str | None = None
+        self._settled_out = False  # a settled checkpoint was produced; unsettle before the next seq
+        self._last_seq_use = time.monotonic()
         self._busy = False  # True while an item taken from the queue is being handled
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -171,6 +187,9 @@ class Shipper:
         self._divert_queue()
         if self._producer is not None:
             self._producer.flush(5)
+            self.settle_reports()
+            if self._publish_settled():
+                self._producer.flush(5)
         self.settle_reports()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -191,6 +210,8 @@ class Shipper:
             except queue.Empty:
                 if ahead and not self._background():
                     time.sleep(BUSY_WAIT_SECONDS)  # the window is full: wait for deliveries
+                elif not ahead and time.monotonic() - self._last_seq_use >= self._checkpoints.interval:
+                    self._publish_settled()
                 continue
             self._busy = True
             try:
@@ -211,12 +232,14 @@ class Shipper:
             )  # fmt: skip
             return True
         drained = 0
+        if self.image_fd is None or len(self.dirty) == 0 or not self._may_assign_seqs():
+            return False
         while self.image_fd is not None and drained < DRAIN_BATCH and self.window.may_drain() and self._drain_one():
             drained += 1
         return drained > 0
 
     def _ship(self, item: WriteItem | MarkItem) -> None:
-        if not self.window.connected:
+        if not self.window.connected or (isinstance(item, WriteItem) and not self._may_assign_seqs()):
             self._divert(item)
         elif isinstance(item, MarkItem):
             if self.window.mode is Mode.AHEAD:
@@ -236,7 +259,8 @@ class Shipper:
             length = min(step, item.offset + item.length - start)
             chunk = bytes(view[start - item.offset : start - item.offset + length]) if item.op == "WRITE" else b""
             last = start + step >= item.offset + item.length
-            self._produce_event(item.micros, start, length, item.op, chunk, self._write_done(item, start, length, last))
+            done = self._write_done(item, start, length, last, self._next_seq)
+            self._produce_event(item.micros, start, length, item.op, chunk, done)
         item.data = b""
 
     def _produce_event(self, micros: int, offset: int, length: int, op: str, chunk: bytes, done: Any) -> None:
@@ -244,6 +268,7 @@ class Shipper:
         value = self._encoder.encode(
             epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
             compression=symbol, data=payload, checksum=xxhash.xxh3_64_digest(chunk),
+            generation=self.config.generation,
         )  # fmt: skip
         self.stats.last_seq = self._next_seq  # written by this thread only
         self.stats.events += 1
@@ -251,7 +276,7 @@ class Shipper:
         self._produce(value, done)
 
     def _produce_marker(self, mark: MarkItem) -> None:
-        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label)
+        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label, self.config.generation)
         with self.stats.lock:
             self.stats.markers += 1
 
@@ -277,10 +302,23 @@ class Shipper:
                 producer.poll(0.05)
                 self.settle_reports()
 
-    def _write_done(self, item: WriteItem, offset: int, length: int, last: bool) -> Any:
-        """The delivery report only queues its outcome; `settle_reports` handles them per batch."""
+    def _produce_to(self, topic: str, value: bytes, done: Any) -> None:
+        """The volume's message on another topic (its checkpoint), waiting for room like `_produce`."""
+        producer = self._producer
+        assert producer is not None
+        while True:
+            try:
+                producer.produce(topic, key=self._key, value=value, on_delivery=done)
+                return
+            except BufferError:
+                producer.poll(0.05)
+                self.settle_reports()
+
+    def _write_done(self, item: WriteItem, offset: int, length: int, last: bool, seq: int) -> Any:
+        """The delivery report only queues its outcome (and the event's place, for the checkpoint);
+        `settle_reports` handles them per batch."""
         reports = self._reports
-        return lambda err, _msg: reports.append((err, item, offset, length, last))
+        return lambda err, msg: reports.append((err, item, offset, length, last, -1 if err else msg.offset(), seq))
 
     def settle_reports(self) -> None:
         """Handle the queued delivery reports of write events at once: failed events' blocks to the
@@ -290,10 +328,12 @@ class Shipper:
             if not reports:
                 return
             settled = delivered = events = 0
+            highest = (-1, -1)
             closed: list[int] = []
             finished: list[WriteItem] = []
             while reports:
-                err, item, offset, length, last = reports.popleft()
+                err, item, offset, length, last, position, seq = reports.popleft()
+                highest = max(highest, (position, seq))
                 if err is not None:
                     self._link_lost(err)
                     self._mark_dirty(offset, length)
@@ -308,6 +348,7 @@ class Shipper:
                 if item.remaining == 0:
                     finished.append(item)
             self.window.shipped(settled, closed)
+            self._checkpoints.delivered(*highest)
             self.activity.release_all([(item.offset, item.length) for item in finished])
             self.metrics.handled(events, delivered)
             for item in finished:
@@ -378,9 +419,11 @@ class Shipper:
         data = os.pread(self.image_fd, length, offset)
         ticket = self.window.track(length)
 
-        def done(err: RdKafkaError | None, _msg: Message) -> None:
+        def done(err: RdKafkaError | None, msg: Message) -> None:
             if err is not None:
                 self._link_lost(err)
+            else:
+                self._checkpoints.delivered(msg.offset() or 0, seq)
             self.dirty.settle_run(first, count, delivered=err is None)
             self.window.shipped(length, [ticket])
             if err is None:
@@ -388,6 +431,7 @@ class Shipper:
                 with self.stats.lock:
                     self.stats.resynced_blocks += count
 
+        seq = self._next_seq
         self._produce_event(now_micros(), offset, length, "WRITE", data, done)
         return True
 
@@ -410,11 +454,7 @@ class Shipper:
             if topic is None or topic.error is not None:
                 raise TrackerError(f"writes topic {self.topics.writes} missing: run `tidemark topics create`")
             self._partition = volume_partition(self.volume.name, len(topic.partitions))
-            consumer = self.clients.consumer(f"tidemark-tracker-tail-{self.volume.name}")
-            try:
-                tail = last_seq(consumer, self.topics.writes, self._partition, self.volume.name, timeout=15)
-            finally:
-                consumer.close()
+            tail = self._find_tail()
         except TrackerError:
             raise
         except (KafkaException, Exception) as exc:  # librdkafka surfaces timeouts as several types
@@ -429,10 +469,98 @@ class Shipper:
                 "linger.ms": self.config.linger_ms,
             }
         )
-        record = marker(self.volume.name, "EPOCH_START", self._epoch, self._next_seq - 1, None)
-        self._produce(self._codec.encode("Marker", record), lambda err, _msg: self._link_lost(err) if err else None)
+        self._settled_out = True  # the latest checkpoint may be a settled one: unsettle before a seq
+        after_seq = self._next_seq - 1
+        record = marker(self.volume.name, "EPOCH_START", self._epoch, after_seq, None, self.config.generation)
+
+        def started(err: RdKafkaError | None, msg: Message) -> None:
+            if err is not None:
+                self._link_lost(err)
+            else:
+                self._checkpoints.delivered(msg.offset() or 0, after_seq)
+
+        self._produce(self._codec.encode("Marker", record), started)
         self.window.link_up()
         log.info("volume %s: epoch %d, next seq %d", self.volume.name, self._epoch, self._next_seq)
+
+    def _find_tail(self) -> int:
+        """The volume's last seq on the writes partition: forward from its checkpoint when there
+        is a usable one, else backwards from the end."""
+        writes, name = self.topics.writes, self.volume.name
+        try:
+            self._checkpoint_topic = ensure_checkpoint_topic(self.clients, self.topics)
+        except KafkaError as exc:
+            log.warning("volume %s: no seq checkpoints (%s); reconnects read the partition backwards", name, exc)
+            self._checkpoint_topic = None
+        consumer = self.clients.consumer(f"tidemark-tracker-tail-{name}", **SCAN_CONSUMER_CONFIG)
+        try:
+            topic = self._checkpoint_topic
+            checkpoint = None if topic is None else read_checkpoint(consumer, topic, name, self._partition)
+            tail = None
+            if checkpoint is not None:
+                tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
+            if checkpoint is not None and tail is not None:
+                self._checkpoints.delivered(checkpoint.offset, checkpoint.seq)
+            if tail is None:
+                log.info("volume %s: no usable checkpoint; reading %s[%d] backwards for the last seq", name, writes, self._partition)
+                tail = last_seq(consumer, writes, self._partition, name, TAIL_TIMEOUT_SECONDS)
+            return tail
+        finally:
+            consumer.close()
+
+    def _publish_settled(self) -> bool:
+        """Ship thread (or stop), idle: a settled checkpoint if every produced BlockWrite is confirmed
+        (the latest confirmed seq is the last one assigned). True if one was produced."""
+        producer, topic = self._producer, self._checkpoint_topic
+        if producer is None or topic is None or self._settled_out or not self.window.connected:
+            return False
+        self.settle_reports()
+        offset, seq = self._checkpoints.latest
+        if offset < 0 or seq != self._next_seq - 1 or self.window.unshipped_bytes:
+            return False
+        try:
+            producer.produce(topic, key=self._key, value=encode_checkpoint(Checkpoint(self._partition, offset, seq, True)))
+        except BufferError:
+            return False
+        self._settled_out = True
+        return True
+
+    def _may_assign_seqs(self) -> bool:
+        """Ship thread, before the next seq: after a settled checkpoint, an unsettled one confirmed
+        first (else the settled one could name a last seq that is not). False: the link failed."""
+        self._last_seq_use = time.monotonic()
+        if not self._settled_out:
+            return True
+        producer, topic = self._producer, self._checkpoint_topic
+        assert producer is not None and topic is not None
+        offset, seq = self._checkpoints.latest
+        confirmed = threading.Event()
+        failure: list[object] = []
+
+        def done(err: RdKafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failure.append(err)
+            confirmed.set()
+
+        value = encode_checkpoint(Checkpoint(self._partition, offset, seq, False))
+        self._produce_to(topic, value, done)
+        if not confirmed.wait(self.config.delivery_timeout_ms / 1000 + 5) or failure:
+            self._link_lost(failure[0] if failure else "the checkpoint was not confirmed")
+            return False
+        self._settled_out = False
+        return True
+
+    def _checkpoint(self) -> None:
+        """Publish the highest confirmed offset when due (poll thread)."""
+        producer, topic = self._producer, self._checkpoint_topic
+        if producer is None or topic is None:
+            return
+        checkpoint = None if self._settled_out else self._checkpoints.due(time.monotonic(), self._partition)
+        if checkpoint is not None:
+            try:
+                producer.produce(topic, key=self._key, value=encode_checkpoint(checkpoint))
+            except BufferError:
+                log.debug("volume %s: checkpoint skipped, the producer's queue is full", self.volume.name)
 
     def _retire_producer(self) -> None:
         """Settle every event of the previous producer before the partition's tail is read.
@@ -460,3 +588,4 @@ class Shipper:
                 continue
             producer.poll(0.1)
             self.settle_reports()
+            self._checkpoint()

@@ -41,11 +41,13 @@ from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
 
 from .activity_log import DEFAULT_CAPACITY, DEFAULT_REGION_BYTES, ActivityLog
+from .control_socket import ControlServer, MarkerRequest
 from .dirty_bitmap import DirtyBitmap
 from .events import Compression, now_micros
 from .exceptions import TrackerError
 from .image_file import open_volume_image
 from .parked_markers import ParkedMarkers
+from .primary_watch import NotPrimaryError, Primary, PrimaryWatch, start_refusal
 from .ship_window import AtRisk, Mode, ShipWindow
 from .shipper import MarkItem, Shipper, ShipperConfig, WriteItem
 from .tracker_state import TrackerState
@@ -73,6 +75,10 @@ class TrackerOptions:
     unshipped_max_bytes: int = 256 * MIB
     # local ack batches events for throughput; kafka ack waits per write, so no linger there.
     local_linger_ms: int = 5
+
+
+class TrackerFencedError(TrackerError):
+    """The registry named a newer primary generation or another site: this tracker takes no writes."""
 
 
 @dataclass
@@ -115,8 +121,15 @@ class Tracker:
         state_folder: Path,
         image: Path | None = None,
         options: TrackerOptions | None = None,
+        primary: Primary | None = None,
+        watch: PrimaryWatch | None = None,
     ) -> None:
+        """`primary`: the generation (and site) this tracker writes for, stamped on every event;
+        `watch` (read to its end already) fences the tracker when the registry moves on."""
         self.volume = volume
+        self.primary = primary or Primary()
+        self._watch = watch
+        self._fenced: str | None = None
         self.image = image
         self.options = options or TrackerOptions()
         if self.options.extent_bytes % volume.block_size:
@@ -144,6 +157,7 @@ class Tracker:
         self._bytes = 0
         self._stopping = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._control: ControlServer | None = None
 
     # -- WriteTracker properties ---------------------------------------------------------------
     @property
@@ -169,6 +183,17 @@ class Tracker:
     @property
     def epoch(self) -> int:
         return self._ship().epoch
+
+    @property
+    def fenced(self) -> str | None:
+        """Why this tracker refuses writes (a newer generation or another primary site), else None."""
+        return self._fenced
+
+    def fence(self, reason: str) -> None:
+        """Refuse every write from now on (flush and reads still work); called by the registry watch."""
+        if self._fenced is None:
+            self._fenced = reason
+            log.error("%s", reason)
 
     @property
     def stats(self) -> TrackerStats:
@@ -205,6 +230,7 @@ class Tracker:
                 reconnect_interval=self.options.reconnect_interval,
                 queue_max_kbytes=self.options.queue_max_kbytes,
                 linger_ms=0 if self.ack is AckMode.KAFKA else self.options.local_linger_ms,
+                generation=self.primary.generation,
             ),
             self.window, self.dirty, self.activity, self._image_fd,
             ParkedMarkers(self.state.folder / "markers.parked"),
@@ -212,7 +238,24 @@ class Tracker:
         self._shipper.start()
         self._keeper = threading.Thread(target=self._keep, name=f"tracker-keeper-{self.volume.name}", daemon=True)
         self._keeper.start()
+        if self._watch is not None:
+            self._watch.start(self.primary, self.fence)
+        try:
+            self._control = ControlServer(self.state.folder, self._requested_marker)
+        except OSError as exc:
+            log.warning(
+                "volume %s: no control socket in %s (%s); `tidemark rp create` writes its markers to Kafka "
+                "directly, so a point may miss writes not shipped yet; use a shorter state directory",
+                self.volume.name, self.state.folder, exc,
+            )  # fmt: skip
         return self
+
+    def _requested_marker(self, request: MarkerRequest) -> None:
+        """A marker asked for on the control socket: queued behind every write acknowledged so far."""
+        if self._fenced is not None:
+            raise TrackerFencedError(self._fenced)
+        self.submit_marker(request.kind, request.label).result(timeout=self.options.delivery_timeout_ms / 1000 + 5)
+        log.info("volume %s: %s marker %r queued behind every acknowledged write", self.volume.name, request.kind, request.label)
 
     def _recover(self) -> None:
         """Regions the previous tracker left in the log go to the dirty bitmap, durably."""
@@ -247,12 +290,16 @@ class Tracker:
         `timeout`), then stop. Regions with unshipped writes stay in the activity log and dirty
         blocks stay in the durable bitmap, for the next start."""
         deadline = time.monotonic() + timeout
+        if self._control is not None:
+            self._control.close()
         try:
             self.wait_shipped(timeout)
             while self.window.connected and self.window.mode is Mode.AHEAD and time.monotonic() < deadline:
                 time.sleep(0.01)
         finally:
             self._stopping.set()
+            if self._watch is not None:
+                self._watch.stop()
             if self._keeper is not None:
                 self._keeper.join(timeout=5)
             shipper = self._shipper
@@ -301,12 +348,16 @@ class Tracker:
     def submit_marker(self, kind: str, label: str | None = None) -> Future[None]:
         """Queued behind every write submitted before it. `local`: done at once; `kafka`: done when
         Kafka confirmed it, or when it was parked (Kafka unreachable or congested: it is
-        published after the drain, in order)."""
+        published after the drain, in order). A fenced tracker takes no marker (done at once)."""
+        if self._fenced is not None:
+            return _DONE
         future: Future[None] | None = Future() if self.ack is AckMode.KAFKA else None
         self._ship().queue.put(MarkItem(self.window.ticket(), kind, label, future))
         return future if future is not None else _DONE
 
     def _submit(self, offset: int, length: int, op: str, data: bytes) -> Future[None]:
+        if self._fenced is not None:
+            raise TrackerFencedError(self._fenced)
         self._check_range(offset, length)
         self.activity.hold(offset, length)
         with self._counts_lock:
@@ -373,18 +424,23 @@ def open_tracker(
     delivery_timeout_ms: int | None = None,
     ack: AckMode | str = AckMode.LOCAL,
     unshipped_max_bytes: int | None = None,
+    site: str | None = None,
 ) -> Tracker:
     """A started tracker for a registered volume (`app` is the CLI's AppContext).
 
     Refuses an unknown volume, and an image whose size differs from the registered size.
     `delivery_timeout_ms` (default `TrackerOptions.delivery_timeout_ms`) bounds how long an event
     waits for Kafka before its blocks are recorded as dirty instead. `unshipped_max_bytes`
-    (default `TrackerOptions.unshipped_max_bytes`) is the pull-ahead bound.
+    (default `TrackerOptions.unshipped_max_bytes`) is the pull-ahead bound. `site` (default: the
+    registry's current primary) must be the volume's primary site, else it refuses to start
+    (`NotPrimaryError`); the tracker writes the registry's current generation.
     """
     from tidemark.core.names import validate_name
     from tidemark.core.volumes import lookup_volume
 
     validate_name(volume_name)
+    if site is not None:
+        validate_name(site, "site")
     spec = lookup_volume(app.clients, app.topics, volume_name)
     options = TrackerOptions(
         compression=Compression(compression) if isinstance(compression, str) else compression,
@@ -394,4 +450,15 @@ def open_tracker(
         unshipped_max_bytes=unshipped_max_bytes or TrackerOptions.unshipped_max_bytes,
     )
     folder = app.settings.volume_state_dir("trackers", volume_name)
-    return Tracker(spec, app.clients, app.topics, folder, image_path, options).start()
+    watch = PrimaryWatch(app.clients, app.topics, volume_name)
+    try:
+        current = watch.current()
+        refusal = start_refusal(volume_name, site, current)
+        if refusal is not None:
+            raise NotPrimaryError(refusal)
+        primary = Primary(current.generation, site or current.site)
+        log.info("volume %s: writing as %s", volume_name, primary.describe())
+        return Tracker(spec, app.clients, app.topics, folder, image_path, options, primary, watch).start()
+    except BaseException:
+        watch.stop()
+        raise

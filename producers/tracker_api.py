@@ -17,12 +17,15 @@ The implementation is `tidemark.producers.tracker.Tracker`. Contract:
 - `submit_marker` queues the marker behind every write submitted before it; it is never dropped
   (while Kafka is unreachable it is published after the dirty blocks, in order).
 - Calls are thread-safe; `submit_*` never wait for Kafka in local mode.
+- A tracker that can be fenced (one primary at a time) also implements `Fenceable`: once its
+  `fenced` names a reason, `submit_write|zero|trim` raise and a front end refuses writes itself
+  (the NBD export turns read-only: EPERM); flush and reads go on.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class WriteTracker(Protocol):
@@ -55,4 +58,12 @@ class WriteTracker(Protocol):
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every write submitted so far has its acknowledgement mode's guarantee:
         at once with local acknowledgement, confirmed by Kafka (or dirty) with Kafka's."""
+        ...
+
+
+@runtime_checkable
+class Fenceable(Protocol):
+    @property
+    def fenced(self) -> str | None:
+        """Why the tracker refuses writes (a newer primary generation, another site), else None."""
         ...

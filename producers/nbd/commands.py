@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from tidemark.producers.tracker_api import WriteTracker
+from tidemark.producers.tracker_api import Fenceable, WriteTracker
 
 from tidemark.core.blocks import Extent, align_out, is_aligned
 from tidemark.core.nbd.concurrency import RangeLock
@@ -35,10 +35,9 @@ INLINE_MAX_BYTES = 64 * 1024
 class TrackingExport:
     """Implements `tidemark.core.nbd.export.Export` for one image and one tracker."""
 
-    read_only = False
-
     def __init__(self, tracker: WriteTracker, image: RawImage, *, io_threads: int = DEFAULT_IO_THREADS) -> None:
         self._tracker = tracker
+        self._fence = tracker if isinstance(tracker, Fenceable) else None
         self._image = image
         self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="nbd-io")
         self._block = tracker.block_size
@@ -55,6 +54,11 @@ class TrackingExport:
     @property
     def block_size(self) -> int:
         return self._block
+
+    @property
+    def read_only(self) -> bool:
+        """True once the tracker is fenced: the server then answers writes, trims and zeroes with EPERM."""
+        return self._fence is not None and self._fence.fenced is not None
 
     async def read(self, offset: int, length: int) -> bytes:
         return await self._run(self._image.read, offset, length)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -40,13 +40,19 @@ def list_points(
 @app.command("create")
 def create(
     ctx: typer.Context,
-    volume: Annotated[Optional[str], typer.Option(help="volume")] = None,
-    label: Annotated[Optional[str], typer.Option(help="label shown by `rp list`")] = None,
+    volume: Annotated[str | None, typer.Option(help="volume")] = None,
+    label: Annotated[str | None, typer.Option(help="label shown by `rp list`")] = None,
     group: Annotated[
-        Optional[str], typer.Option(help="a consistency group: one barrier point for all its volumes")
+        str | None, typer.Option(help="a consistency group: one barrier point for all its volumes")
     ] = None,
 ) -> None:
-    """Ask for a recovery point: a REQUESTED marker in the volume's write stream (or a group barrier)."""
+    """Ask for a recovery point: a REQUESTED marker in the volume's write stream (or a group barrier).
+
+    When a tracker of the volume runs on this host (same state directory), it is asked on its
+    control socket and queues the marker behind every write it acknowledged, so the point holds
+    them; otherwise the marker is written to Kafka directly."""
+    from tidemark.core.names import validate_name
+    from tidemark.producers.control_socket import request_marker
     from tidemark.sinks.ops.markers import request_group_barrier, request_recovery_point
 
     app_ctx = app_context(ctx)
@@ -59,5 +65,15 @@ def create(
         )
         return
     assert volume is not None
+    validate_name(volume)
+    console = Console(soft_wrap=True, highlight=False)
+    folder = app_ctx.settings.volume_state_dir("trackers", volume)
+    if request_marker(folder, label):  # a refusal raises with the tracker's reason
+        console.print(f"requested a recovery point of {volume} through its tracker (behind every write it acknowledged)")
+        return
     marker_id = request_recovery_point(app_ctx.clients, app_ctx.topics, volume, label)
-    Console(soft_wrap=True).print(f"requested a recovery point of {volume} (marker {marker_id})", highlight=False)
+    console.print(
+        f"requested a recovery point of {volume} (marker {marker_id}), written to Kafka directly: no tracker of "
+        f"{volume} answered on {folder / 'control.sock'}, so writes a tracker elsewhere acknowledged but has not "
+        "shipped yet may land after it"
+    )

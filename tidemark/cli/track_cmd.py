@@ -71,6 +71,14 @@ def nbd(
             "drained from the image later [default 256]",
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            help="the site this tracker runs at; it must be the volume's primary site in the registry, and "
+            "writes are refused once the registry names another site or a newer generation "
+            "[default: the registry's current primary]"
+        ),
+    ] = None,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
@@ -89,7 +97,7 @@ def nbd(
 
     unshipped_max_bytes = unshipped_max_mib * MIB if unshipped_max_mib else None
     with open_tracker(
-        app_context(ctx), volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes
+        app_context(ctx), volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes, site
     ) as tracker:
         serve_nbd(tracker, image, host, port, ready=ready)
 

@@ -1,0 +1,151 @@
+"""One primary at a time, the tracker's part: which generation and site a tracker writes for, and
+when the registry says it no longer may.
+
+The registry (`tidemark.volumes`, compacted, keyed by volume) names each volume's primary
+`generation` and `primary_site` (None: the original primary). A tracker takes the generation it
+finds at start and stamps it on every BlockWrite and Marker. It is fenced (stops accepting
+writes) once the registry shows either
+- a newer generation (a failover bumped it), or
+- a named `primary_site` other than the tracker's own site.
+A record of an older or equal generation naming the tracker's site (or none) changes nothing.
+
+`PrimaryWatch` reads the registry topic from its start with one consumer: first up to the end (the
+volume's current primary, at start), then it keeps tailing in its own thread and calls
+`on_fenced(reason)` once. `fence_reason` and `start_refusal` are the pure rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from tidemark.schemas.codec import default_codec
+from tidemark.schemas.exceptions import DecodeError
+
+from tidemark.core.kafka import KafkaClients
+from tidemark.core.topics import Topics
+
+from .exceptions import TrackerError
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+
+
+class NotPrimaryError(TrackerError):
+    """The registry names another site as the volume's primary: this tracker may not start."""
+
+
+@dataclass(frozen=True)
+class Primary:
+    """A volume's primary as the registry names it."""
+
+    generation: int = 0
+    site: str | None = None
+
+    def describe(self) -> str:
+        return f"generation {self.generation} at " + (f"site {self.site!r}" if self.site else "the original primary")
+
+
+def fence_reason(volume: str, own: Primary, seen: Primary) -> str | None:
+    """Why a tracker writing as `own` must stop, given the registry's `seen` record; None: it may go on."""
+    if seen.generation > own.generation:
+        return (
+            f"volume {volume}: the registry moved the primary to {seen.describe()} (this tracker writes "
+            f"{own.describe()}), so a failover happened; writes are refused from now on. Stop this tracker; "
+            "to protect this copy again, fail back or re-protect it under the new generation"
+        )
+    if seen.site is not None and seen.site != own.site:
+        return (
+            f"volume {volume}: the registry names site {seen.site!r} as the primary, not this tracker's "
+            f"site {own.site!r}; writes are refused from now on. Stop this tracker, or run it at {seen.site!r}"
+        )
+    return None
+
+
+def start_refusal(volume: str, site: str | None, current: Primary) -> str | None:
+    """Why a tracker for `site` may not start (None: it may); `site` None means the current primary."""
+    if site is None or current.site is None or current.site == site:
+        return None
+    return (
+        f"volume {volume}: its primary is site {current.site!r} ({current.describe()}), not {site!r}; "
+        f"start the tracker at {current.site!r}, or fail over to {site!r} first"
+    )
+
+
+class PrimaryWatch:
+    """Reads the registry records of one volume, then tails them in a daemon thread."""
+
+    def __init__(self, clients: KafkaClients, topics: Topics, volume: str) -> None:
+        self.volume = volume
+        self._topic = topics.volumes
+        self._key = volume.encode()
+        self._codec = default_codec()
+        self._consumer = clients.consumer(f"tidemark-primary-watch-{volume}-{time.monotonic_ns()}")
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def current(self, timeout: float = 30.0) -> Primary:
+        """The volume's primary after reading the registry to its current end (default if no record)."""
+        consumer = self._consumer
+        try:
+            metadata = consumer.list_topics(self._topic, timeout=timeout).topics.get(self._topic)
+            if metadata is None or metadata.error is not None:
+                raise TrackerError(f"volume registry topic {self._topic} is missing: run `tidemark topics create`")
+            ends = {}
+            for partition in metadata.partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, partition), timeout=timeout)
+                ends[partition] = high
+            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in ends])
+        except KafkaException as exc:
+            raise TrackerError(f"volume {self.volume}: cannot read the registry {self._topic}: {exc}") from exc
+        primary = Primary()
+        pending = {p for p, high in ends.items() if high > 0}
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TrackerError(f"volume {self.volume}: timed out reading the registry {self._topic} after {timeout} s")
+            msg = consumer.poll(POLL_SECONDS)
+            if msg is None or msg.error():
+                continue
+            primary = self._parse(msg.key(), msg.value()) or primary
+            if (msg.offset() or 0) + 1 >= ends[msg.partition() or 0]:
+                pending.discard(msg.partition())
+        return primary
+
+    def start(self, own: Primary, on_fenced: Callable[[str], None]) -> None:
+        """Tail the registry after `current`; call `on_fenced(reason)` once, then stop tailing."""
+        self._thread = threading.Thread(
+            target=self._tail, args=(own, on_fenced), name=f"primary-watch-{self.volume}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._consumer.close()
+
+    def _tail(self, own: Primary, on_fenced: Callable[[str], None]) -> None:
+        while not self._stopping.is_set():
+            msg = self._consumer.poll(POLL_SECONDS)
+            if msg is None or msg.error():
+                continue
+            seen = self._parse(msg.key(), msg.value())
+            reason = None if seen is None else fence_reason(self.volume, own, seen)
+            if reason is not None:
+                on_fenced(reason)
+                return
+
+    def _parse(self, key: bytes | None, value: bytes | None) -> Primary | None:
+        """This volume's record as a Primary; None for other volumes, tombstones and undecodable values."""
+        if key != self._key or value is None:
+            return None
+        try:
+            _, record = self._codec.decode(value, expect="Volume")
+        except DecodeError:
+            return None
+        return Primary(int(record.get("generation") or 0), record.get("primary_site"))
