@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
-from tidemark.core.topic_admin import TopicSpec, cluster_replication, create_topics
+from tidemark.core.topic_admin import cluster_replication, create_topics, topic_specs
 from tidemark.core.topics import Topics
 
 CHECKPOINT_INTERVAL_SECONDS = 1.0
@@ -29,7 +29,7 @@ POLL_SECONDS = 0.5
 
 
 def checkpoint_topic(topics: Topics) -> str:
-    return f"{topics.prefix}.tracker-checkpoints"
+    return topics.tracker_checkpoints
 
 
 def ensure_checkpoint_topic(clients: KafkaClients, topics: Topics) -> str:
@@ -37,8 +37,7 @@ def ensure_checkpoint_topic(clients: KafkaClients, topics: Topics) -> str:
     name = checkpoint_topic(topics)
     if name not in clients.admin().list_topics(timeout=10).topics:  # all topics: no auto-creation
         replication = cluster_replication(clients, clients.settings)
-        config = {"cleanup.policy": "compact", "min.insync.replicas": str(replication.min_insync)}
-        create_topics(clients, [TopicSpec(name, 1, replication.factor, config)])
+        create_topics(clients, [s for s in topic_specs(topics, clients.settings, replication) if s.name == name])
     return name
 
 

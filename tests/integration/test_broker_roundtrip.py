@@ -125,7 +125,8 @@ def test_topics_create_via_the_cli_is_idempotent_and_configures_topics(
     env = {"TIDEMARK_TOPIC_PREFIX": prefix, "TIDEMARK_WRITES_RETENTION_MS": "3600000"}
     first = cli("topics", "create", env=env)
     names = [f"{prefix}.{t}" for t in ("volumes", "writes", "changesets", "recovery-points",
-                                        "mirror-status", "metrics", "dead-letters", "alerts")]  # fmt: skip
+                                        "mirror-status", "metrics", "dead-letters", "alerts",
+                                        "tracker-checkpoints")]  # fmt: skip
     for name in names:
         assert f"created  {name}" in first.stdout
     second = cli("topics", "create", env=env)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .context import AppContext, app_context
-from .track_cmd import parse_listen
+from .nbd_server_options import parse_listen
 
 # Registered without a group name: the commands are `tidemark failover` and `tidemark failback`.
 app = typer.Typer(help="Fail over to a mirror and back.")

@@ -13,13 +13,21 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from tidemark.core.nbd.limits import MAX_CONNECTIONS, ServerOptions
 from tidemark.core.nbd.tls import TlsMode, TlsOptions
 
 from .context import app_context
-from .track_cmd import parse_listen
-
-UNIX = "unix:"
+from .nbd_server_options import (
+    UNIX,
+    IdleTimeoutOption,
+    ListenOption,
+    MaxConnectionsOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsOption,
+    listen_address,
+    server_options,
+)
 
 # Registered without a group name, so the command is `tidemark mount`.
 app = typer.Typer(help="Serve a recovery point over NBD.")
@@ -33,9 +41,7 @@ def mount(
         Optional[int],
         typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),
     ] = None,
-    listen: Annotated[
-        str, typer.Option(help="host:port, or unix:PATH for a unix socket, to accept NBD clients on")
-    ] = "127.0.0.1:10809",
+    listen: ListenOption = "127.0.0.1:10809",
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     writable: Annotated[
         bool, typer.Option(help="accept writes into a copy-on-write overlay (the mirror is never written)")
@@ -43,20 +49,12 @@ def mount(
     overlay: Annotated[
         Optional[Path], typer.Option(help="overlay file for --writable [default: under the state directory]")
     ] = None,
-    tls: Annotated[
-        TlsMode, typer.Option(help="NBD_OPT_STARTTLS: off, on (clients may upgrade) or require")
-    ] = TlsMode.OFF,
-    tls_cert: Annotated[Optional[Path], typer.Option(help="server certificate (PEM) for --tls on|require")] = None,
-    tls_key: Annotated[Optional[Path], typer.Option(help="server private key (PEM) for --tls on|require")] = None,
-    tls_ca: Annotated[
-        Optional[Path], typer.Option(help="CA (PEM): clients must present a certificate it signed")
-    ] = None,
-    max_connections: Annotated[
-        Optional[int], typer.Option(min=1, help=f"connections open at once [default: {MAX_CONNECTIONS}]")
-    ] = None,
-    idle_timeout: Annotated[
-        Optional[float], typer.Option(min=0.1, help="seconds a connection may send nothing [default: no limit]")
-    ] = None,
+    tls: TlsOption = TlsMode.OFF,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    max_connections: MaxConnectionsOption = None,
+    idle_timeout: IdleTimeoutOption = None,
 ) -> None:
     """Serve the point straight from the mirror and its undo data, while the applier may go on."""
     from tidemark.core.nbd.export import ThreadedExport
@@ -82,22 +80,3 @@ def mount(
 
     with mounted(app_ctx.settings.state_dir, request) as backend:
         serve_export(ThreadedExport(backend), host, port, ready=ready, options=options)
-
-
-def listen_address(value: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port`, or `unix:PATH` (returned whole, port 0) as the NBD server takes it."""
-    if value.startswith(UNIX):
-        if value == UNIX:
-            raise typer.BadParameter("--listen unix:PATH needs the socket's path")
-        return value, 0
-    return parse_listen(value)
-
-
-def server_options(tls: TlsOptions, max_connections: int | None, idle_timeout: float | None) -> ServerOptions:
-    """The flags given over the server's defaults (a flag left out keeps the default of limits.py)."""
-    given: dict[str, object] = {"tls": tls}
-    if max_connections is not None:
-        given["max_connections"] = max_connections
-    if idle_timeout is not None:
-        given["idle_timeout"] = idle_timeout
-    return ServerOptions(**given)  # type: ignore[arg-type]

@@ -10,8 +10,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tidemark.core.nbd.tls import TlsMode, TlsOptions
+
 from .context import app_context
 from .metrics_option import MetricsPort
+from .nbd_server_options import (
+    DEFAULT_LISTEN,
+    IdleTimeoutOption,
+    ListenOption,
+    MaxConnectionsOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsOption,
+    listen_address,
+    server_options,
+)
 
 app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -28,22 +42,12 @@ class Ack(str, Enum):
     kafka = "kafka"
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """`host:port` or `[v6-address]:port` into its parts."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise typer.BadParameter(f"{value!r} is not host:port (for example 127.0.0.1:10809)")
-    return host.removeprefix("[").removesuffix("]"), int(port_text)
-
-
 @app.command()
 def nbd(
     ctx: typer.Context,
     volume: Annotated[str, typer.Option(help="registered volume to track; also the NBD export name")],
     image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size")],
-    listen: Annotated[
-        str, typer.Option(help="host:port to accept NBD clients on (loopback by default)")
-    ] = "127.0.0.1:10809",
+    listen: ListenOption = DEFAULT_LISTEN,
     compression: Annotated[
         Compression, typer.Option(help="compression of block data in events")
     ] = Compression.none,
@@ -79,6 +83,12 @@ def nbd(
             "[default: the registry's current primary]"
         ),
     ] = None,
+    tls: TlsOption = TlsMode.OFF,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    max_connections: MaxConnectionsOption = None,
+    idle_timeout: IdleTimeoutOption = None,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
@@ -87,7 +97,8 @@ def nbd(
     from tidemark.producers.nbd.server import serve_nbd
     from tidemark.producers.tracker import open_tracker
 
-    host, port = parse_listen(listen)
+    host, port = listen_address(listen)
+    options = server_options(TlsOptions(tls, tls_cert, tls_key, tls_ca), max_connections, idle_timeout)
     serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -99,7 +110,7 @@ def nbd(
     with open_tracker(
         app_context(ctx), volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes, site
     ) as tracker:
-        serve_nbd(tracker, image, host, port, ready=ready)
+        serve_nbd(tracker, image, host, port, ready=ready, options=options)
 
 
 from .track_scan_cmd import scan

@@ -79,6 +79,7 @@ def topic_specs(topics: Topics, settings: Settings, replication: Replication) ->
     writes = {"retention.ms": str(settings.writes_retention_ms), "message.timestamp.type": "LogAppendTime"}
     special: dict[str, tuple[int, dict[str, str]]] = {
         topics.volumes: (1, {"cleanup.policy": "compact"}),
+        topics.tracker_checkpoints: (1, {"cleanup.policy": "compact"}),
         topics.mirror_status: (1, {}),
         topics.writes: (settings.partitions, writes),
     }

@@ -41,6 +41,11 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.prefix}.alerts"
 
+    @property
+    def tracker_checkpoints(self) -> str:
+        """Trackers' own state (the last seq per volume), compacted; not an event between stages."""
+        return f"{self.prefix}.tracker-checkpoints"
+
     def all(self) -> list[str]:
         return [
             self.volumes,
@@ -51,4 +56,5 @@ class Topics:
             self.metrics,
             self.dead_letters,
             self.alerts,
+            self.tracker_checkpoints,
         ]

@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from tidemark.cli.main import app
-from tidemark.cli.track_cmd import parse_listen
+from tidemark.cli.nbd_server_options import parse_listen
 
 
 @pytest.mark.parametrize(
