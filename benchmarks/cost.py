@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
 from tidemark.processors.memory_journal import MemoryJournal
 from tidemark.processors.volume_state import VolumeState
 from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.mirror import Mirror
-from tidemark.sinks.stream_applier import StreamApplier
 from tidemark.sinks.reading.manifest_index import Chunk, chunk_of
+from tidemark.sinks.stream_applier import StreamApplier
 from tidemark.sinks.verify import against_manifests, manifest_chain
 
 from .env import GIB, BenchEnv
@@ -96,7 +98,7 @@ def one_volume(root: Path, size: int, changes: list[list[int]]) -> Timings:
                 for block in blocks[first : first + step]:
                     data = random.Random(seq).randbytes(BLOCK)
                     record = {"seq": seq, "epoch": 1, "offset": block * BLOCK, "length": BLOCK, "op": "WRITE",
-                              "timestamp": int(now * 1e6)}  # fmt: skip
+                              "timestamp": int(now * 1e6), "checksum": xxhash.xxh3_64_digest(data)}  # fmt: skip
                     folder.on_write(state, journal.append(record, data), record, now)
                     seq += 1
                 now += 1.0

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from tidemark.core.blocks import split
 from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
 from tidemark.processors.memory_journal import MemoryJournal
@@ -97,7 +99,7 @@ def fold(records: Iterable[TraceRecord], options: FoldOptions = OPTIONS) -> tupl
         for piece in split(extent.offset, extent.length, extent_bytes):
             chunk = data[piece.offset - extent.offset : piece.end - extent.offset]
             event = {"seq": seq, "epoch": 1, "offset": piece.offset, "length": piece.length, "op": "WRITE",
-                     "timestamp": int(record.time * 1e6)}  # fmt: skip
+                     "timestamp": int(record.time * 1e6), "checksum": xxhash.xxh3_64_digest(chunk)}  # fmt: skip
             folder.on_write(state, journal.append(event, chunk), event, record.time)
             seq += 1
             written += piece.length

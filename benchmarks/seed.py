@@ -56,8 +56,8 @@ def seed(env: BenchEnv, stage: Stage, seed_bytes: int) -> list[Figure]:
     try:
         wait_for_port(port, tracker)
         started = time.monotonic()
-        source = ["[", "nbdkit", "--exit-with-parent", "random", str(seed_bytes), "]"]
-        subprocess.run(["nbdcopy", "--flush", *source, f"nbd://127.0.0.1:{port}/{volume}"],
+        source = ["[", "nbdkit", "random", str(seed_bytes), "]"]  # a captive nbdkit, ended by nbdcopy
+        subprocess.run(["nbdcopy", "--flush", "--", *source, f"nbd://127.0.0.1:{port}/{volume}"],
                        check=True, stdin=subprocess.DEVNULL, timeout=7200)  # fmt: skip
         copied = time.monotonic() - started
         _cli(stage, "rp", "create", "--volume", volume, "--label", "seeded")
