@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -178,7 +179,10 @@ def test_three_nodes_replicate_survive_one_kill_and_stop(own_broker: tuple[Run, 
     assert created.returncode == 0, created.stdout + created.stderr
     assert created.stdout.count("replicas=3") == len(Topics("own").all()), created.stdout
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    partitions = admin.list_topics("own.writes", timeout=30).topics["own.writes"].partitions
+    deadline = time.monotonic() + 60  # a loaded cluster may list a new topic before its partitions
+    while not (partitions := admin.list_topics("own.writes", timeout=30).topics["own.writes"].partitions):
+        assert time.monotonic() < deadline, "own.writes has no partitions in the metadata after 60 s"
+        time.sleep(0.5)
     assert {len(p.replicas) for p in partitions.values()} == {3}
     resource = ConfigResource(ResourceType.TOPIC, "own.writes")
     config = admin.describe_configs([resource])[resource].result(timeout=30)
