@@ -10,59 +10,48 @@ from .results import Failure, Figure, failure_row, markdown_table, row
 # Filled from profiling the misses (see the module of each figure for how it is measured).
 HOLDS_BACK: dict[str, str] = {
     "1": (
-        "Per event the tracker does Python work (Avro encoding, xxh3 of the data, one future and "
-        "two callbacks, the seq lock) on top of librdkafka, so the smaller the write, the more that "
-        "per-event cost weighs; the ratios also swing with the load of the shared machine (across "
-        "three runs here: 4 KiB 3.59 / 0.93 / 0.57, 64 KiB 2.81 / 0.80 / 1.37). What would move it: "
-        "encoding BlockWrite with a precompiled writer (fastavro schemaless with a parsed schema, "
-        "or a hand-packed header), computing xxh3 once (the processor recomputes it), and "
-        "batching futures per submit instead of per event."
-    ),
-    "5": (
-        "All three costs are milliseconds to a few hundred milliseconds and follow the changed "
-        "blocks; which of them misses changes from run to run (one run: cut 1.32, verify 0.53, "
-        "revert 1.05; the next: cut 0.98, verify 1.48, revert 1.08), i.e. it is millisecond-level "
-        "noise on a shared 2-core machine (runs alternate the sizes; medians of 3). Longer runs "
-        "(more changed blocks) would tighten it. Nothing in the cut reads per-volume-size state: "
-        "it merges the per-change-set checksums and serialises the bitmap of changed blocks."
+        "Per 4 KiB event the tracker core still does Python work (one enqueue, xxh3, the hand-rolled "
+        "BlockWrite encoding, one delivery report) on top of librdkafka, so the smaller the write, the "
+        "more that per-event cost weighs; 64 KiB writes run above the anchor. The ratio swings with the "
+        "load of the shared 2-core machine."
     ),
     "2": (
-        "The anchor writes into the page cache; every write through the tracker waits for Kafka's "
-        "acks=all confirmation before the NBD reply, and the whole path is Python (NBD framing, "
-        "Avro encoding, xxh3, one future per event). The tracker core alone ingests 64 KiB writes "
-        "at figure 1's rate, so the ceiling is Kafka on this 2-core machine (the broker JVM, the "
-        "tracker and nbdkit/nbdcopy share the cores), well under the page cache's GB/s. What would "
-        "move it: a higher ceiling (more partitions per volume / a faster broker disk), replies "
-        "pipelined per connection so more writes are in flight, and a compiled NBD front end; the "
-        "ratio against a page-cache server will stay far below 0.5 while the anchor is RAM-bound."
+        "nbdcopy's 1 GiB of writes go through the tracker's write path, which is limited the same way "
+        "as figure 8's writes (see there): the NBD core itself serves reads at the anchor's rate."
     ),
     "3": (
-        "RPO lag is dominated by the sub-interval: a write waits for its sub-interval to seal "
-        "(default 1 s, checked on 0.25 s ticks), then for the processor's transaction commit and the "
-        "mirror's undo save + fsync + progress save. p50 is therefore about 0.5 s of waiting plus "
-        "the pipeline, and p99 adds commit and fsync stalls on a shared disk. What would move it: "
-        "`tidemark process --subinterval 0.25 --tick-interval 0.1` (the knob exists; more, smaller "
-        "change sets), committing transactions per seal rather than per batch, and a mirror that "
-        "fsyncs per group of change sets. Sustained end-to-end throughput is below the producer "
-        "anchor because the processor copies every block into its state store and changelog "
-        "(double Kafka traffic, see design: 'where block data lives')."
+        "The processor no longer copies block data into its state (changelog 0.4% of the bytes, figure "
+        "9), which lifted the sustained rate from 0.15 to 0.43 of the anchor. RPO lag p99 is still "
+        "dominated by the sub-interval and by commit and fsync stalls on the shared disk (p50 0.73 s). "
+        "Not profiled yet in this run."
     ),
-    "4": (
-        "MSR hm_0 is bursty: about 490 writes in 127 s arriving in bursts, so the open sub-interval "
-        "at a periodic cut often holds a burst and the cut ships it. The fold logic cuts a periodic "
-        "point on the first tick after the interval, whatever the age of the open sub-interval. What "
-        "would move it: a shorter sub-interval (0.25 s halves it, see the note), or aligning "
-        "periodic (not requested) cuts to sub-interval seals, so a periodic cut waits at most one "
-        "sub-interval and ships nothing extra. Not changed here: it moves recovery-point times, "
-        "which the processor's owners and tests decide."
+    "5": (
+        "Cut and verify follow the change (milliseconds; the ratio is millisecond noise on a shared "
+        "machine). Revert got slower since the undo store is streamed in key order (0.5 s -> 3.7 s on 1 GiB) "
+        "and the 64 GiB run pays more: not profiled yet."
+    ),
+    "8": (
+        "Reads through the same server run at 1.0x nbdkit, so the NBD core is not the limit; local-ack "
+        "writes are. py-spy on the tracker at QD32 (pyinstrument samples one thread only) put about 40% of "
+        "the event loop's samples in the reply send waiting to take the interpreter lock back from the "
+        "shipper and poll threads, which encode, hash and produce every write in the same process. What "
+        "would move it: the shipper in its own process, fed through a file-backed spool ring that also "
+        "keeps the unshipped window out of the tracker's RSS. The 1 MiB job is held near Kafka's rate."
+    ),
+    "9": (
+        "The processor's peak RSS includes its 128 MiB cache of recent writes and the fetch buffers of two "
+        "consumers (its input and the journal reader); `--write-cache-mib 64` and smaller fetch queues are "
+        "the levers (not measured yet)."
+    ),
+    "10": (
+        "faust's table machinery, not the detector: the detector alone handles about 8,000 64 KiB events "
+        "per second, but in a minimal faust app one RocksDB table cut throughput from 1,624 to 778 "
+        "messages/s, and plain aiokafka reads about 2,000/s here."
     ),
     "6": (
-        "A seeding pass publishes every block of a random image to Kafka, so it runs at the Kafka "
-        "ingest ceiling (figure 1), while warm `cat` runs at memory speed (GB/s). The re-scan row "
-        "(nothing changed, nothing published) shows the read + xxh3 cost alone. What would move "
-        "it: a seeding path that bypasses per-event Python work (larger extents, compression of "
-        "compressible data), more partitions per volume, or a compiled hashing loop; against a "
-        "warm page cache the seeding ratio cannot reach 0.5 on this machine."
+        "A seeding pass publishes every block of a random image to Kafka, so it runs at the Kafka ingest "
+        "ceiling (figure 1), while warm `cat` runs at memory speed (GB/s). The re-scan row (nothing "
+        "changed, nothing published) shows the read + xxh3 cost alone."
     ),
 }
 
