@@ -37,7 +37,7 @@ from .ports import (
 )
 from .sasl import SaslSslListener
 
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0
 """Per node started at once: on 2 loaded cores three JVMs recovering their logs after a kill -9
 took 100 s together (load average 11)."""
 
