@@ -1,0 +1,80 @@
+"""The background relocation: the point's pending blocks copied into the destination.
+
+Runs of at most `run_bytes`, in block order. Before each run the copier waits for the clients to
+pause (`ClientActivity.wait_quiet`), reads the run from the point with no lock held, and hands it
+to `Destination.copy_run`, which skips every block relocated meanwhile (a client's write wins).
+With `max_bytes_per_second`, it also sleeps to keep its reads of the point under that rate (a
+cap on the bandwidth it takes from the mirror's storage and the destination). Every `sync_bytes` copied, and at the end, `Destination.sync` makes the copies durable and then
+records them; a crash loses at most the copies since the last sync, which the next run redoes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyroaring import BitMap
+
+from tidemark.core.blocks import runs_limited
+
+from .activity import ClientActivity
+from .destination import Destination
+from .export import PointReader
+
+RUN_BYTES = 1 << 20
+SYNC_BYTES = 64 << 20
+
+OnProgress = Callable[[int, int], None]  # (blocks done, blocks in the plan)
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    run_bytes: int = RUN_BYTES
+    sync_bytes: int = SYNC_BYTES
+    max_bytes_per_second: float | None = None  # None: as fast as the clients leave room for
+
+
+class Copier:
+    def __init__(
+        self,
+        point: PointReader,
+        destination: Destination,
+        pending: BitMap,
+        activity: ClientActivity,
+        options: CopyOptions | None = None,
+    ) -> None:
+        """`pending`: the blocks to copy (`plan.pending_blocks`); the destination's own bitmap
+        decides, block by block at copy time, which of them still need it."""
+        self.point = point
+        self.destination = destination
+        self.pending = pending
+        self.activity = activity
+        self.options = options or CopyOptions()
+        self.copied_blocks = 0
+
+    def run(self, stop: threading.Event, on_progress: OnProgress | None = None) -> bool:
+        """Copy until done (True, everything durable) or until `stop` is set (False)."""
+        bs = self.destination.block_size
+        total, done, unsynced = len(self.pending), 0, 0
+        rate, started = self.options.max_bytes_per_second, time.monotonic()
+        for first, count in runs_limited(self.pending, max(1, self.options.run_bytes // bs)):
+            if rate is not None:
+                stop.wait(max(0.0, started + done * bs / rate - time.monotonic()))
+            if stop.is_set():
+                self.destination.sync()
+                return False
+            self.activity.wait_quiet()
+            data = self.point.read(first * bs, count * bs)
+            copied = self.destination.copy_run(first, data)
+            self.copied_blocks += copied
+            unsynced += copied * bs
+            if unsynced >= self.options.sync_bytes:
+                self.destination.sync()
+                unsynced = 0
+            done += count
+            if on_progress is not None:
+                on_progress(done, total)
+        self.destination.sync()
+        return True
