@@ -3,8 +3,10 @@
 Runs of at most `run_bytes`, in block order. Before each run the copier waits for the clients to
 pause (`ClientActivity.wait_quiet`), reads the run from the point with no lock held, and hands it
 to `Destination.copy_run`, which skips every block relocated meanwhile (a client's write wins).
-With `max_bytes_per_second`, it also sleeps to keep its reads of the point under that rate (a
-cap on the bandwidth it takes from the mirror's storage and the destination). Every `sync_bytes` copied, and at the end, `Destination.sync` makes the copies durable and then
+With `max_bytes_per_second` it also sleeps to keep its reads of the point under that rate (a cap
+on the bandwidth it takes from the mirror's storage and the destination).
+
+Every `sync_bytes` copied, and at the end, `Destination.sync` makes the copies durable and then
 records them; a crash loses at most the copies since the last sync, which the next run redoes.
 """
 
