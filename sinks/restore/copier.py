@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pyroaring import BitMap
 
 from tidemark.core.blocks import runs_limited
+from tidemark.core.metrics import StageMetrics
 
 from .activity import ClientActivity
 from .destination import Destination
@@ -46,6 +47,7 @@ class Copier:
         pending: BitMap,
         activity: ClientActivity,
         options: CopyOptions | None = None,
+        metrics: StageMetrics | None = None,
     ) -> None:
         """`pending`: the blocks to copy (`plan.pending_blocks`); the destination's own bitmap
         decides, block by block at copy time, which of them still need it."""
@@ -54,6 +56,7 @@ class Copier:
         self.pending = pending
         self.activity = activity
         self.options = options or CopyOptions()
+        self.metrics = metrics  # counts the bytes copied, the time yielded to clients, the bytes left
         self.copied_blocks = 0
 
     def run(self, stop: threading.Event, on_progress: OnProgress | None = None) -> bool:
@@ -67,7 +70,7 @@ class Copier:
             if stop.is_set():
                 self.destination.sync()
                 return False
-            self.activity.wait_quiet()
+            waited = self.activity.wait_quiet()
             data = self.point.read(first * bs, count * bs)
             copied = self.destination.copy_run(first, data)
             self.copied_blocks += copied
@@ -76,6 +79,10 @@ class Copier:
                 self.destination.sync()
                 unsynced = 0
             done += count
+            if self.metrics is not None:
+                self.metrics.handled(0, copied * bs)
+                self.metrics.throttled(waited)
+                self.metrics.restore_remaining((total - done) * bs)
             if on_progress is not None:
                 on_progress(done, total)
         self.destination.sync()

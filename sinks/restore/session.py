@@ -20,6 +20,8 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
+from tidemark.core.metrics import stage_metrics
+
 from ..layout import MirrorLayout, reading
 from ..mount.live_view import LivePointView
 from ..storage.data_ranges import data_ranges
@@ -141,7 +143,9 @@ def restoring(
         copier = None
         if view is not None and not record.complete:
             pending = pending_blocks(_point_blocks(view), destination.stale_blocks(), destination.relocated)
-            copier = Copier(view, destination, pending, activity, options)
+            metrics = stage_metrics("restore", request.volume)
+            metrics.restore_remaining(len(pending) * record.block_size)
+            copier = Copier(view, destination, pending, activity, options, metrics)
         export = RestoreExport(request.volume, view or _NoPoint(), destination, activity)
         restore = Restore(record, destination, export, copier, view)
         try:

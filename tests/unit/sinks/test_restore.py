@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from tidemark.sinks.restore.activity import ClientActivity
 from tidemark.sinks.restore.copier import CopyOptions
 from tidemark.sinks.restore.exceptions import RestoreError
@@ -36,6 +37,9 @@ def test_a_point_is_relocated_into_a_sparse_destination(make_harness, tmp_path: 
     record = load_record(destination)
     assert record is not None and record.complete
     assert os.stat(destination).st_blocks * 512 < SIZE, "holes of the point were written"
+    labels = {"component": "restore", "volume": "vol"}
+    assert REGISTRY.get_sample_value("tidemark_restore_remaining_bytes", labels) == 0
+    assert (REGISTRY.get_sample_value("tidemark_bytes_total", labels) or 0) > 0
 
 
 def test_client_writes_win_over_the_copier_and_partial_blocks_keep_the_point(make_harness, tmp_path: Path) -> None:
