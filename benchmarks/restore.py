@@ -120,7 +120,8 @@ def served(export: Export) -> Iterator[str]:
 
 
 def first_read(url: str) -> None:
-    done = subprocess.run(["qemu-io", "-r", "-f", "raw", url, "-c", "read 0 4k"], capture_output=True, text=True, timeout=60)
+    command = ["qemu-io", "-r", "-f", "raw", url, "-c", "read 0 4k"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if done.returncode != 0 or "failed" in done.stdout:
         raise RuntimeError(f"qemu-io read through {url}: {done.stdout}{done.stderr}")
 
@@ -148,12 +149,12 @@ def measure(root: Path, size: int) -> dict[str, float]:
             found["restore_s"] = time.perf_counter() - started
         if session.error is not None:
             raise RuntimeError(f"the relocation failed: {session.error}")
-    with restoring(state, RestoreRequest(VOLUME, 1, root / "again.img", SITE)) as session:
-        with served(ThreadedExport(session.export)) as url:
-            session.start()
-            found["restore_p50_us"] = run_fio(READS, url, size, FIO_SECONDS).p50_us
-            found["relocating_during_fio"] = 0.0 if session.done.is_set() else 1.0
-            session.done.wait()
+    again = RestoreRequest(VOLUME, 1, root / "again.img", SITE)
+    with restoring(state, again) as session, served(ThreadedExport(session.export)) as url:
+        session.start()
+        found["restore_p50_us"] = run_fio(READS, url, size, FIO_SECONDS).p50_us
+        found["relocating_during_fio"] = 0.0 if session.done.is_set() else 1.0
+        session.done.wait()
     if not _same(destination, copy):
         raise RuntimeError("the relocated destination differs from nbdcopy of the same point")
     return found
