@@ -1,8 +1,10 @@
 """The background relocation: the point's pending blocks copied into the destination.
 
-Runs of at most `run_bytes`, in block order. Before each run the copier waits for the clients to
-pause (`ClientActivity.wait_quiet`), reads the run from the point with no lock held, and hands it
-to `Destination.copy_run`, which skips every block relocated meanwhile (a client's write wins).
+Runs of at most `run_bytes`: first the pending blocks of the volume's read profile (the blocks a
+machine read first after it connected, see profile.py), then the others, each in block order.
+Before each run the copier waits for the clients to pause (`ClientActivity.wait_quiet`), reads
+the run from the point with no lock held, and hands it to `Destination.copy_run`, which skips
+every block relocated meanwhile (a client's write wins).
 With `max_bytes_per_second` it also sleeps to keep its reads of the point under that rate (a cap
 on the bandwidth it takes from the mirror's storage and the destination).
 
@@ -12,9 +14,11 @@ records them; a crash loses at most the copies since the last sync, which the ne
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from itertools import chain
 from dataclasses import dataclass
 
 from pyroaring import BitMap
@@ -30,6 +34,9 @@ RUN_BYTES = 1 << 20
 SYNC_BYTES = 64 << 20
 
 OnProgress = Callable[[int, int], None]  # (blocks done, blocks in the plan)
+FirstBlocks = Callable[[], BitMap | None]  # the blocks to copy first, or None
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,12 @@ class Copier:
         activity: ClientActivity,
         options: CopyOptions | None = None,
         metrics: StageMetrics | None = None,
+        first: FirstBlocks | None = None,
     ) -> None:
         """`pending`: the blocks to copy (`plan.pending_blocks`); the destination's own bitmap
-        decides, block by block at copy time, which of them still need it."""
+        decides, block by block at copy time, which of them still need it. `first`: the blocks to
+        copy before the others (the read profile), asked for when the copy starts (it may wait
+        for Kafka; the export serves meanwhile)."""
         self.point = point
         self.destination = destination
         self.pending = pending
@@ -58,13 +68,21 @@ class Copier:
         self.options = options or CopyOptions()
         self.metrics = metrics  # counts the bytes copied, the time yielded to clients, the bytes left
         self.copied_blocks = 0
+        self.prestaged = BitMap()  # the pending blocks of `first`, known once the run started
+        self._first = first
 
     def run(self, stop: threading.Event, on_progress: OnProgress | None = None) -> bool:
         """Copy until done (True, everything durable) or until `stop` is set (False)."""
         bs = self.destination.block_size
+        profile = self._first() if self._first is not None else None
+        if profile is not None:
+            self.prestaged = self.pending & profile
+            log.info("copying the %d pending blocks of the read profile first", len(self.prestaged))
         total, done, unsynced = len(self.pending), 0, 0
         rate, started = self.options.max_bytes_per_second, time.monotonic()
-        for first, count in runs_limited(self.pending, max(1, self.options.run_bytes // bs)):
+        run_blocks = max(1, self.options.run_bytes // bs)
+        rest = self.pending - self.prestaged
+        for first, count in chain(runs_limited(self.prestaged, run_blocks), runs_limited(rest, run_blocks)):
             if rate is not None:
                 stop.wait(max(0.0, started + done * bs / rate - time.monotonic()))
             if stop.is_set():

@@ -27,7 +27,7 @@ from ..mount.live_view import LivePointView
 from ..storage.data_ranges import data_ranges
 from ..storage.pins import pinned
 from .activity import ClientActivity
-from .copier import Copier, CopyOptions, OnProgress
+from .copier import Copier, CopyOptions, FirstBlocks, OnProgress
 from .destination import Destination
 from .export import RestoreExport
 from .plan import pending_blocks, point_blocks
@@ -69,6 +69,11 @@ class Restore:
     @property
     def pending_blocks(self) -> int:
         return 0 if self._copier is None else len(self._copier.pending)
+
+    @property
+    def prestaged_blocks(self) -> int:
+        """Pending blocks of the read profile, copied first (known once the copier started)."""
+        return 0 if self._copier is None else len(self._copier.prestaged)
 
     def start(self, on_progress: OnProgress | None = None, on_done: Callable[[], None] | None = None) -> None:
         """Run the copier in a thread; `on_done` is called (from it) once the restore is complete."""
@@ -123,10 +128,12 @@ def restoring(
     options: CopyOptions | None = None,
     activity: ClientActivity | None = None,
     need_point: bool = False,
+    first: FirstBlocks | None = None,
 ) -> Iterator[Restore]:
     """The restore, with its locks and pin held until the block exits (the copier stopped first).
 
-    A complete restore opens no mirror, unless `need_point` (to compare with what the mirror applied)."""
+    A complete restore opens no mirror, unless `need_point` (to compare with what the mirror applied).
+    `first`: blocks to relocate before the others (the volume's read profile)."""
     layout = MirrorLayout.of(state_dir, request.site, request.volume)
     activity = activity or ClientActivity()
     with ExitStack() as stack:
@@ -145,7 +152,7 @@ def restoring(
             pending = pending_blocks(_point_blocks(view), destination.stale_blocks(), destination.relocated)
             metrics = stage_metrics("restore", request.volume)
             metrics.restore_remaining(len(pending) * record.block_size)
-            copier = Copier(view, destination, pending, activity, options, metrics)
+            copier = Copier(view, destination, pending, activity, options, metrics, first)
         export = RestoreExport(request.volume, view or _NoPoint(), destination, activity)
         restore = Restore(record, destination, export, copier, view)
         try:

@@ -2,7 +2,8 @@
 volume's primary (a new generation) behind a tracker, and its first recovery point reaches the mirror.
 
 The old primary's tracker writes two points and stops (the primary is lost); the mirror holds both.
-Point 1 is restored while a client writes through the restore; once relocated, the same process
+The tracker records what the last client read first (its read profile), which the restore
+copies first. Point 1 is restored while a client writes through the restore; once relocated, the same process
 serves the destination through a tracker, seeded with the blocks where the destination differs
 from the mirror (changed since point 1 on the mirror, written by the client). After one more write
 and `rp create`, the mirror holds the new point and equals the destination byte for byte.
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from pyroaring import BitMap
+
 from tidemark.core.volumes import lookup_volume
+from tidemark.sinks.restore.profile import latest_profile
 
 from ..conftest import CliRunner, TidemarkTest
 from .pipeline_harness import Pipeline
@@ -49,7 +53,10 @@ def test_protect_hands_the_destination_to_a_tracker_whose_point_reaches_the_mirr
     first = pipeline.cut("before")
     pipeline.write(["write -P 0x21 512k 256k", "write -P 0x22 7M 64k"])  # the mirror moves past the point
     pipeline.wait_held(pipeline.cut("later"))
+    pipeline.write(["read 3M 64k"])  # the last client's first reads: the tracker's read profile
     pipeline.stop_tracker()  # the primary is lost
+    profile = latest_profile(tm.clients, tm.topics, pipeline.volume, 4096)
+    assert profile is not None and BitMap(range(768, 784)) <= profile, profile
 
     destination = tmp_path / "restored.img"
     restore = pipeline.service(
@@ -71,3 +78,5 @@ def test_protect_hands_the_destination_to_a_tracker_whose_point_reaches_the_mirr
     assert destination.read_bytes() == bytes(expected)
     assert pipeline.mirror.read_bytes() == bytes(expected), "the mirror does not follow the restored primary"
     assert restore.stop() == 0, restore.output()
+    staged = re.search(r"copying the (\d+) pending blocks of the read profile first", restore.output())
+    assert staged and int(staged.group(1)) >= 16, restore.output()

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from tidemark.core.nbd.tls import TlsMode, TlsOptions
 
-from .context import app_context
+from .context import AppContext, app_context
 from .metrics_option import MetricsPort
 from .nbd_server_options import (
     UNIX,
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from tidemark.core.nbd.export import Export
     from tidemark.core.nbd.limits import ServerOptions
     from tidemark.core.nbd.server import ReadyCallback
-    from tidemark.sinks.restore.copier import OnProgress
+    from pyroaring import BitMap
+
+    from tidemark.sinks.restore.copier import FirstBlocks, OnProgress
     from tidemark.sinks.restore.session import Restore
 
 # Registered without a group name, so the command is `tidemark restore`.
@@ -71,6 +73,10 @@ def restore(
             "applier must go on) [default: the volume's current primary site]"
         ),
     ] = None,
+    read_profile: Annotated[
+        bool,
+        typer.Option(help="copy the blocks of the volume's read profile (recorded by its tracker) first"),
+    ] = True,
     max_rate: Annotated[
         float | None,
         typer.Option(min=0.01, help="cap on the relocation's reads of the point, in MiB/s [default: no cap]"),
@@ -107,7 +113,8 @@ def restore(
 
     columns = (TextColumn("relocating"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     copy = CopyOptions(max_bytes_per_second=None if max_rate is None else max_rate * MIB)
-    with restoring(app_ctx.settings.state_dir, request, copy, need_point=protect) as session:
+    first = _profile_of(app_ctx, volume) if read_profile else None
+    with restoring(app_ctx.settings.state_dir, request, copy, need_point=protect, first=first) as session:
         bs = session.record.block_size
 
         def ready(bound_host: str, bound_port: int) -> None:
@@ -139,6 +146,24 @@ def restore(
         out.print(f"protecting {to} as the primary of volume {volume!r}: {url(bound_host, bound_port)}")
 
     run_protect(app_ctx, volume, to, protect_site, diverged, address, tracked, options)
+
+
+def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
+    """The volume's read profile, looked up when the copier starts (Kafka may be slow or away)."""
+
+    def lookup() -> BitMap | None:
+        from tidemark.core.volumes import lookup_volume
+        from tidemark.sinks.restore.profile import latest_profile
+
+        try:
+            block_size = lookup_volume(app.clients, app.topics, volume).block_size
+        except Exception as exc:  # noqa: BLE001  (the restore goes on in block order)
+            logging.getLogger(__name__).warning("volume %s: no registry record (%s), no read profile", volume, exc)
+            return None
+        found: BitMap | None = latest_profile(app.clients, app.topics, volume, block_size)
+        return found
+
+    return lookup
 
 
 def _serve(

@@ -46,12 +46,16 @@ def protect(
 
     `site`: the new primary's site (None: the registry's current primary site stays primary)."""
     from tidemark.producers.nbd.server import serve_nbd
+    from tidemark.producers.read_profile import recorded
     from tidemark.producers.tracker import open_tracker
 
     if site is None:
         site = lookup_volume(app.clients, app.topics, volume).primary_site
     generation = bump_generation(app.clients, app.topics, volume, primary_site=site).generation
     seed_tracker(app, volume, diverged)
-    with open_tracker(app, volume, image, site=site) as tracker:
-        serve_nbd(tracker, image, address[0], address[1], ready=ready, options=options)
+    with (
+        open_tracker(app, volume, image, site=site) as tracker,
+        recorded(app.clients, app.topics, volume, tracker.block_size) as profile,
+    ):
+        serve_nbd(tracker, image, address[0], address[1], ready=ready, options=options, profile=profile)
     return generation

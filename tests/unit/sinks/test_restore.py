@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from pyroaring import BitMap
 from tidemark.sinks.restore.activity import ClientActivity
 from tidemark.sinks.restore.copier import CopyOptions
 from tidemark.sinks.restore.exceptions import RestoreError
@@ -111,6 +112,23 @@ def test_nbd_clients_read_the_point_and_write_through_the_restore(make_harness, 
         assert session.done.wait(30) and session.error is None
         assert nbdcopy(thread.url(), tmp_path / "after.raw") == bytes(expected)
     assert destination.read_bytes() == bytes(expected)
+
+
+def test_the_read_profile_is_copied_first(make_harness, tmp_path: Path) -> None:
+    harness = three_points(make_harness)
+    destination = tmp_path / "dest.img"
+    profile = BitMap(range(200, 230)) | BitMap([3])
+    seen: list[BitMap] = []
+    with restoring(
+        harness.root / "state", RestoreRequest("vol", 1, destination), SMALL_RUNS, first=lambda: profile
+    ) as session:
+        session.start(lambda done, total: seen.append(BitMap(session.destination.relocated)))
+        assert session.done.wait(30) and session.error is None
+        staged = session.prestaged_blocks
+    assert destination.read_bytes() == harness.model.points[1]
+    assert 0 < staged <= len(profile)
+    others = next(i for i, relocated in enumerate(seen) if len(relocated - profile) > 0)
+    assert others > 0 and seen[others - 1] == seen[-1] & profile, "a block outside the profile came first"
 
 
 def test_a_destination_of_something_else_is_refused(make_harness, tmp_path: Path) -> None:
