@@ -29,6 +29,7 @@ from tidemark.core.metrics import StageMetrics
 from .activity import ClientActivity
 from .destination import Destination
 from .export import PointReader
+from .plan import widened
 
 RUN_BYTES = 1 << 20
 SYNC_BYTES = 64 << 20
@@ -74,13 +75,16 @@ class Copier:
     def run(self, stop: threading.Event, on_progress: OnProgress | None = None) -> bool:
         """Copy until done (True, everything durable) or until `stop` is set (False)."""
         bs = self.destination.block_size
+        run_blocks = max(1, self.options.run_bytes // bs)
         profile = self._first() if self._first is not None else None
         if profile is not None:
-            self.prestaged = self.pending & profile
-            log.info("copying the %d pending blocks of the read profile first", len(self.prestaged))
+            self.prestaged = self.pending & widened(profile, run_blocks)
+            log.info(
+                "copying the %d pending blocks of the read profile first (%d with their neighbours)",
+                len(self.pending & profile), len(self.prestaged),
+            )  # fmt: skip
         total, done, unsynced = len(self.pending), 0, 0
         rate, started = self.options.max_bytes_per_second, time.monotonic()
-        run_blocks = max(1, self.options.run_bytes // bs)
         rest = self.pending - self.prestaged
         for first, count in chain(runs_limited(self.prestaged, run_blocks), runs_limited(rest, run_blocks)):
             if rate is not None:

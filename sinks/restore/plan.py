@@ -38,6 +38,15 @@ def pending_blocks(point: BitMap, stale: BitMap, relocated: BitMap) -> BitMap:
     return (point | stale) - relocated
 
 
+def widened(blocks: BitMap, unit: int) -> BitMap:
+    """Every block of the `unit`-aligned groups holding one of `blocks`: a scattered read profile
+    becomes a few copy runs of up to `unit` blocks instead of one run per block."""
+    found = BitMap()
+    for group in sorted({block // unit for block in blocks}):
+        found.add_range(group * unit, (group + 1) * unit)
+    return found
+
+
 def partial_blocks(offset: int, length: int, block_size: int) -> list[int]:
     """The blocks `[offset, offset + length)` covers only in part: none, the first, the last, or both."""
     if length <= 0:

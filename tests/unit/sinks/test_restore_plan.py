@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from pyroaring import BitMap
-from tidemark.sinks.restore.plan import partial_blocks, pending_blocks, point_blocks, ranges_to_blocks, spans
+from tidemark.sinks.restore.plan import (
+    partial_blocks,
+    pending_blocks,
+    point_blocks,
+    ranges_to_blocks,
+    spans,
+    widened,
+)
 
 BS = 4096
 
@@ -44,3 +51,10 @@ def test_pending_blocks_add_stale_destination_blocks_and_skip_relocated_ones() -
     point, stale, relocated = BitMap([1, 2, 3, 4]), BitMap([7]), BitMap([2, 7, 9])
     assert pending_blocks(point, stale, relocated) == BitMap([1, 3, 4])
     assert pending_blocks(point, BitMap([8]), relocated) == BitMap([1, 3, 4, 8])
+
+
+@given(st.sets(st.integers(0, 5000)), st.integers(1, 300))
+def test_widened_covers_the_aligned_groups_of_the_blocks(members: set[int], unit: int) -> None:
+    found = widened(BitMap(members), unit)
+    assert BitMap(members) <= found
+    assert set(found) == {b for m in members for b in range(m // unit * unit, (m // unit + 1) * unit)}
