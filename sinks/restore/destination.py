@@ -26,7 +26,7 @@ from pyroaring import BitMap
 from ..storage.block_bitmap import load_bitmap, save_bitmap
 from ..storage.data_ranges import data_ranges
 from ..storage.mirror_file import MirrorFile
-from .plan import Span, ranges_to_blocks, spans
+from .plan import ranges_to_blocks, spans
 from .record import relocated_path, written_path
 
 
@@ -55,11 +55,6 @@ class Destination:
         finally:
             os.close(fd)
         return found - self.relocated
-
-    def spans(self, first: int, last: int) -> list[Span]:
-        """Blocks `first`..`last` in runs that are all relocated or all not (a snapshot)."""
-        with self.lock:
-            return spans(self.relocated, first, last)
 
     def copy_run(self, first: int, data: bytes) -> int:
         """The point's content of blocks `first`.. into every one of them not relocated yet, which

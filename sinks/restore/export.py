@@ -4,16 +4,18 @@ Reads of relocated blocks come from the destination, of the others from the poin
 and trims go to the destination and relocate the blocks they touch. A block covered only in part
 (NBD requests need not be block-aligned) gets the point's content first, under the destination's
 lock, so the bytes the client did not write are the point's. Once the relocation is complete,
-every request goes to the destination alone.
+every request goes to the destination alone, and `finish` waits for the reads still at the point,
+so the point (its pin, its view of the mirror) can be let go.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from .activity import ClientActivity
 from .destination import Destination
-from .plan import partial_blocks
+from .plan import Span, partial_blocks, spans
 
 
 class PointReader(Protocol):
@@ -29,25 +31,44 @@ class RestoreExport:
         self.name = name
         self.size = destination.size
         self.block_size = destination.block_size
-        self.complete = False  # set once every block is relocated (the destination stands alone)
+        self.complete = False  # set by `finish` once every block is relocated
         self._point = point
         self._destination = destination
         self._activity = activity
+        self._point_readers = 0  # reads in progress that read from the point
+        self._point_idle = threading.Condition(destination.lock)
 
     def read(self, offset: int, length: int) -> bytes:
         with self._activity.request():
             image = self._destination.image
-            if self.complete:
-                return image.pread(offset, length)
             bs = self.block_size
             first, last = offset // bs, (offset + length - 1) // bs
-            parts = []
-            for start, count, relocated in self._destination.spans(first, last):
-                source = image.pread if relocated else self._point.read
-                parts.append(source(start * bs, count * bs))
+            with self._point_idle:
+                if self.complete:
+                    found: list[Span] = [(first, last - first + 1, True)]
+                else:
+                    found = spans(self._destination.relocated, first, last)
+                uses_point = not all(relocated for _, _, relocated in found)
+                self._point_readers += uses_point
+            try:
+                parts = []
+                for start, count, relocated in found:
+                    source = image.pread if relocated else self._point.read
+                    parts.append(source(start * bs, count * bs))
+            finally:
+                if uses_point:
+                    with self._point_idle:
+                        self._point_readers -= 1
+                        self._point_idle.notify_all()
             data = b"".join(parts)
             skip = offset - first * bs
             return data[skip : skip + length]
+
+    def finish(self) -> None:
+        """Every block is relocated: serve the destination alone; returns once no read uses the point."""
+        with self._point_idle:
+            self.complete = True
+            self._point_idle.wait_for(lambda: self._point_readers == 0)
 
     def write(self, offset: int, data: bytes) -> None:
         with self._activity.request(), self._destination.lock:

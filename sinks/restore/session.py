@@ -52,18 +52,21 @@ class Restore:
         export: RestoreExport,
         copier: Copier | None,
         view: LivePointView | None,
+        release_point: Callable[[], None] | None = None,
     ) -> None:
+        """`release_point`: lets the point go (view, pin, mirror lock) once the relocation is complete."""
         self.record = record
         self.destination = destination
         self.export = export
         self.view = view
+        self._release_point = release_point
         self._copier = copier
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.done = threading.Event()  # set once the relocation is complete and recorded
         self.error: BaseException | None = None
         if record.complete:
-            export.complete = True
+            export.finish()
             self.done.set()
 
     @property
@@ -107,11 +110,14 @@ class Restore:
         return self.view.undo.changed_since(self.view.rp_id) | written
 
     def _complete(self) -> None:
-        """After the copier's last sync: the record says complete (durably), then requests bypass the point."""
+        """After the copier's last sync: the record says complete (durably), requests bypass the
+        point, and the point is let go (unless kept for `diverged_blocks`)."""
         self.record = self.record.completed()
         save_record(self.destination.path, self.record)
-        with self.destination.lock:
-            self.export.complete = True
+        self.export.finish()
+        if self._release_point is not None:
+            self.view = None
+            self._release_point()
         self.done.set()
 
     def stop(self) -> None:
@@ -137,13 +143,14 @@ def restoring(
     layout = MirrorLayout.of(state_dir, request.site, request.volume)
     activity = activity or ClientActivity()
     with ExitStack() as stack:
+        point = stack.enter_context(ExitStack())  # closed early once the relocation is complete
         destination_path = request.destination.absolute()
         view: LivePointView | None = None
         record = None if need_point else _found_complete(destination_path, request)
         if record is None:
-            stack.enter_context(reading(layout))
-            stack.enter_context(pinned(layout.root, request.rp, "restore"))  # before the view checks the point
-            view = stack.enter_context(closing(LivePointView(layout, request.rp)))
+            point.enter_context(reading(layout))
+            point.enter_context(pinned(layout.root, request.rp, "restore"))  # before the view checks the point
+            view = point.enter_context(closing(LivePointView(layout, request.rp)))
             wanted = RestoreRecord(request.volume, request.rp, request.site, view.volume_size, view.block_size)
             record = claim(destination_path, wanted)
         destination = stack.enter_context(closing(Destination(destination_path, record.size, record.block_size)))
@@ -154,7 +161,7 @@ def restoring(
             metrics.restore_remaining(len(pending) * record.block_size)
             copier = Copier(view, destination, pending, activity, options, metrics, first)
         export = RestoreExport(request.volume, view or _NoPoint(), destination, activity)
-        restore = Restore(record, destination, export, copier, view)
+        restore = Restore(record, destination, export, copier, view, None if need_point else point.close)
         try:
             yield restore
         finally:

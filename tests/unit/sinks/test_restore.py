@@ -16,6 +16,7 @@ from tidemark.sinks.restore.exceptions import RestoreError
 from tidemark.sinks.restore.plan import widened
 from tidemark.sinks.restore.record import load_record, relocated_path
 from tidemark.sinks.restore.session import RestoreRequest, restoring
+from tidemark.sinks.storage.pins import live_pins
 
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
@@ -34,7 +35,12 @@ def relocate(state: Path, request: RestoreRequest, options: CopyOptions = SMALL_
 def test_a_point_is_relocated_into_a_sparse_destination(make_harness, tmp_path: Path) -> None:
     harness = three_points(make_harness)
     destination = tmp_path / "dest.img"
-    relocate(harness.root / "state", RestoreRequest("vol", 2, destination))
+    with restoring(harness.root / "state", RestoreRequest("vol", 2, destination), SMALL_RUNS) as session:
+        assert [pin.rp_id for pin in live_pins(harness.layout.root)] == [2]
+        session.start()
+        assert session.done.wait(30) and session.error is None
+        assert live_pins(harness.layout.root) == [], "the point is still pinned after the relocation"
+        assert session.export.read(0, SIZE) == harness.model.points[2]
     assert destination.read_bytes() == harness.model.points[2]
     record = load_record(destination)
     assert record is not None and record.complete
