@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import analytics_keepup, cost, end_to_end, fio_path, folding, ingest, nbd_path, report, scan, seed
+from . import analytics_keepup, cost, end_to_end, fio_path, folding, ingest, nbd_path, report, restore, scan, seed
 from .env import BenchEnv
 from .results import HEADERS, Failure, Figure, failure_row, row
 
@@ -31,6 +31,7 @@ RUNNERS: dict[str, tuple[str, Runner]] = {
     "8": ("fio through the NBD tracker", fio_path.run),
     "9": ("seeding a disk", seed.run),
     "10": ("analytics keeps up", analytics_keepup.run),
+    "11": ("instant restore", restore.run),
 }
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = ["3" if n == "7" else n for n in wanted]
     unknown = [n for n in wanted if n not in RUNNERS]
     if unknown:
-        console.print(f"unknown figure(s) {', '.join(unknown)}: choose from 1-10")
+        console.print(f"unknown figure(s) {', '.join(unknown)}: choose from 1-11")
         return 2
     profiled = set(args.profile.split(",")) - {""}
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -25,6 +25,7 @@ from tidemark.core.blocks import Extent, align_out, is_aligned
 from tidemark.core.nbd.concurrency import RangeLock
 from tidemark.core.nbd.export import DEFAULT_IO_THREADS
 
+from ..read_profile import ReadProfile
 from .image import RawImage
 
 T = TypeVar("T")
@@ -35,8 +36,17 @@ INLINE_MAX_BYTES = 64 * 1024
 class TrackingExport:
     """Implements `tidemark.core.nbd.export.Export` for one image and one tracker."""
 
-    def __init__(self, tracker: WriteTracker, image: RawImage, *, io_threads: int = DEFAULT_IO_THREADS) -> None:
+    def __init__(
+        self,
+        tracker: WriteTracker,
+        image: RawImage,
+        *,
+        io_threads: int = DEFAULT_IO_THREADS,
+        profile: ReadProfile | None = None,
+    ) -> None:
+        """`profile`: records the first blocks read after each client connects (read_profile.py)."""
         self._tracker = tracker
+        self._profile = profile
         self._fence = tracker if isinstance(tracker, Fenceable) else None
         self._image = image
         self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="nbd-io")
@@ -60,12 +70,22 @@ class TrackingExport:
         """True once the tracker is fenced: the server then answers writes, trims and zeroes with EPERM."""
         return self._fence is not None and self._fence.fenced is not None
 
+    def client_connected(self) -> None:
+        if self._profile is not None:
+            self._profile.connected()
+
     async def read(self, offset: int, length: int) -> bytes:
+        if self._profile is not None:
+            self._profile.record(offset, length)
         return await self._run(self._image.read, offset, length)
 
     def try_read(self, offset: int, length: int) -> bytes | None:
         """Small reads from the page cache on the event loop (the core's inline fast path)."""
-        return self._image.read(offset, length) if length <= INLINE_MAX_BYTES else None
+        if length > INLINE_MAX_BYTES:
+            return None
+        if self._profile is not None:
+            self._profile.record(offset, length)
+        return self._image.read(offset, length)
 
     def try_write(self, offset: int, data: bytes, fua: bool) -> bool:
         """The whole write on the event loop, with no task and no await, when that is safe.

@@ -15,6 +15,7 @@ from tidemark.core.nbd.server import ReadyCallback, run_export, serve_export
 from tidemark.producers.exceptions import TrackerError
 from tidemark.producers.tracker_api import WriteTracker
 
+from ..read_profile import ReadProfile
 from .commands import TrackingExport
 from .image import RawImage
 
@@ -38,9 +39,10 @@ async def run_nbd(
     stop: asyncio.Event,
     ready: ReadyCallback | None = None,
     options: ServerOptions | None = None,
+    profile: ReadProfile | None = None,
 ) -> None:
     """Serve until `stop` is set, then shut down cleanly (image synced, tracker flushed)."""
-    export = TrackingExport(tracker, open_image(tracker, image_path))
+    export = TrackingExport(tracker, open_image(tracker, image_path), profile=profile)
     await run_export(export, host, port, stop=stop, ready=ready, options=options)
 
 
@@ -52,7 +54,10 @@ def serve_nbd(
     *,
     ready: ReadyCallback | None = None,
     options: ServerOptions | None = None,
+    profile: ReadProfile | None = None,
 ) -> None:
-    """Serve the image over NBD until SIGINT or SIGTERM (call from the main thread); `host` may be unix:PATH."""
-    export = TrackingExport(tracker, open_image(tracker, image_path))
+    """Serve the image over NBD until SIGINT or SIGTERM (call from the main thread); `host` may be unix:PATH.
+
+    `profile`: the read profile to record (published by its owner; closed by the caller after)."""
+    export = TrackingExport(tracker, open_image(tracker, image_path), profile=profile)
     serve_export(export, host, port, ready=ready, options=options)

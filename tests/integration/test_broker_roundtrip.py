@@ -126,7 +126,7 @@ def test_topics_create_via_the_cli_is_idempotent_and_configures_topics(
     first = cli("topics", "create", env=env)
     names = [f"{prefix}.{t}" for t in ("volumes", "writes", "changesets", "recovery-points",
                                         "mirror-status", "metrics", "dead-letters", "alerts",
-                                        "tracker-checkpoints")]  # fmt: skip
+                                        "tracker-checkpoints", "read-profiles")]  # fmt: skip
     for name in names:
         assert f"created  {name}" in first.stdout
     second = cli("topics", "create", env=env)
@@ -138,6 +138,7 @@ def test_topics_create_via_the_cli_is_idempotent_and_configures_topics(
 
     configs = _topic_configs(tm, names)
     assert configs[f"{prefix}.volumes"]["cleanup.policy"] == "compact"
+    assert configs[f"{prefix}.read-profiles"]["cleanup.policy"] == "compact"
     assert configs[f"{prefix}.writes"]["cleanup.policy"] == "delete"
     assert configs[f"{prefix}.writes"]["retention.ms"] == "3600000"
     for name in names:

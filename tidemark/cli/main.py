@@ -68,6 +68,9 @@ def _register() -> None:
     from . import analytics_cmd
 
     app.add_typer(analytics_cmd.app)  # `tidemark analytics`
+    from . import restore_cmd
+
+    app.add_typer(restore_cmd.app)  # `tidemark restore`
 
 
 _register()

@@ -90,11 +90,20 @@ def nbd(
     max_connections: MaxConnectionsOption = None,
     idle_timeout: IdleTimeoutOption = None,
     metrics_port: MetricsPort = None,
+    read_profile_blocks: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="record the first blocks read after each client connects, up to this many, for `tidemark "
+            "restore` to copy first (0: none) [default 16384]",
+        ),
+    ] = None,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
     from tidemark.core.metrics import serve_metrics
     from tidemark.core.settings import MIB
     from tidemark.producers.nbd.server import serve_nbd
+    from tidemark.producers.read_profile import recorded
     from tidemark.producers.tracker import open_tracker
 
     host, port = listen_address(listen)
@@ -107,10 +116,14 @@ def nbd(
         console.print(f"tracking volume {volume!r}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
 
     unshipped_max_bytes = unshipped_max_mib * MIB if unshipped_max_mib else None
-    with open_tracker(
-        app_context(ctx), volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes, site
-    ) as tracker:
-        serve_nbd(tracker, image, host, port, ready=ready, options=options)
+    app = app_context(ctx)
+    with (
+        open_tracker(
+            app, volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes, site
+        ) as tracker,
+        recorded(app.clients, app.topics, volume, tracker.block_size, read_profile_blocks) as profile,
+    ):
+        serve_nbd(tracker, image, host, port, ready=ready, options=options, profile=profile)
 
 
 from .track_scan_cmd import scan

@@ -1,6 +1,6 @@
 """Prometheus metrics of every stage, defined once here; stages count, `--metrics-port` serves.
 
-Every metric has the labels `component` (tracker, scan, processor, mirror) and `volume`. The
+Every metric has the labels `component` (tracker, scan, processor, mirror, restore) and `volume`. The
 counters are process-local: a restarted stage starts again from zero, which Prometheus' `rate()`
 handles. The processor counts what it emits inside a Kafka transaction; a failed transaction
 stops the worker, so a count never outlives the events it counts.
@@ -34,6 +34,9 @@ AT_RISK_BYTES = Gauge(
     "tidemark_at_risk_bytes", "Tracker: bytes acknowledged but not yet on Kafka (unshipped events and dirty blocks)", LABELS
 )
 AT_RISK_AGE = Gauge("tidemark_at_risk_age_seconds", "Tracker: age of the oldest write not yet on Kafka (RPO at risk)", LABELS)
+RESTORE_REMAINING = Gauge(
+    "tidemark_restore_remaining_bytes", "Restore: bytes of the point still to relocate into the destination", LABELS
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class StageMetrics:
     def __post_init__(self) -> None:
         for metric in (
             EVENTS, BYTES, RPO_LAG, RECOVERY_POINTS, THROTTLED, DEAD_LETTERS, RESYNC_REQUESTS, AT_RISK_BYTES, AT_RISK_AGE,
+            RESTORE_REMAINING,
         ):
             metric.labels(self.component, self.volume)
 
@@ -77,6 +81,9 @@ class StageMetrics:
         """The unshipped window of a tracker, as gauges (set, not counted)."""
         AT_RISK_BYTES.labels(self.component, self.volume).set(nbytes)
         AT_RISK_AGE.labels(self.component, self.volume).set(oldest_age)
+
+    def restore_remaining(self, nbytes: int) -> None:
+        RESTORE_REMAINING.labels(self.component, self.volume).set(nbytes)
 
 
 @lru_cache(maxsize=4096)

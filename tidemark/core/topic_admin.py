@@ -80,6 +80,7 @@ def topic_specs(topics: Topics, settings: Settings, replication: Replication) ->
     special: dict[str, tuple[int, dict[str, str]]] = {
         topics.volumes: (1, {"cleanup.policy": "compact"}),
         topics.tracker_checkpoints: (1, {"cleanup.policy": "compact"}),
+        topics.read_profiles: (1, {"cleanup.policy": "compact"}),
         topics.mirror_status: (1, {}),
         topics.writes: (settings.partitions, writes),
     }

@@ -46,6 +46,11 @@ class Topics:
         """Trackers' own state (the last seq per volume), compacted; not an event between stages."""
         return f"{self.prefix}.tracker-checkpoints"
 
+    @property
+    def read_profiles(self) -> str:
+        """The first blocks read after a client connects, per volume (compacted): a restore copies them first."""
+        return f"{self.prefix}.read-profiles"
+
     def all(self) -> list[str]:
         return [
             self.volumes,
@@ -57,4 +62,5 @@ class Topics:
             self.dead_letters,
             self.alerts,
             self.tracker_checkpoints,
+            self.read_profiles,
         ]

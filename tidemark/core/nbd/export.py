@@ -13,6 +13,8 @@ serves every command):
 - `CacheExport.cache`: NBD_CMD_CACHE (prefetch). Without it CACHE succeeds and does nothing.
 - `FastZeroExport.zero_fast`: NBD_CMD_WRITE_ZEROES with NBD_CMD_FLAG_FAST_ZERO. Without it such a
   request fails at once with ENOTSUP (the client then writes zeros itself, or skips them).
+- `ConnectExport.client_connected`: told of every client the server accepts (on the event loop,
+  so it must not block); the NBD tracker starts a new read profile there.
 - `InlineExport.try_read` / `try_write`: a synchronous fast path run on the event loop thread,
   with no task and no thread hop. It must be cheap and must never block for long (page-cache
   I/O of a few pages, no fsync, no waiting on locks or Kafka). It returns None / False when it
@@ -88,6 +90,11 @@ class FastZeroExport(Protocol):
     async def zero_fast(self, offset: int, length: int, fua: bool, may_punch: bool) -> bool:
         """Zero the range only if that needs no writing of zeros; False: nothing done (ENOTSUP)."""
         ...
+
+
+@runtime_checkable
+class ConnectExport(Protocol):
+    def client_connected(self) -> None: ...
 
 
 @runtime_checkable

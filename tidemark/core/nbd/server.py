@@ -21,7 +21,7 @@ from . import protocol as p
 from .buffers import PayloadPool
 from .connection import Connection
 from .dispatch import Dispatcher
-from .export import Export
+from .export import ConnectExport, Export
 from .handshake import ExportInfo
 from .limits import ServerOptions, SharedBudget
 
@@ -70,6 +70,7 @@ class NbdServer:
         self._pool = PayloadPool()
         self._connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
+        self._on_connect = export.client_connected if isinstance(export, ConnectExport) else None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Start listening; the bound address (port 0 picks a free port; ("unix:PATH", 0) for a socket file)."""
@@ -101,6 +102,8 @@ class NbdServer:
             return _Refused()
         connection = Connection(self._info, self._dispatcher, self._options, self._shared, self._tls, self._pool)
         self._connections.add(connection)
+        if self._on_connect is not None:
+            self._on_connect()
         connection.closed.add_done_callback(lambda _: self._connections.discard(connection))
         return connection
 
