@@ -7,9 +7,9 @@ gap or a reuse.
 
 What makes this a test of the mechanism: a scan of the partition costs per message, so it is the
 neighbour's event count, not its bytes, that the scan-back code paid for (200 MiB of 512-byte
-writes, 409,600 events, took it 3.8 s: under the bound). Two million events take that code
-12-20 s on a shared CI machine, while the checkpoint path reads one message of the checkpoint
-topic and one of the writes topic whatever the neighbour wrote. This file imports only what the
+writes, 409,600 events, took it 3.8 s: under the bound). Next to two million events it took
+24 s on a loaded machine, and the checkpoint path 1.6 s: that path reads the checkpoint topic and
+the one message its settled checkpoint names, whatever the neighbour wrote. This file imports only what the
 tracker had before the checkpoints, so the same test runs on that code (and fails there); the
 checkpoints themselves are tested in `test_seq_checkpoint_kafka.py`.
 """
