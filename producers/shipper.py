@@ -52,7 +52,7 @@ from .seq_checkpoint import (
     ensure_checkpoint_topic,
     read_checkpoint,
 )
-from .seq_tail import SCAN_CONSUMER_CONFIG, last_seq, last_seq_from
+from .seq_tail import POINT_CONSUMER_CONFIG, SCAN_CONSUMER_CONFIG, last_seq, last_seq_from
 from .ship_window import Mode, ShipWindow
 from .tracker_state import TrackerState
 
@@ -484,29 +484,39 @@ class Shipper:
         log.info("volume %s: epoch %d, next seq %d", self.volume.name, self._epoch, self._next_seq)
 
     def _find_tail(self) -> int:
-        """The volume's last seq on the writes partition: forward from its checkpoint when there
-        is a usable one, else backwards from the end."""
+        """The volume's last seq on the writes partition: the seq of a settled checkpoint (one
+        message read, with small fetches), else forward from an unsettled checkpoint, else
+        backwards from the end (both with the scan's big fetches)."""
         writes, name = self.topics.writes, self.volume.name
         try:
             self._checkpoint_topic = ensure_checkpoint_topic(self.clients, self.topics)
         except KafkaError as exc:
             log.warning("volume %s: no seq checkpoints (%s); reconnects read the partition backwards", name, exc)
             self._checkpoint_topic = None
-        consumer = self.clients.consumer(f"tidemark-tracker-tail-{name}", **SCAN_CONSUMER_CONFIG)
-        try:
-            topic = self._checkpoint_topic
-            checkpoint = None if topic is None else read_checkpoint(consumer, topic, name, self._partition)
-            tail = None
-            if checkpoint is not None:
-                tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
-            if checkpoint is not None and tail is not None:
-                self._checkpoints.delivered(checkpoint.offset, checkpoint.seq)
-            if tail is None:
-                log.info("volume %s: no usable checkpoint; reading %s[%d] backwards for the last seq", name, writes, self._partition)
-                tail = last_seq(consumer, writes, self._partition, name, TAIL_TIMEOUT_SECONDS)
-            return tail
-        finally:
-            consumer.close()
+        group = f"tidemark-tracker-tail-{name}"
+        topic, checkpoint, tail = self._checkpoint_topic, None, None
+        if topic is not None:
+            consumer = self.clients.consumer(group, **POINT_CONSUMER_CONFIG)
+            try:
+                checkpoint = read_checkpoint(consumer, topic, name, self._partition)
+                if checkpoint is not None and checkpoint.settled:
+                    tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
+            finally:
+                consumer.close()
+        if tail is None:
+            consumer = self.clients.consumer(group, **SCAN_CONSUMER_CONFIG)
+            try:
+                if checkpoint is not None and not checkpoint.settled:
+                    tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
+                if tail is None:
+                    log.info("volume %s: no usable checkpoint; reading %s[%d] backwards for the last seq",
+                             name, writes, self._partition)  # fmt: skip
+                    return last_seq(consumer, writes, self._partition, name, TAIL_TIMEOUT_SECONDS)
+            finally:
+                consumer.close()
+        assert checkpoint is not None
+        self._checkpoints.delivered(checkpoint.offset, checkpoint.seq)
+        return tail
 
     def _publish_settled(self) -> bool:
         """Ship thread (or stop), idle: a settled checkpoint if every produced BlockWrite is confirmed

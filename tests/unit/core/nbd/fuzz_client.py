@@ -158,15 +158,25 @@ def go_with_name(port: int, name: bytes, info_types: list[int], declared_name_le
 
 
 def request(
-    port: int, export: str, magic: int, flags: int, kind: int, handle: int, offset: int, length: int, payload: bytes
+    port: int,
+    export: str,
+    magic: int,
+    flags: int,
+    kind: int,
+    handle: int,
+    offset: int,
+    length: int,
+    payload: bytes,
+    wait: float = ANSWER_WAIT_S,
 ) -> Seen:
-    """One request in transmission; `payload` may be shorter than `length` (the client then leaves)."""
+    """One request in transmission; `payload` may be shorter than `length` (the client then leaves
+    after `wait` seconds of silence)."""
     sock = open_export(port, export)
     try:
         header = p.REQUEST.pack(magic, flags, kind, handle, offset, length)
         sent = _send(sock, header + payload)
         reads = {handle: length} if kind == p.CMD_READ else {}
-        answer, closed = _drain(sock, _reply_answered(reads.get(handle, 0)))
+        answer, closed = _drain(sock, _reply_answered(reads.get(handle, 0)), wait)
         replies = _parse_simple_replies(answer, reads) if magic == p.REQUEST_MAGIC else []
         return Seen(replies, [], closed or not sent)
     finally:

@@ -3,8 +3,11 @@ server-wide byte budget, the shutdown grace against clients that never read, uni
 
 from __future__ import annotations
 
+import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,6 +115,51 @@ def test_shared_budget_calls_back_the_connections_it_turned_away() -> None:
                                                 ("0.0.0.0", False), ("192.168.1.4", False), ("host.example", False)])  # fmt: skip
 def test_loopback_detection_for_the_tls_warning(host: str, loopback: bool) -> None:
     assert _is_loopback(host) == loopback
+
+
+def test_listening_beyond_loopback_without_tls_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="tidemark.core.nbd.server"):
+        with serve():
+            pass
+        assert not [r for r in caplog.records if "beyond loopback" in r.getMessage()]
+        with ExportThread(ThreadedExport(MemoryExport("mem", read_only=False)), host="0.0.0.0"):
+            pass
+    warnings = [r.getMessage() for r in caplog.records if "beyond loopback without TLS" in r.getMessage()]
+    assert len(warnings) == 1 and "'mem'" in warnings[0], caplog.text
+
+
+SERVE_IN_A_PROCESS = """
+from tests.unit.core.nbd.test_core_server import MemoryExport
+from tidemark.core.nbd.export import ThreadedExport
+from tidemark.core.nbd.server import serve_export
+serve_export(ThreadedExport(MemoryExport("mem", read_only=False)), "127.0.0.1", 0,
+             ready=lambda host, port: print(port, flush=True))
+"""
+
+
+def test_sigterm_ends_a_serving_process_within_5s_while_a_client_reads_no_replies() -> None:
+    root = Path(__file__).resolve().parents[4]
+    child = subprocess.Popen([sys.executable, "-c", SERVE_IN_A_PROCESS], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        stubborn = open_export(port, "mem")
+        stubborn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        for handle in range(64):  # 64 MiB of replies nobody reads
+            send_request(stubborn, p.CMD_READ, handle, 0, SIZE)
+        time.sleep(0.5)
+        started = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        child.wait(30)
+        took = time.monotonic() - started
+        assert took < 5, f"the server took {took:.1f} s to end after SIGTERM"
+        stubborn.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 @pytest.mark.nbd
