@@ -10,6 +10,7 @@ generation, so the older sets that precede the newer ones in the stream apply ag
 from __future__ import annotations
 
 import pytest
+
 from tidemark.sinks.exceptions import FencedChangeSetError
 from tidemark.sinks.storage.progress import REPLICATING
 
