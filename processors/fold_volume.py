@@ -135,7 +135,11 @@ class VolumeFolder:
 
     # -- sealing -------------------------------------------------------------------------------
     def seal(self, state: VolumeState, now: float, reason: str, rp_id: int | None = None) -> int:
-        """Emit the open sub-interval as one change set; return its bytes (0 if empty)."""
+        """Emit the open sub-interval as one change set; return its bytes (0 if empty).
+
+        The seal carries the volume's generation as the log has shown it so far: every write of the
+        set is of that generation (`_adopt_generation` seals before a newer one takes over).
+        """
         open_ = state.open or OpenSubInterval(started_at=now, first_seq=state.last_seq + 1, last_seq=state.last_seq)
         changeset = state.next_changeset
         sealer = ExtentSealer(state.block_size, self.options.extent_bytes)
@@ -179,6 +183,7 @@ class VolumeFolder:
                 "sealed_at": int(now * 1000),
                 "reason": reason,
                 "rp_id": rp_id,
+                "generation": state.generation,
             },
         )
         runs = (Batch.run(first, sealer.digests[first]) for first in sorted(sealer.digests))

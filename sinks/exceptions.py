@@ -62,6 +62,11 @@ class VerifyMismatchError(SinkError):
     exit_code = 3
 
 
+class FencedChangeSetError(InvalidChangeSetError):
+    """A change set of an older primary generation than one the mirror already applied: a failover
+    fenced its writer. It goes to dead letters, unapplied; the mirror goes on with the next set."""
+
+
 class ChangeSetGapError(InvalidChangeSetError):
     """A gap in the stream (change sets gone, or a ResyncRequest): the mirror stops there, resync needed."""
 

@@ -183,11 +183,13 @@ class Mirror:
         state.partition = partition
         state.next_offset = next_offset
         state.state, state.message = REPLICATING, None
+        state.generation = max(state.generation, changeset.generation)
         if changeset.rp_id is not None:
             state.rp_id = changeset.rp_id
             state.points.append(
                 PointRecord(
-                    changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at
+                    changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at,
+                    changeset.generation,
                 )
             )
         progress_file.save(self.layout.progress, state)
@@ -283,7 +285,7 @@ class Mirror:
         self.image.fsync()
         state.changeset_id, state.seq_last = point.changeset_id, point.seq_last
         state.sealed_at, state.next_offset = point.sealed_at, point.next_offset
-        state.rp_id = rp_id
+        state.rp_id, state.generation = rp_id, point.generation
         state.points = [p for p in state.points if p.rp_id <= rp_id]
         state.message = f"reverted to recovery point {rp_id}"
         state.reverting_to, state.drop_undo_from = None, rp_id

@@ -11,6 +11,12 @@ means the sets between are gone; a ResyncRequest means the journal lost writes (
 its last applied set and ChangeSetGapError is raised: nothing past the gap is applied, no later
 recovery point is offered, until `tidemark resync` repairs the mirror (it records the offset below
 which ResyncRequests were repaired, `resynced_below`).
+
+One primary: a set sealed under an older primary generation than the mirror's (`Progress.generation`:
+that of the last set it applied, or the one a failover, failback or rejoin set) was written by a
+fenced primary. It is refused with FencedChangeSetError (the caller dead-letters it), unapplied and
+unrecorded, and the mirror goes on: a set of the current generation with the same id is applied,
+and if none comes, the next one's id shows the gap.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .apply.changeset_buffer import ChangeSetBuffer
-from .exceptions import ChangeSetGapError, InvalidChangeSetError
+from .exceptions import ChangeSetGapError, FencedChangeSetError, InvalidChangeSetError
 from .mirror import Mirror
 from .storage.progress import ERROR, RESYNC_NEEDED
 
@@ -67,6 +73,7 @@ class StreamApplier:
             return None
         if self.mirror.progress.state == RESYNC_NEEDED:
             raise ChangeSetGapError(f"change set {cs_id} not applied: {self.mirror.progress.message}")
+        self._require_current_generation(record)
         if self.blocked_at is not None and cs_id != self.blocked_at:
             return None
         if cs_id != self.applied + 1:
@@ -82,6 +89,19 @@ class StreamApplier:
         self.buffer.reset()
         self.blocked_at = None
         return Applied(cs_id, sealed.rp_id, written, sealed.sealed_at)
+
+    def _require_current_generation(self, record: dict[str, Any]) -> None:
+        generation, current = record.get("generation", 0), self.mirror.progress.generation
+        if generation >= current:
+            return
+        self.buffer.reset()
+        raise FencedChangeSetError(
+            f"change set {record['changeset_id']} of volume {self.volume!r} was sealed under primary "
+            f"generation {generation}, but the mirror already follows generation {current}: a failover "
+            f"fenced its writer, so it is not applied (the mirror stays at change set {self.applied}). "
+            "Stop whatever still writes as the old primary; if sets of the current generation stop "
+            "coming, the mirror reports the gap"
+        )
 
     def _gap(self, cs_id: int) -> None:
         """The sets between are gone (retention deleted them while the mirror was away): applying

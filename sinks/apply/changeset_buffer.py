@@ -41,6 +41,8 @@ class SealedChangeSet:
     sealed_at: int
     extents: list[ExtentOp]
     spool: IO[bytes]
+    generation: int = 0
+    """the primary generation the processor sealed it under (0 from processors before the field)"""
 
     def data(self, extent: ExtentOp) -> bytes:
         self.spool.seek(extent.spool_pos)
@@ -115,6 +117,7 @@ class ChangeSetBuffer:
             sealed_at=record["sealed_at"],
             extents=list(extents),
             spool=spool,
+            generation=record.get("generation", 0),
         )
 
     def reset(self) -> None:

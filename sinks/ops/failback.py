@@ -6,7 +6,9 @@ common point (the failover point):
 - the old primary's side: the blocks the failover reverted (changed on the old primary after the
   failover point) and the blocks of change sets the old primary emitted after the failover point
   (`primary_changed`, read from Kafka by the caller);
-- the promoted mirror's side: the blocks written through `tidemark mount` (promoted-writes).
+- the promoted mirror's side: the blocks written through `tidemark mount` (promoted-writes) and,
+  after `failover --reverse`, the blocks of the change sets its tracker emitted under the
+  failover's generation (`promoted_changed`, read from Kafka by the caller).
 `full` compares every block instead, for writes that reached neither (the promoted mirror written
 outside `tidemark mount`, or the old primary written with its tracker stopped).
 
@@ -86,6 +88,7 @@ def failback(
     primary: Path,
     *,
     primary_changed: BitMap | None = None,
+    promoted_changed: BitMap | None = None,
     resume: StreamPosition | None = None,
     full: bool = False,
     discard: str | None = None,
@@ -107,7 +110,7 @@ def failback(
             )
         bs, size = state.block_size, state.volume_size
         primary_side = load_bitmap(layout.failover_reverted) | (primary_changed or BitMap())
-        mirror_side = load_bitmap(layout.promoted_writes)
+        mirror_side = load_bitmap(layout.promoted_writes) | (promoted_changed or BitMap())
         conflicts = 0 if full else len(primary_side & mirror_side)
         where = f"volume {volume!r} (mirror {state.mirror_path} at site {site!r}, old primary {primary})"
         if full and discard is None:

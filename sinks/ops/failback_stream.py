@@ -1,13 +1,19 @@
-"""What the old primary emitted after the failover point, read from the change-set topic.
+"""What each side emitted after the failover point, read from the change-set topic.
 
 Every ChangeSetSealed of the volume with an id above the failover point's change set carries the
-bitmap of blocks it changed: those blocks changed on the old primary after the failover point.
-The last of them is where the applier resumes after failback. Only the partitions that can hold
-the volume's key are read, to their end, and only seals are decoded (Extent bodies are skipped
-after peeking their record type): memory is one roaring bitmap.
+bitmap of blocks it changed and the primary generation it was sealed under:
+- an older generation than the failover's: the old primary changed those blocks after the point
+  (its last sets before the fence);
+- the failover's generation or a newer one: the promoted copy's tracker changed them
+  (`failover --reverse` serves it under the new generation).
+The last seal is where the applier resumes after failback. Only the partitions that can hold the
+volume's key are read, to their end, and only seals are decoded (Extent bodies are skipped after
+peeking their record type): memory is two roaring bitmaps.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING
 from pyroaring import BitMap
@@ -24,14 +30,29 @@ from .failback import StreamPosition
 SEAL = "ChangeSetSealed"
 
 
+@dataclass
+class StreamChanges:
+    """The blocks of the seals after a change set, split at a failover's generation."""
+
+    before: BitMap = field(default_factory=BitMap)
+    """sealed under an older generation: changed on the old primary"""
+    since: BitMap = field(default_factory=BitMap)
+    """sealed under the failover's generation or a newer one: changed on the promoted copy"""
+    last: StreamPosition | None = None
+    """right after the last seal: where the applier resumes"""
+
+    @property
+    def blocks(self) -> BitMap:
+        return self.before | self.since
+
+
 def changed_after(
-    clients: KafkaClients, topics: Topics, volume: str, after_changeset: int
-) -> tuple[BitMap, StreamPosition | None]:
-    """Union of the seal bitmaps after `after_changeset`, and the position after the last seal."""
+    clients: KafkaClients, topics: Topics, volume: str, after_changeset: int, generation: int = 0
+) -> StreamChanges:
+    """The seal bitmaps after `after_changeset`, split at `generation`, and the position after the last."""
     codec = default_codec()
     key = volume.encode()
-    changed = BitMap()
-    last: StreamPosition | None = None
+    changes = StreamChanges()
     consumer = reader_consumer(clients)
     try:
         partitions = key_partitions(volume, len(partitions_of(consumer, topics.changesets)))
@@ -47,12 +68,14 @@ def changed_after(
                 continue
             if record["volume"] != volume or record["changeset_id"] <= after_changeset:
                 continue
-            changed |= BitMap.deserialize(record["bitmap"])
+            side = changes.since if record["generation"] >= generation else changes.before
+            side |= BitMap.deserialize(record["bitmap"])
+            last = changes.last
             if last is None or record["changeset_id"] >= last.changeset_id:
                 partition, offset = position(msg)
-                last = StreamPosition(
+                changes.last = StreamPosition(
                     partition, offset + 1, record["changeset_id"], record["seq_last"], record["sealed_at"]
                 )
     finally:
         consumer.close()
-    return changed, last
+    return changes

@@ -34,6 +34,7 @@ class PointRecord:
     seq_last: int
     next_offset: int  # Kafka offset right after the ChangeSetSealed that completed the point
     sealed_at: int  # milliseconds since the Unix epoch
+    generation: int = 0  # the primary generation of that change set
 
 
 @dataclass
@@ -59,7 +60,9 @@ class Progress:
     failover_rp: int | None = None  # set while promoted: the point the mirror was failed over at
     failover_at: int | None = None  # milliseconds since the Unix epoch
     generation: int = 0
-    """the volume's primary generation at this mirror's last failover or failback"""
+    """the newest primary generation at this mirror's place in the stream: that of the last change
+    set it applied (a revert goes back to its point's), or the one its last failover, failback or
+    rejoin set. The applier refuses a change set of an older generation (stream_applier.py)."""
 
     def point(self, rp_id: int) -> PointRecord | None:
         return next((p for p in self.points if p.rp_id == rp_id), None)

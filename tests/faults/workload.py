@@ -79,6 +79,16 @@ class AckModel:
         self.acknowledged = 0
         self.unacknowledged = 0
 
+    @classmethod
+    def of_image(cls, image: bytes, block_size: int) -> AckModel:
+        """A model whose every block is acknowledged as `image` holds it (each block one byte over)."""
+        model = cls(len(image), block_size)
+        for block, facts in enumerate(model.blocks):
+            chunk = image[block * block_size : (block + 1) * block_size]
+            assert chunk.count(chunk[0]) == block_size, f"block {block} is not filled with one byte"
+            facts.acknowledged = chunk[0]
+        return model
+
     def acknowledge(self, command: WriteCommand) -> None:
         self.acknowledged += 1
         for block in command.blocks(self.block_size):

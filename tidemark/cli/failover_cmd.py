@@ -168,16 +168,16 @@ def failback(
     from tidemark.core.volumes import bump_generation
     from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.ops.failback import failback as run_failback
-    from tidemark.sinks.ops.failback_stream import changed_after
+    from tidemark.sinks.ops.failback_stream import StreamChanges, changed_after
     from tidemark.sinks.storage import progress as progress_file
 
     app_ctx = app_context(ctx)
     out = Console(soft_wrap=True, highlight=False)
     layout = MirrorLayout.of(app_ctx.settings.state_dir, site, volume)
     state = progress_file.load(layout.progress)
-    primary_changed, resume = None, None
+    changes = StreamChanges()
     if stream and state is not None and state.failover_rp is not None:
-        primary_changed, resume = changed_after(app_ctx.clients, app_ctx.topics, volume, state.changeset_id)
+        changes = changed_after(app_ctx.clients, app_ctx.topics, volume, state.changeset_id, state.generation)
     elif not stream:
         out.print("note: --no-stream: blocks the old primary changed after the failover point are not known "
                   "beyond what the mirror had applied; use --full if it kept running")  # fmt: skip
@@ -189,7 +189,8 @@ def failback(
         task = bar.add_task("compare", total=None)
         report = run_failback(
             app_ctx.settings.state_dir, site, volume, mirror, primary,
-            primary_changed=primary_changed, resume=resume, full=full, discard=discard, fence=fence,
+            primary_changed=changes.before, promoted_changed=changes.since, resume=changes.last, full=full,
+            discard=discard, fence=fence,
             on_block=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     after = progress_file.load(layout.progress)
@@ -224,11 +225,11 @@ def rejoin(
     out = Console(soft_wrap=True, highlight=False)
     promoted = progress_file.load(MirrorLayout.of(app_ctx.settings.state_dir, from_site, volume).progress)
     after = promoted.changeset_id if promoted is not None else 0
-    changed, resume = changed_after(app_ctx.clients, app_ctx.topics, volume, after)
+    changes = changed_after(app_ctx.clients, app_ctx.topics, volume, after)
     with _bar("rejoin") as bar:
         task = bar.add_task("compare", total=None)
         report = run_rejoin(
-            app_ctx.settings.state_dir, volume, site, image, from_site, changed, resume,
+            app_ctx.settings.state_dir, volume, site, image, from_site, changes.blocks, changes.last,
             lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     kept = (

@@ -36,6 +36,7 @@ def test_reverse_failover_then_rejoin(tm, cli, tmp_path: Path) -> None:  # noqa:
     assert (spec.generation, spec.primary_site) == (1, "west")
 
     model.image[:] = mirror.read_bytes()  # the new primary (tracked) writes; its sets reach the stream
+    model.generation = spec.generation  # sealed under the generation the failover fenced with
     model.write(100 * BS, os.urandom(4 * BS))
     publish_changesets(tm.clients, tm.topics, model.volume, model.seal(cut=True))
     with mirror.open("r+b") as image:

@@ -128,6 +128,7 @@ def test_after_a_generation_marker_the_old_primary_is_dead_lettered_and_counted(
     seals = [r for t, r in changesets if t == "ChangeSetSealed"]
     assert (seals[0]["seq_first"], seals[0]["seq_last"]) == (0, 4), "the generation change seals: no mixed change set"
     assert (seals[1]["seq_first"], seals[-1]["seq_last"]) == (3, 6)
+    assert [s["generation"] for s in seals] == [0] + [1] * (len(seals) - 1), "each seal names its writes' generation"
 
 
 def test_a_restart_after_the_fence_decides_the_same(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "ChangeSetSealed": {
         "volume": "vol1", "changeset_id": 3, "epoch": 1, "seq_first": 1, "seq_last": 42, "extent_count": 1,
         "block_size": 4096, "block_count": 1, "bytes": 4096, "bitmap": b"\x3a\x30\x00\x00", "digest": bytes(8),
-        "sealed_at": NOW, "reason": "CUT", "rp_id": 1,
+        "sealed_at": NOW, "reason": "CUT", "rp_id": 1, "generation": 2,
     },
     "ResyncRequest": {
         "volume": "vol1", "epoch": 1, "expected_seq": 5, "seen_seq": 9, "reason": "gap", "bitmap": None,

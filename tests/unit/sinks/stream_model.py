@@ -40,6 +40,7 @@ class StreamModel:
     changeset_id: int = 0
     seq: int = 0
     rp_id: int = 0
+    generation: int = 0  # the primary generation the next seals carry
     points: dict[int, bytes] = field(default_factory=dict)  # rp_id -> the image at that point
     _open: dict[int, bytes | None] = field(default_factory=dict)  # block -> content; None = zeros
     _since_rp: set[int] = field(default_factory=set)
@@ -80,7 +81,7 @@ class StreamModel:
             "block_size": self.block_size, "block_count": len(blocks),
             "bytes": len(blocks) * self.block_size, "bitmap": BitMap(blocks).serialize(),
             "digest": xxhash.xxh3_64_digest(checksums), "sealed_at": int(time.time() * 1000),
-            "reason": "CUT" if cut else "INTERVAL", "rp_id": rp,
+            "reason": "CUT" if cut else "INTERVAL", "rp_id": rp, "generation": self.generation,
         }  # fmt: skip
         self._since_rp.update(blocks)
         self._open.clear()

@@ -82,6 +82,7 @@ def test_failover_failback_round_trip_moves_only_differing_blocks(make_harness, 
     rng = random.Random(9)
     data = rng.randbytes(4 * BS)
     model.image[:] = primary.read_bytes()
+    model.generation = back.generation  # the processor seals under the generation the failback fenced with
     model.write(0, data)
     assert [a.rp_id for a in harness.feed(model.seal(cut=True))] == [4]
     assert harness.image() == bytes(model.image)
@@ -136,3 +137,30 @@ def test_discard_mirror_keeps_the_old_primarys_content(make_harness, tmp_path: P
     )
     assert (report.conflicts, report.overwritten) == (1, "mirror")
     assert harness.image() == primary.read_bytes() == bytes(model.image)
+
+
+def test_after_a_reverse_failover_the_promoted_trackers_blocks_count_as_the_mirrors_side(
+    make_harness, tmp_path: Path  # noqa: ANN001
+) -> None:
+    """failover --reverse: the promoted copy is written through a tracker, not `tidemark mount`, so its
+    side is the blocks of the change sets sealed under the failover's generation (`promoted_changed`)."""
+    harness = three_points(make_harness)
+    model, state_dir = harness.model, harness.root / "state"
+    model.write(10 * BS, b"\x77" * 3 * BS)  # the old primary, before the fence: blocks 10-12
+    model.seal()
+    primary = tmp_path / "primary.raw"
+    primary.write_bytes(bytes(model.image))
+    harness.close()
+    failover(state_dir, "default", "vol", harness.path, fence=lambda: 1)
+    with harness.path.open("r+b") as promoted:  # its tracker writes blocks 12, 13 (sealed under generation 1)
+        promoted.seek(12 * BS)
+        promoted.write(b"\x42" * 2 * BS)
+    mirror_before, primary_before = harness.image(), primary.read_bytes()
+    sides = {"primary_changed": BitMap([10, 11, 12]), "promoted_changed": BitMap([12, 13])}
+    with pytest.raises(FailbackConflictError, match=r"^1 blocks of volume 'vol' .* changed on both sides"):
+        failback(state_dir, "default", "vol", harness.path, primary, **sides)
+    assert harness.image() == mirror_before and primary.read_bytes() == primary_before
+    report = failback(state_dir, "default", "vol", harness.path, primary, **sides, discard="primary")
+    assert (report.conflicts, report.copied) == (1, len(differing_blocks(mirror_before, primary_before)))
+    assert {10, 11, 12, 13} <= differing_blocks(mirror_before, primary_before)
+    assert primary.read_bytes() == harness.image() == mirror_before

@@ -50,7 +50,7 @@ def test_the_old_primary_rejoins_with_only_the_changed_blocks_copied(
         rejoin(state_dir, "vol", "east", old, "default", changed, resume)
 
     model.image[:] = promoted  # the new primary's next set applies at the rejoined mirror
-    model.changeset_id = resume.changeset_id
+    model.changeset_id, model.generation = resume.changeset_id, 1  # sealed under the failover's generation
     east = make_harness(model, site="east")
     model.write(0, b"\x33" * 4 * BS)
     assert [a.rp_id for a in east.feed(model.seal(cut=True))] == [4]
