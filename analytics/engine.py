@@ -23,10 +23,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidemark.core.partitioning import volume_partition
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
-
-from tidemark.core.partitioning import volume_partition
 
 from .alerts import NO_VOLUME
 from .deadletters import DeadLetterWatch, advance, on_dead_letter

@@ -19,12 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidemark.localkafka import LocalCluster as LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec, publish_volume
+from tidemark.localkafka import LocalCluster as LocalBroker
 
 MIB = 1 << 20
 GIB = 1 << 30

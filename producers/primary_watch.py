@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
+from tidemark.schemas.codec import default_codec
+from tidemark.schemas.exceptions import DecodeError
 
 from .exceptions import TrackerError
 

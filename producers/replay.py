@@ -27,8 +27,8 @@ from tidemark.core.blocks import Extent, split
 from .exceptions import TrackerError
 from .image_file import open_volume_image
 from .progress import progress_bar
-from .tracker_api import WriteTracker
 from .traces import TraceRecord
+from .tracker_api import WriteTracker
 
 MAPPING = (
     "offset modulo the volume size, aligned down to the block size; "

@@ -30,7 +30,6 @@ from typing import Any
 import xxhash
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
-from tidemark.schemas.codec import default_codec
 
 from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
@@ -38,6 +37,7 @@ from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
+from tidemark.schemas.codec import default_codec
 
 from .activity_log import ActivityLog
 from .blockwrite_encoder import BlockWriteEncoder

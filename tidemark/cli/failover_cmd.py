@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -31,7 +31,7 @@ def failover(
     volume: Annotated[str, typer.Option(help="volume of the mirror")],
     mirror: Annotated[Path, typer.Option(help="mirror image (as given to `tidemark mirror --path`)")],
     to: Annotated[
-        Optional[int], typer.Option("--to", help="recovery point [default: the last complete one]")
+        int | None, typer.Option("--to", help="recovery point [default: the last complete one]")
     ] = None,
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     stop_applier: Annotated[
@@ -42,7 +42,7 @@ def failover(
         bool, typer.Option(help="do not promote: serve a writable overlay of the point, replication goes on")
     ] = False,
     listen: Annotated[str, typer.Option(help="with --test: host:port of the NBD export")] = "127.0.0.1:10809",
-    overlay: Annotated[Optional[Path], typer.Option(help="with --test: overlay file")] = None,
+    overlay: Annotated[Path | None, typer.Option(help="with --test: overlay file")] = None,
     reverse: Annotated[
         bool,
         typer.Option(
@@ -51,7 +51,7 @@ def failover(
         ),
     ] = False,
     track_listen: Annotated[
-        Optional[str], typer.Option(help="with --reverse: run the tracker on this host:port (else print its command)")
+        str | None, typer.Option(help="with --reverse: run the tracker on this host:port (else print its command)")
     ] = None,
 ) -> None:
     """Fence the old primary (a new generation), stop applying, bring the mirror to the point and
@@ -63,8 +63,8 @@ def failover(
         return
     from tidemark.core.volumes import bump_generation
     from tidemark.sinks.apply.applier_stop import stop_running_applier
-    from tidemark.sinks.ops.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.ops.failover import failover as run_failover
 
     if stop_applier:
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
@@ -116,10 +116,10 @@ def _test_failover(
 ) -> None:
     from tidemark.core.nbd.export import ThreadedExport
     from tidemark.core.nbd.server import serve_export
-    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.exceptions import MirrorStateError
     from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.mount.serve import MountRequest, mounted
+    from tidemark.sinks.storage import progress as progress_file
 
     host, port = parse_listen(listen)
     if to is None:
@@ -147,10 +147,10 @@ def failback(
     primary: Annotated[Path, typer.Option(help="the old primary's image (rewritten where it differs)")],
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     primary_site: Annotated[
-        Optional[str], typer.Option(help="site of the old primary [default: the original primary]")
+        str | None, typer.Option(help="site of the old primary [default: the original primary]")
     ] = None,
     discard: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="when both sides changed a block: `primary` (the mirror's content wins) or `mirror` "
             "(the old primary's content wins)"

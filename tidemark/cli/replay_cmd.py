@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -46,7 +46,7 @@ def replay(
     format: Annotated[TraceFormat, typer.Option("--format", help="trace format (see shared/traces/README.md)")],
     volume: Annotated[str, typer.Option(help="registered volume to publish the writes to")],
     image: Annotated[
-        Optional[Path], typer.Option(help="also apply the writes to this raw image (exactly the volume's size)")
+        Path | None, typer.Option(help="also apply the writes to this raw image (exactly the volume's size)")
     ] = None,
     speed: Annotated[
         str, typer.Option(help="1 = the trace's real time, 10 = ten times faster, max = no waiting")
@@ -58,8 +58,8 @@ def replay(
     """Replay TRACE: reads are skipped, writes get generated content and are mapped into the volume."""
     from tidemark.core.metrics import serve_metrics
     from tidemark.producers.replay import replay as run_replay
-    from tidemark.producers.tracker import open_tracker
     from tidemark.producers.traces import read_trace
+    from tidemark.producers.tracker import open_tracker
 
     factor = parse_speed(speed)
     app_ctx = app_context(ctx)

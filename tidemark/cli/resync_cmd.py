@@ -26,7 +26,6 @@ def resync(
     """Compare MIRROR with SOURCE per block (xxh3), copy the differing blocks, verify, and record
     the mirror at the newest change set of the volume so `tidemark mirror` resumes after it."""
     from tidemark.sinks.ops.resync import ResyncRequest, run_resync
-
     from tidemark.sinks.storage.private import private_umask
 
     private_umask()  # undo and state files private (sinks/storage/private.py)

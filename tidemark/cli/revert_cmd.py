@@ -24,13 +24,12 @@ def revert(
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
 ) -> None:
     """Rewrite only the blocks changed since the point; the mirror then resumes from there."""
-    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.ops.revert import revert_mirror
+    from tidemark.sinks.storage import progress as progress_file
+    from tidemark.sinks.storage.private import private_umask
 
     from .failover_cmd import publish_mirror_state
-
-    from tidemark.sinks.storage.private import private_umask
 
     private_umask()  # undo and state files private (sinks/storage/private.py)
     app_ctx = app_context(ctx)

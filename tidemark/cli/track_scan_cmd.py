@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ def scan(
     volume: Annotated[str, typer.Option(help="registered volume the image belongs to")],
     image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size (read only)")],
     interval: Annotated[
-        Optional[float], typer.Option(help="seconds between passes; without it, one pass and exit")
+        float | None, typer.Option(help="seconds between passes; without it, one pass and exit")
     ] = None,
     latency_threshold_ms: Annotated[
         float, typer.Option(help="back off while the average read latency exceeds this (0: never back off)")
@@ -39,7 +39,7 @@ def scan(
     SIGINT/SIGTERM end the scan cleanly after the current chunk.
     """
     from tidemark.core.metrics import serve_metrics
-    from tidemark.producers.scan import ScanOptions, Scanner, scan_forever
+    from tidemark.producers.scan import Scanner, ScanOptions, scan_forever
     from tidemark.producers.tracker import open_tracker
 
     if interval is not None and interval < 0:

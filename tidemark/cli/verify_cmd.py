@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,9 +22,9 @@ def verify(
     ctx: typer.Context,
     volume: Annotated[str, typer.Option(help="volume of the mirror")],
     mirror: Annotated[Path, typer.Option(help="mirror image")],
-    source: Annotated[Optional[Path], typer.Option(help="compare every block with this image")] = None,
+    source: Annotated[Path | None, typer.Option(help="compare every block with this image")] = None,
     rp: Annotated[
-        Optional[int], typer.Option(help="recovery point (default: the last one the mirror holds)")
+        int | None, typer.Option(help="recovery point (default: the last one the mirror holds)")
     ] = None,
     site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
     changed_only: Annotated[

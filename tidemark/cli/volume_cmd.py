@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ def add(
     name: str,
     size: Annotated[int, typer.Option(help="volume size in bytes (a multiple of the block size)")],
     block_size: Annotated[int, typer.Option(help="tracking granularity in bytes")] = DEFAULT_BLOCK_SIZE,
-    group: Annotated[Optional[str], typer.Option(help="consistency group")] = None,
+    group: Annotated[str | None, typer.Option(help="consistency group")] = None,
 ) -> None:
     """Register a volume (publishes a Volume event to the compacted volumes topic)."""
     app_ctx = app_context(ctx)

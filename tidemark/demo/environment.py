@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidemark.localkafka import LocalCluster as LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topics import Topics
+from tidemark.localkafka import LocalCluster as LocalBroker
 
 from .exceptions import DemoError
 

@@ -182,7 +182,7 @@ def test_the_processor_folds_the_journal_into_change_sets_and_recovery_points(pi
     rps = [r for t, r in pipeline.read(pipeline.topics.recovery_points) if t == "RecoveryPoint"]
     assert [r["rp_id"] for r in rps] == list(range(1, journal.markers + 1))
     assert rps[-1]["seq"] == 1499 and rps[-1]["label"] == "final"
-    written = sum(len(v) for k, v, _ in journal.messages if k == b"vol-a") 
+    written = sum(len(v) for k, v, _ in journal.messages if k == b"vol-a")
     shipped = sum(seal["bytes"] for _, seal in changesets.values())
     assert shipped < written, "overwrites within a sub-interval collapse"
     dead = [r for t, r in pipeline.read(pipeline.topics.dead_letters)]

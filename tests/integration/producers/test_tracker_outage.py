@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.localkafka import LocalCluster as LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
+from tidemark.localkafka import LocalCluster as LocalBroker
 
 from .nbd_harness import (
     TrackerProcess,

@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tidemark.core.partitioning import volume_partition
+from tidemark.core.volumes import VolumeSpec
 from tidemark.producers.blockwrite_encoder import BlockWriteEncoder
 from tidemark.producers.seq_checkpoint import (
     Checkpoint,
@@ -24,9 +27,6 @@ from tidemark.producers.seq_checkpoint import (
 from tidemark.producers.seq_tail import SCAN_CONSUMER_CONFIG, last_seq, last_seq_from
 from tidemark.producers.tracker import Tracker, TrackerOptions
 from tidemark.schemas.codec import default_codec
-
-from tidemark.core.partitioning import volume_partition
-from tidemark.core.volumes import VolumeSpec
 
 from ...conftest import TidemarkTest
 from .nbd_harness import wait_until

@@ -10,9 +10,8 @@ from typing import Any
 from tidemark.analytics.engine import TICK_KEY, Engine, Stores
 from tidemark.analytics.settings import AnalyticsSettings
 from tidemark.analytics.views import active_alerts, heatmap, overview, points
-from tidemark.schemas.codec import default_codec
-
 from tidemark.core.partitioning import volume_partition
+from tidemark.schemas.codec import default_codec
 
 from .generated import BS, encrypted, text, write
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from tidemark.demo.files import changed_extents, checksums, compare, generate
 from tidemark.demo.pipeline import METRIC_NAMES, lag_mean, missing_metrics
 from tidemark.demo.report import Report
-from tidemark.producers.traces.synthetic import msr_trace
 from tidemark.producers.traces import read_trace
+from tidemark.producers.traces.synthetic import msr_trace
 
 
 def test_changed_extents_merges_adjacent_granules_and_finds_the_last(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from tidemark.producers.activity_log import ActivityLog
 from tidemark.producers.region_slots import FREE, SLOT
 

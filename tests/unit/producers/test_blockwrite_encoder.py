@@ -5,6 +5,7 @@ from __future__ import annotations
 import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.producers.blockwrite_encoder import BlockWriteEncoder, zigzag_varint
 from tidemark.schemas.codec import default_codec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.producers.primary_watch import Primary, fence_reason, start_refusal
 
 sites = st.one_of(st.none(), st.sampled_from(["dc1", "dr1", "dr2"]))

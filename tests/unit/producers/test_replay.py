@@ -5,13 +5,14 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from .tracker_double import RecordingTracker, SimulatedCrash
-from .traces_dir import sample
 
 from tidemark.core.blocks import Extent
 from tidemark.producers.exceptions import ImageSizeError, TrackerError
 from tidemark.producers.replay import map_write, replay
 from tidemark.producers.traces import TraceRecord, read_trace
+
+from .traces_dir import sample
+from .tracker_double import RecordingTracker, SimulatedCrash
 
 MIB = 1024 * 1024
 VOLUME = 64 * MIB

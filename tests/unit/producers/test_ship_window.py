@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tidemark.producers.ship_window import Mode, ShipWindow
 
 MIB = 1 << 20

@@ -10,12 +10,12 @@ from pyroaring import BitMap
 
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
-from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.exceptions import FailbackConflictError, FailbackError, PromotedMirrorError
+from tidemark.sinks.mount.serve import MountRequest, mounted
 from tidemark.sinks.ops.failback import StreamPosition, failback
 from tidemark.sinks.ops.failover import failover
-from tidemark.sinks.mount.serve import MountRequest, mounted
 from tidemark.sinks.ops.revert import revert_mirror
+from tidemark.sinks.storage import progress as progress_file
 
 from .mount_fixtures import BS, SIZE, qemu_io, qemu_io_failed, three_points
 
@@ -46,9 +46,8 @@ def test_failover_failback_round_trip_moves_only_differing_blocks(make_harness, 
 
     with pytest.raises(PromotedMirrorError, match="failed over at recovery point 3"):
         revert_mirror(state_dir, "default", "vol", harness.path, 1)
-    with pytest.raises(PromotedMirrorError):
-        with mounted(state_dir, MountRequest("vol", 2)):
-            pass
+    with pytest.raises(PromotedMirrorError), mounted(state_dir, MountRequest("vol", 2)):
+        pass
 
     with mounted(state_dir, MountRequest("vol")) as backend, ExportThread(ThreadedExport(backend)) as thread:
         done = qemu_io(thread.url(), "write -P 0x42 40960 8192", "write -P 0x43 1048000 100", "flush")

@@ -64,7 +64,6 @@ def test_revert_waits_for_the_mount_and_unknown_points_are_refused(make_harness)
         with mounted(state, MountRequest("vol", 9)):
             pass
     harness.close()
-    with mounted(state, MountRequest("vol", 3)):
-        with pytest.raises(MirrorInUseError, match="is mounted"):
-            revert_mirror(state, "default", "vol", harness.path, 1)
+    with mounted(state, MountRequest("vol", 3)), pytest.raises(MirrorInUseError, match="is mounted"):
+        revert_mirror(state, "default", "vol", harness.path, 1)
     assert revert_mirror(state, "default", "vol", harness.path, 1).rp_id == 1

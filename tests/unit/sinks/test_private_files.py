@@ -42,7 +42,6 @@ def test_the_overlay_is_never_the_mirror_image_nor_a_file_in_use(make_harness, t
         with mounted(state, MountRequest("vol", 2, writable=True, overlay=held)):
             pass
     shared = tmp_path / "shared.img"
-    with mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)):
-        with pytest.raises(FileInUseError):
-            with mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)):
-                pass
+    with mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)), pytest.raises(FileInUseError):
+        with mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)):
+            pass

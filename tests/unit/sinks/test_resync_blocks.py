@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.sinks.storage.data_ranges import data_ranges, union_aligned
 from tidemark.sinks.exceptions import ChangeSetGapError, ResyncNeededError
-from tidemark.sinks.storage.progress import RESYNC_NEEDED
 from tidemark.sinks.ops.resync import copy_differing
+from tidemark.sinks.storage.data_ranges import data_ranges, union_aligned
+from tidemark.sinks.storage.progress import RESYNC_NEEDED
 
 from .conftest import MakeHarness
 from .stream_model import StreamModel
