@@ -107,7 +107,9 @@ class PrimaryWatch:
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
-                raise TrackerError(f"volume {self.volume}: timed out reading the registry {self._topic} after {timeout} s")
+                raise TrackerError(
+                    f"volume {self.volume}: timed out reading the registry {self._topic} after {timeout} s"
+                )
             msg = consumer.poll(POLL_SECONDS)
             if msg is None or msg.error():
                 continue

@@ -179,7 +179,9 @@ def replay(
     return stats
 
 
-def _count(stats: ReplayStats, record: TraceRecord, extent: Extent, clipped: int, volume_size: int, block_size: int) -> None:
+def _count(
+    stats: ReplayStats, record: TraceRecord, extent: Extent, clipped: int, volume_size: int, block_size: int
+) -> None:
     stats.writes += 1
     stats.bytes_published += extent.length
     if record.offset >= volume_size:

@@ -4,8 +4,8 @@ A (re)connecting tracker continues from there, so it never reuses a seq and leav
 writes the previous tracker (or producer) had published but not yet recorded as confirmed.
 
 - `last_seq_from(checkpoint)`: forward from a checkpoint (`seq_checkpoint`: an offset holding a
-  confirmed message of the volume, every seq before it at most the checkpoint's) to the end. It reads only what follows the
-  checkpoint, however much the partition's other volumes wrote before it.
+  confirmed message of the volume, every seq before it at most the checkpoint's) to the end. It
+  reads only what follows the checkpoint, however much the partition's other volumes wrote before it.
 - `last_seq`: backwards from the end in growing windows, when there is no usable checkpoint.
 
 Both read in batches and decode only the volume's own messages (the key is compared first).

@@ -276,7 +276,8 @@ class Shipper:
         self._produce(value, done)
 
     def _produce_marker(self, mark: MarkItem) -> None:
-        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label, self.config.generation)
+        after_seq = self._next_seq - 1
+        record = marker(self.volume.name, mark.kind, self._epoch, after_seq, mark.label, self.config.generation)
         with self.stats.lock:
             self.stats.markers += 1
 
@@ -296,7 +297,9 @@ class Shipper:
         assert producer is not None
         while True:
             try:
-                producer.produce(self.topics.writes, key=self._key, value=value, partition=self._partition, on_delivery=done)
+                producer.produce(
+                    self.topics.writes, key=self._key, value=value, partition=self._partition, on_delivery=done
+                )
                 return
             except BufferError:
                 producer.poll(0.05)
@@ -502,7 +505,12 @@ class Shipper:
             if checkpoint is not None and tail is not None:
                 self._checkpoints.delivered(checkpoint.offset, checkpoint.seq)
             if tail is None:
-                log.info("volume %s: no usable checkpoint; reading %s[%d] backwards for the last seq", name, writes, self._partition)
+                log.info(
+                    "volume %s: no usable checkpoint; reading %s[%d] backwards for the last seq",
+                    name,
+                    writes,
+                    self._partition,
+                )
                 tail = last_seq(consumer, writes, self._partition, name, TAIL_TIMEOUT_SECONDS)
             return tail
         finally:
@@ -519,7 +527,9 @@ class Shipper:
         if offset < 0 or seq != self._next_seq - 1 or self.window.unshipped_bytes:
             return False
         try:
-            producer.produce(topic, key=self._key, value=encode_checkpoint(Checkpoint(self._partition, offset, seq, True)))
+            producer.produce(
+                topic, key=self._key, value=encode_checkpoint(Checkpoint(self._partition, offset, seq, True))
+            )
         except BufferError:
             return False
         self._settled_out = True

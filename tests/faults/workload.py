@@ -191,7 +191,7 @@ class QemuWriter:
                 pending = [next(self._commands) for _ in range(self._chunk)]
                 # In command order: a later acknowledged write settles an earlier doubtful one.
                 acknowledged = run_chunk(uri, pending)
-                for command, acked in zip(pending, acknowledged):
+                for command, acked in zip(pending, acknowledged, strict=True):
                     if acked:
                         self._model.acknowledge(command)
                     else:

@@ -21,7 +21,9 @@ console = Console(highlight=False, markup=False, soft_wrap=True)
 
 PortOption = Annotated[
     int | None,
-    typer.Option("--port", help="node 1's listener port on 127.0.0.1 [env TIDEMARK_KAFKA_PORT; default: free port, kept]"),
+    typer.Option(
+        "--port", help="node 1's listener port on 127.0.0.1 [env TIDEMARK_KAFKA_PORT; default: free port, kept]"
+    ),
 ]
 BrokersOption = Annotated[
     int | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +20,7 @@ from .stats_view import stats_table
 app = typer.Typer(help="Replay a block I/O trace through a tracker.")
 
 
-class TraceFormat(str, Enum):
+class TraceFormat(StrEnum):
     msr = "msr"
     systor = "systor"
     disksim = "disksim"

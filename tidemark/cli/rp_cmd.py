@@ -69,7 +69,9 @@ def create(
     console = Console(soft_wrap=True, highlight=False)
     folder = app_ctx.settings.volume_state_dir("trackers", volume)
     if request_marker(folder, label):  # a refusal raises with the tracker's reason
-        console.print(f"requested a recovery point of {volume} through its tracker (behind every write it acknowledged)")
+        console.print(
+            f"requested a recovery point of {volume} through its tracker (behind every write it acknowledged)"
+        )
         return
     marker_id = request_recovery_point(app_ctx.clients, app_ctx.topics, volume, label)
     console.print(

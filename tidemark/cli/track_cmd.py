@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -26,18 +26,19 @@ from .nbd_server_options import (
     listen_address,
     server_options,
 )
+from .track_scan_cmd import scan
 
 app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class Compression(str, Enum):
+class Compression(StrEnum):
     none = "none"
     lz4 = "lz4"
     zstd = "zstd"
 
 
-class Ack(str, Enum):
+class Ack(StrEnum):
     local = "local"
     kafka = "kafka"
 
@@ -112,7 +113,5 @@ def nbd(
     ) as tracker:
         serve_nbd(tracker, image, host, port, ready=ready, options=options)
 
-
-from .track_scan_cmd import scan
 
 app.command("scan")(scan)

@@ -57,14 +57,17 @@ def scan(
     state = app_ctx.settings.volume_state_dir("scan", volume)
     console = Console(highlight=False)
     stop = threading.Event()
-    with _stop_on_signals(stop), open_tracker(app_ctx, volume, image, compression) as tracker:
-        with Scanner(tracker, image, state, options) as scanner:
-            scan_forever(
-                scanner,
-                interval,
-                stop,
-                lambda stats: console.print(stats_table(f"scan of volume {volume}", stats.as_dict())),
-            )
+    with (
+        _stop_on_signals(stop),
+        open_tracker(app_ctx, volume, image, compression) as tracker,
+        Scanner(tracker, image, state, options) as scanner,
+    ):
+        scan_forever(
+            scanner,
+            interval,
+            stop,
+            lambda stats: console.print(stats_table(f"scan of volume {volume}", stats.as_dict())),
+        )
 
 
 @contextmanager

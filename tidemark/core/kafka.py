@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -62,10 +63,8 @@ class KafkaClients:
         """Fail fast and clearly on refused credentials; an unreachable cluster is not an error here
         (trackers keep working while Kafka is down)."""
         admin = self.admin()
-        try:
+        with contextlib.suppress(KafkaException):
             admin.list_topics(timeout=timeout)
-        except KafkaException:
-            pass
         admin.poll(0.5)  # serves error_cb
         if self._auth_failure is not None:
             user = self.kafka.sasl_username or "(none)"

@@ -57,7 +57,11 @@ class DemoEnvironment:
             "TIDEMARK_TOPIC_PREFIX": self.prefix,
             "TIDEMARK_STATE_DIR": str(self.stage_settings.state_dir),
             "TIDEMARK_KAFKA_CACHE": str(settings.kafka_cache),
-            **{k: v for k, v in os.environ.items() if k.startswith(("TIDEMARK_SECURITY", "TIDEMARK_SASL", "TIDEMARK_SSL"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith(("TIDEMARK_SECURITY", "TIDEMARK_SASL", "TIDEMARK_SSL"))
+            },
         }
 
     @property

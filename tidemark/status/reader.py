@@ -36,7 +36,9 @@ def partitions(consumer: Consumer, topic: str) -> list[int]:
     return sorted(found.partitions)
 
 
-def _drain(consumer: Consumer, topic: str, wanted: set[int], stop_at: dict[int, int] | None = None) -> Iterator[Message]:
+def _drain(
+    consumer: Consumer, topic: str, wanted: set[int], stop_at: dict[int, int] | None = None
+) -> Iterator[Message]:
     """Messages of the assigned partitions until each reaches EOF (or its `stop_at` offset).
 
     No overall time limit (a topic may be large): only a stall limit of TIMEOUT_S seconds."""

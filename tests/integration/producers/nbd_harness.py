@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -185,13 +186,13 @@ def check_events(writes: Sequence[dict[str, Any]], volume_size: int, block_size:
 def check_seqs_increase(writes: Sequence[dict[str, Any]], gap_free: bool) -> None:
     """BlockWrite seqs strictly increasing in partition order (so never reused); optionally gap-free."""
     seqs = [w["seq"] for w in writes]
-    assert all(a < b for a, b in zip(seqs, seqs[1:])), f"seqs not strictly increasing: {_first_disorder(seqs)}"
+    assert all(a < b for a, b in pairwise(seqs)), f"seqs not strictly increasing: {_first_disorder(seqs)}"
     if gap_free and seqs:
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seqs have gaps"
 
 
 def _first_disorder(seqs: list[int]) -> str:
-    for index, (a, b) in enumerate(zip(seqs, seqs[1:])):
+    for index, (a, b) in enumerate(pairwise(seqs)):
         if a >= b:
             return f"position {index}: {a} then {b}"
     return "none"

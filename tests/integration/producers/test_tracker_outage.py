@@ -144,7 +144,7 @@ def test_writes_during_a_broker_outage_are_published_when_it_returns(
     for offset, length, pattern in during:
         assert final[offset : offset + length] == bytes([pattern]) * length
 
-    flushes = [index for index, event in enumerate(events) if event.type == "Marker" and event.record["kind"] == "FLUSH"]
+    flushes = [i for i, event in enumerate(events) if event.type == "Marker" and event.record["kind"] == "FLUSH"]
     # qemu-io also flushes as it exits: one marker before the outage, the outage's, then two more.
     assert len(flushes) == len(batches) + 3, f"{len(flushes)} FLUSH markers on the topic for {len(batches)} + 3 flushes"
     for batch_index, position in enumerate(flushes[1 : 1 + len(batches)]):

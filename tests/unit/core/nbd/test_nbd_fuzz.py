@@ -159,7 +159,8 @@ def test_go_with_lying_name_lengths(served: Served, name: bytes, info_types: lis
 def requests(draw: st.DrawFn) -> tuple[int, int, int, int, int, int, bytes]:
     magic = draw(st.one_of(st.just(p.REQUEST_MAGIC), st.just(p.REQUEST_MAGIC), u32))
     kind = draw(st.one_of(known_commands, known_commands, u16))
-    flags = draw(st.one_of(st.just(0), st.sampled_from([p.CMD_FLAG_FUA, p.CMD_FLAG_NO_HOLE, p.CMD_FLAG_FAST_ZERO]), u16))
+    known_flags = st.sampled_from([p.CMD_FLAG_FUA, p.CMD_FLAG_NO_HOLE, p.CMD_FLAG_FAST_ZERO])
+    flags = draw(st.one_of(st.just(0), known_flags, u16))
     offset = draw(st.one_of(st.integers(0, SIZE // BLOCK).map(lambda b: b * BLOCK), st.integers(0, SIZE + 8192), u64))
     length = draw(st.one_of(st.integers(0, 4) .map(lambda b: b * BLOCK), st.integers(0, 70000), u32))
     payload = b""
@@ -226,7 +227,9 @@ def _random_case(rng: random.Random, served: Served) -> Callable[[], object]:
     if choice == 3:
         return lambda: fc.garbage_in_transmission(port, export, rng.randbytes(rng.randrange(1, 256)))
     kind = rng.choice([p.CMD_WRITE, p.CMD_READ])
-    return lambda: fc.vanish_mid_request(port, export, kind, 0, rng.choice([BLOCK, p.MAX_PAYLOAD]), rng.randrange(1, 4096))
+    return lambda: fc.vanish_mid_request(
+        port, export, kind, 0, rng.choice([BLOCK, p.MAX_PAYLOAD]), rng.randrange(1, 4096)
+    )
 
 
 def _rss() -> int:
