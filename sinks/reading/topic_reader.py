@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -53,11 +54,12 @@ def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> 
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     open_parts.discard(msg.partition())
                     continue
-                raise SinkError(f"reading {topic}: {msg.error()}")
+                raise SinkError(f"reading {topic}: {error}")
             if wanted is None or msg.key() == wanted:
                 yield msg
     finally:
@@ -66,7 +68,7 @@ def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> 
 
 def read_records(
     clients: KafkaClients, topic: str, record_type: str, key: str | None = None
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """Decoded records of one type; undecodable messages are skipped (the stages dead-letter them)."""
     codec = default_codec()
     for msg in read_messages(clients, topic, key):

@@ -135,7 +135,7 @@ def run_chunk(uri: str, commands: list[WriteCommand]) -> list[bool]:
     acknowledged: list[bool] = []
     for index, command in enumerate(commands):
         wrote = _WROTE.match(results[index]) if index < len(results) else None
-        acknowledged.append(bool(wrote) and int(wrote[3]) == command.offset and int(wrote[1]) == command.length)
+        acknowledged.append(wrote is not None and int(wrote[3]) == command.offset and int(wrote[1]) == command.length)
     return acknowledged
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -20,7 +21,7 @@ BOOTSTRAP_FILE = "bootstrap"
 _LIBRDKAFKA_LOG = logging.getLogger("tidemark.librdkafka")
 
 
-def local_broker_dir(settings: Settings) -> Any:
+def local_broker_dir(settings: Settings) -> Path:
     return settings.state_dir / "kafka"
 
 

@@ -56,12 +56,14 @@ def _drain(
                 wanted.discard(msg.partition())
                 continue
             raise StatusError(f"reading {topic}: {error}")
-        if stop_at is not None and msg.offset() >= stop_at.get(msg.partition(), 0):
-            wanted.discard(msg.partition())
+        partition, offset = msg.partition(), msg.offset()
+        assert partition is not None and offset is not None  # only error events lack them
+        if stop_at is not None and offset >= stop_at.get(partition, 0):
+            wanted.discard(partition)
             continue
         yield msg
-        if stop_at is not None and msg.offset() + 1 >= stop_at.get(msg.partition(), 0):
-            wanted.discard(msg.partition())
+        if stop_at is not None and offset + 1 >= stop_at.get(partition, 0):
+            wanted.discard(partition)
 
 
 def read_all(clients: KafkaClients, topic: str) -> Iterator[Message]:

@@ -84,7 +84,7 @@ class Pipeline:
                             break
                         continue
                     if not msg.error():
-                        events.append(default_codec().decode(msg.value()))
+                        events.append(default_codec().decode(msg.value() or b""))
                     if (msg.offset() or 0) + 1 >= high:
                         break
             return events

@@ -140,10 +140,12 @@ def read_journal(clients: KafkaClients, topic: str, volume: str, timeout: float 
             if msg is None:
                 continue
             assert msg.error() is None, msg.error()
-            position = msg.offset() + 1
+            offset, value = msg.offset(), msg.value()
+            assert offset is not None and value is not None
+            position = offset + 1
             if msg.key() == volume.encode():
-                record_type, record = codec.decode(msg.value())
-                events.append(Event(msg.offset(), record_type, record))
+                record_type, record = codec.decode(value)
+                events.append(Event(offset, record_type, record))
         return events
     finally:
         consumer.close()

@@ -116,7 +116,7 @@ def _produce(tm: TidemarkTest, partition: int, key: str, value: bytes) -> int:
     offsets: list[int] = []
     producer = tm.clients.producer()
     producer.produce(tm.topics.writes, key=key.encode(), value=value, partition=partition,
-                     on_delivery=lambda err, msg: offsets.append(-1 if err else msg.offset()))  # fmt: skip
+                     on_delivery=lambda err, msg: offsets.append(-1 if err else msg.offset() or 0))  # fmt: skip
     assert producer.flush(30) == 0 and offsets[0] >= 0
     return offsets[0]
 

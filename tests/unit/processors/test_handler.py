@@ -74,9 +74,9 @@ class Run:
                 key, value, ts = self.journal.messages[offset]
                 self.handler.handle(0, offset, key, value, ts)
             self.handler.flush(0)
-            for key, value in self.store.take_pending():
-                changelog[key] = value
-                self.changelog_bytes += len(key) + len(value or b"")
+            for stored_key, stored in self.store.take_pending():
+                changelog[stored_key] = stored
+                self.changelog_bytes += len(stored_key) + len(stored or b"")
 
     def events(self, topic: str) -> list[bytes]:
         return [value for t, _, value in self.outputs if t == topic]

@@ -100,7 +100,7 @@ def test_stats_count_mapping_effects() -> None:
     assert (stats.writes, stats.reads_skipped, stats.empty_writes_skipped) == (2, 1, 1)
     assert (stats.clipped_writes, stats.clipped_bytes) == (1, 2 * BS)
     assert (stats.wrapped_writes, stats.widened_writes) == (1, 1)
-    assert "modulo" in stats.as_dict()["mapping"]
+    assert "modulo" in stats.mapping
 
 
 class _FakeTime:

@@ -101,7 +101,7 @@ class RecordingTracker:
     def apply_to(self, mirror: bytearray) -> None:
         """Apply the recorded events to a model of the mirror."""
         for event in self.events:
-            payload = event.data if event.op == "WRITE" else bytes(event.length)
+            payload = event.data if event.data is not None else bytes(event.length)  # ZERO and TRIM carry none
             mirror[event.offset : event.offset + event.length] = payload
 
     def _blocks(self, event: Submitted) -> range:

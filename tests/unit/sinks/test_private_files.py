@@ -22,8 +22,8 @@ def test_state_files_and_overlays_are_private(make_harness) -> None:  # noqa: AN
     harness = three_points(make_harness)
     layout = harness.layout
     with mounted(harness.root / "state", MountRequest("vol", 2, writable=True)) as backend:
-        backend.write(0, b"w" * 4096)  # type: ignore[attr-defined]
-        backend.flush()  # type: ignore[attr-defined]
+        backend.write(0, b"w" * 4096)
+        backend.flush()
     overlay = layout.overlays / "rp-2.img"
     for folder in (layout.root, layout.spool, layout.undo, layout.overlays):
         assert _mode(folder) == 0o700, folder

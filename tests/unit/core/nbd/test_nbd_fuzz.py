@@ -79,9 +79,10 @@ class Served:
 @pytest.fixture(scope="module", params=["core", "tracking"])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if request.param == "core":
-        thread: ExportThread | ServerThread = ExportThread(ThreadedExport(MemoryExport("mem", read_only=False)))
-        thread.start()
-        port, export, tracker = thread.port, "mem", None
+        core = ExportThread(ThreadedExport(MemoryExport("mem", read_only=False)))
+        core.start()
+        thread: ExportThread | ServerThread = core
+        port, export, tracker = core.port, "mem", None
     else:
         image = tmp_path_factory.mktemp("nbd-fuzz") / "image.raw"
         image.write_bytes(bytes(SIZE))

@@ -20,7 +20,7 @@ from tidemark.core.nbd.options import (
     parse_meta_request,
 )
 
-names = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+names = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 u32 = st.integers(0, 0xFFFFFFFF)
 
 

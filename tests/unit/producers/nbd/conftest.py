@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,7 +122,7 @@ class RecordingTracker:
             if not any(e.offset <= call.offset and end <= e.end for e in self._open_intents):
                 self.violations.append(f"{call.op} {call.offset}+{call.length} without an earlier intent")
             self.calls.append(call)
-            payload = call.data if call.op == "WRITE" else bytes(call.length)
+            payload = call.data if call.data is not None else bytes(call.length)  # ZERO and TRIM carry none
             self.mirror[call.offset : call.offset + call.length] = payload
         self.submitted.set()
         if self.fail_submits:
@@ -208,7 +209,7 @@ def make_server(tmp_path: Path) -> Iterator:
     """Factory: `make_server(size=..., **tracker_options)` -> RunningServer on a free port."""
     threads: list[ServerThread] = []
 
-    def make(size: int = 4 * 1024 * 1024, **options: object) -> RunningServer:
+    def make(size: int = 4 * 1024 * 1024, **options: Any) -> RunningServer:
         image = tmp_path / f"image{len(threads)}.raw"
         image.write_bytes(b"")
         with image.open("r+b") as handle:

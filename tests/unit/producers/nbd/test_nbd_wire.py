@@ -176,7 +176,7 @@ def test_pipelined_requests_are_all_answered(server) -> None:
     for handle in range(1, 33):
         send_request(sock, p.CMD_WRITE, handle, handle * BLOCK, BLOCK, data=bytes([handle]) * BLOCK)
     send_request(sock, p.CMD_FLUSH, 100, 0, 0)
-    answered = set()
+    answered: set[int] = set()
     while len(answered) < 33:
         error, handle = read_reply(sock)
         assert error == 0
