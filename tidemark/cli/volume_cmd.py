@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Annotated
 
 import typer
@@ -11,6 +13,7 @@ from rich.table import Table
 from tidemark.core.volumes import DEFAULT_BLOCK_SIZE, VolumeSpec, publish_volume, read_volumes
 
 from .context import app_context
+from .json_option import JsonOption
 
 app = typer.Typer(help="Register and list protected volumes.", no_args_is_help=True)
 
@@ -31,10 +34,15 @@ def add(
 
 
 @app.command("list")
-def list_volumes(ctx: typer.Context) -> None:
-    """Show every registered volume."""
+def list_volumes(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show every registered volume (with --json: {"volumes": [{name, size, block_size, group,
+    generation, primary_site}]}, sorted by name)."""
     app_ctx = app_context(ctx)
+    specs = sorted(read_volumes(app_ctx.clients, app_ctx.topics).values(), key=lambda v: v.name)
+    if as_json:
+        typer.echo(json.dumps({"volumes": [dataclasses.asdict(spec) for spec in specs]}, indent=2))
+        return
     table = Table("volume", "size", "block size", "group")
-    for spec in sorted(read_volumes(app_ctx.clients, app_ctx.topics).values(), key=lambda v: v.name):
+    for spec in specs:
         table.add_row(spec.name, str(spec.size), str(spec.block_size), spec.group or "")
     Console().print(table)

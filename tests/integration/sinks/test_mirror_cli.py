@@ -75,6 +75,9 @@ def test_kill_9_during_apply_then_restart_verifies(tm, cli, tmp_path: Path) -> N
     assert mirror.read_bytes() == model.points[2]
     listing = cli("rp", "list", "--volume", model.volume).stdout
     assert "default" in listing and "PERIODIC" in listing
+    points = json.loads(cli("rp", "list", "--volume", model.volume, "--json").stdout)["points"]
+    assert [p["rp_id"] for p in points] == sorted(p["rp_id"] for p in points) and len(points) >= 2, points
+    assert points[0]["sites"] == ["default"] and {p["kind"] for p in points} == {"PERIODIC"}, points
 
 
 def test_revert_refuses_while_the_applier_runs(tm, cli, tmp_path: Path) -> None:  # noqa: ANN001
