@@ -16,6 +16,7 @@ from rich.console import Console
 from tidemark.core.nbd.tls import TlsMode, TlsOptions
 
 from .context import app_context
+from .mirror_options import DEFAULT_SITE, MirrorSite
 from .nbd_server_options import (
     UNIX,
     IdleTimeoutOption,
@@ -42,7 +43,7 @@ def mount(
         typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),
     ] = None,
     listen: ListenOption = "127.0.0.1:10809",
-    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     writable: Annotated[
         bool, typer.Option(help="accept writes into a copy-on-write overlay (the mirror is never written)")
     ] = False,
