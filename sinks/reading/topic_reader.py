@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.topic_partitions import topic_partitions
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
@@ -26,15 +27,8 @@ READ_TIMEOUT_S = 60.0
 STALL_S = 60.0
 
 
-def partitions_of(consumer: object, topic: str) -> list[int]:
-    metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)  # type: ignore[attr-defined]
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise SinkError(
-            f"topic {topic} does not exist; create the topics with `tidemark topics create` "
-            "(and check TIDEMARK_TOPIC_PREFIX)"
-        )
-    return sorted(found.partitions)
+def partitions_of(client: Consumer | Producer, topic: str) -> list[int]:
+    return topic_partitions(client, topic, METADATA_TIMEOUT_S)
 
 
 def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> Iterator[Message]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.topic_partitions import topic_partitions
 
 from .exceptions import StatusError
 
@@ -26,14 +27,7 @@ def _consumer(clients: KafkaClients) -> Consumer:
 
 
 def partitions(consumer: Consumer, topic: str) -> list[int]:
-    try:
-        metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
-    except KafkaException as exc:
-        raise StatusError(f"cannot read the metadata of {topic}: {exc}; is the broker up?") from exc
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise StatusError(f"topic {topic} does not exist: run `tidemark topics create` (check TIDEMARK_TOPIC_PREFIX)")
-    return sorted(found.partitions)
+    return topic_partitions(consumer, topic, TIMEOUT_S)
 
 
 def _drain(
