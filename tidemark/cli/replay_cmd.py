@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 
 from tidemark.core.names import validate_name
-from tidemark.producers.events import Compression
 
+from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
 from .stats_view import stats_table
@@ -52,7 +52,7 @@ def replay(
         str, typer.Option(help="1 = the trace's real time, 10 = ten times faster, max = no waiting")
     ] = "max",
     seed: Annotated[int, typer.Option(help="seed of the generated write content")] = 0,
-    compression: Annotated[Compression, typer.Option(help="compression of block data in events")] = Compression.NONE,
+    compression: CompressionOption = Compression.NONE,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Replay TRACE: reads are skipped, writes get generated content and are mapped into the volume."""

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tidemark.core.nbd.tls import TlsMode, TlsOptions
 
+from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
 from .nbd_server_options import (
@@ -32,12 +33,6 @@ app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class Compression(StrEnum):
-    none = "none"
-    lz4 = "lz4"
-    zstd = "zstd"
-
-
 class Ack(StrEnum):
     local = "local"
     kafka = "kafka"
@@ -49,9 +44,7 @@ def nbd(
     volume: Annotated[str, typer.Option(help="registered volume to track; also the NBD export name")],
     image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size")],
     listen: ListenOption = DEFAULT_LISTEN,
-    compression: Annotated[
-        Compression, typer.Option(help="compression of block data in events")
-    ] = Compression.none,
+    compression: CompressionOption = Compression.NONE,
     delivery_timeout_ms: Annotated[
         int | None,
         typer.Option(

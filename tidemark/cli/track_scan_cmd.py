@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from tidemark.core.names import validate_name
-from tidemark.producers.events import Compression
 
+from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
 from .stats_view import stats_table
@@ -31,7 +31,7 @@ def scan(
         float, typer.Option(help="back off while the average read latency exceeds this (0: never back off)")
     ] = 20.0,
     chunk_bytes: Annotated[int, typer.Option(help="bytes read per request")] = 4 * 1024 * 1024,
-    compression: Annotated[Compression, typer.Option(help="compression of block data in events")] = Compression.NONE,
+    compression: CompressionOption = Compression.NONE,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Scan IMAGE and publish changed blocks: the first pass seeds, later ones send only changes.
