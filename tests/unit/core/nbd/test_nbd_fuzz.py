@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.producers.nbd.conftest import RecordingTracker, ServerThread
+from tests.unit.producers.nbd.conftest import ServerThread
+from tests.unit.producers.tracker_double import RecordingTracker
 from tidemark.core.nbd import protocol as p
 from tidemark.core.nbd.dispatch import Request, check
 from tidemark.core.nbd.export import ThreadedExport
@@ -86,7 +87,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         image = tmp_path_factory.mktemp("nbd-fuzz") / "image.raw"
         image.write_bytes(bytes(SIZE))
-        tracker = RecordingTracker(SIZE)
+        tracker = RecordingTracker(SIZE, intents_required=True)
         thread = ServerThread(tracker, image)
         port, export = thread.start().port, tracker.name
     bystander = open_export(port, export)

@@ -23,7 +23,8 @@ from tests.unit.core.nbd.rawclient import (
 from tidemark.core.nbd import protocol as p
 from tidemark.producers.exceptions import ImageSizeError
 
-from .conftest import BLOCK, VOLUME, RecordingTracker, ServerThread
+from ..tracker_double import RecordingTracker
+from .conftest import BLOCK, VOLUME, ServerThread
 
 
 def test_go_reports_size_flags_and_block_sizes(server) -> None:
