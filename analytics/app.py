@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from tidemark.schemas.codec import default_codec
 
 from tidemark.core.kafka import KafkaClients
-from tidemark.core.topic_admin import cluster_replication, create_topics, topic_specs
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.settings import Settings
+from tidemark.core.topic_admin import cluster_replication, create_topics, topic_specs
 from tidemark.core.topics import Topics
+from tidemark.schemas.codec import default_codec
 
 from .alerts import NO_VOLUME
 from .engine import RECENT_ALERTS, Engine, Stores

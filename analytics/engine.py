@@ -23,10 +23,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidemark.core.partitioning import volume_partition
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
-
-from tidemark.core.partitioning import volume_partition
 
 from .alerts import NO_VOLUME
 from .deadletters import DeadLetterWatch, advance, on_dead_letter
@@ -62,8 +61,9 @@ class Engine:
     working state lives in memory and is flushed on that partition's ticks, or every
     `FLUSH_EVERY` events), `points`, `mirrors`, `dead` and `registry` by their own topics.
     Dead-letter episodes end on the app's clock (the newest message time seen), in memory.
-    A store read while another topic's event is handled (`registry`, `points`, `mirrors`, and `windows` by the web views) is
-    read through `cached`: faust's RocksDB store looks a key up in the partition of the event
+    A store read while another topic's event is handled (`registry`, `points`, `mirrors`, and
+    `windows` by the web views) is read through `cached`: faust's RocksDB store looks a key up
+    in the partition of the event
     being handled, which is not the partition it was written in."""
 
     def __init__(

@@ -16,10 +16,10 @@ import uuid
 from typing import Any
 
 from confluent_kafka import TopicPartition
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.schemas.codec import default_codec
+from tidemark.schemas.exceptions import DecodeError
 
 from .exceptions import AnalyticsError
 

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     profiled = set(args.profile.split(",")) - {""}
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     results: list[Figure | Failure] = []
     with tempfile.TemporaryDirectory(prefix="tidemark-bench-", dir=args.workdir) as work:
         env = BenchEnv(Path(work))

@@ -123,11 +123,14 @@ def lag(writer: Writer, watcher: AppliedWatcher, mb_s: float, seconds: float) ->
         if delay > 0:
             time.sleep(delay)
         seq, future = writer.submit()
-        future.add_done_callback(lambda _f, s=seq: acks.__setitem__(s, time.monotonic()))
+        def acked(_: Future[None], seq: int = seq) -> None:
+            acks[seq] = time.monotonic()
+
+        future.add_done_callback(acked)
         seqs.append(seq)
         due += interval
     watcher.wait(seqs[-1], "end of the lag phase")
-    return [watcher.applied_at(s) - acks[s] for s in seqs]  # type: ignore[operator]
+    return [watcher.wait(s, "the lag phase") - acks[s] for s in seqs]  # each applied by now: no waiting
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -15,16 +15,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidemark.localkafka import LocalCluster as LocalBroker
+from confluent_kafka import KafkaException
+
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec, publish_volume
+from tidemark.localkafka import LocalCluster as LocalBroker
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -109,10 +111,8 @@ class BenchEnv:
         names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
         if names:
             for future in admin.delete_topics(names, operation_timeout=30).values():
-                try:
+                with suppress(KafkaException, TimeoutError):  # a topic already gone (or slow to go) is fine
                     future.result(timeout=35)
-                except Exception:  # noqa: BLE001  (a topic already gone is fine)
-                    pass
 
     def close(self) -> None:
         if self._broker is not None:

@@ -126,7 +126,8 @@ def figures(results: list[FoldResult]) -> list[Figure]:
         c = r.counts
         found.append(Figure("4", f"folding {r.trace}: shipped", c.shipped / 1e6, "MB", "bytes written",
                             r.written / 1e6, INFO,
-                            [f"{c.changesets} change sets, {c.points} recovery points over {r.duration:.0f} s of trace time"]))  # fmt: skip
+                            [f"{c.changesets} change sets, {c.points} recovery points "
+                             f"over {r.duration:.0f} s of trace time"]))  # fmt: skip
         found.append(Figure("4", f"folding {r.trace}: cut", c.cut_shipped / 1e6, "MB", "bytes in the recovery points",
                             c.rp_changed / 1e6, ratio_at_most(0.05),
                             [f"with a 0.25 s sub-interval the cut ratio is {_share(r.short):.3f}"]))  # fmt: skip

@@ -85,7 +85,9 @@ def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[IngestResult]:
         topic = anchor_topic(stage, label)
         anchors, ours = [], []
         for attempt in range(repeats):
-            anchors.append(producer_performance(lib, stage.clients.bootstrap, topic, total // write_bytes, record, ANCHOR_PROPS))
+            anchors.append(
+                producer_performance(lib, stage.clients.bootstrap, topic, total // write_bytes, record, ANCHOR_PROPS)
+            )
             ours.append(tracker_mb_s(stage, f"ingest{label}-{attempt}", write_bytes, total))
         best = max(anchors, key=lambda a: a.mb_per_s)
         results.append(IngestResult(write_bytes, record, max(ours), best))

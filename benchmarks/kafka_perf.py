@@ -56,7 +56,9 @@ def tools_lib(cache: Path, version: str) -> Path:
         )  # fmt: skip
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RuntimeError(f"Maven could not resolve kafka-tools {version}: {result.stdout[-1500:]}{result.stderr[-1500:]}")
+            raise RuntimeError(
+                f"Maven could not resolve kafka-tools {version}: {result.stdout[-1500:]}{result.stderr[-1500:]}"
+            )
         if lib.exists():
             shutil.rmtree(lib)
         staging.rename(lib)

@@ -69,7 +69,12 @@ def render(
     lines.append(f"Date: {started.strftime('%Y-%m-%d %H:%M UTC')}")
     lines += ["", "## Machine", ""]
     lines += [f"- {key}: {value}" for key, value in machine.describe(kafka)]
-    lines += ["", "## Results", "", markdown_table([row(r) if isinstance(r, Figure) else failure_row(r) for r in results])]
+    lines += [
+        "",
+        "## Results",
+        "",
+        markdown_table([row(r) if isinstance(r, Figure) else failure_row(r) for r in results]),
+    ]
     notes = [(r.number, r.name, n) for r in results if isinstance(r, Figure) for n in r.notes]
     if notes:
         lines += ["", "Notes:", ""] + [f"- {num} {name}: {note}" for num, name, note in notes]

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tidemark.producers.scan import ScanOptions, Scanner
+from tidemark.producers.scan import Scanner, ScanOptions
 from tidemark.producers.tracker import Tracker, TrackerOptions
 
 from .env import MIB, BenchEnv, Stage, random_image

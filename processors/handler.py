@@ -121,7 +121,8 @@ class Handler:
 
     def refold_start(self, partition: int) -> int | None:
         """The first journal offset an open sub-interval of the partition refers to (None: none open)."""
-        firsts = [s.open.first_ref for s in self.partitions[partition].states.values() if s.open and s.open.first_seq >= 0]
+        states = self.partitions[partition].states.values()
+        firsts = [s.open.first_ref for s in states if s.open and s.open.first_seq >= 0]
         return min(firsts) if firsts else None
 
     def refold(self, partition: int, messages: Iterable[Message]) -> int:
@@ -282,7 +283,9 @@ class Handler:
     def _state(self, volumes: PartitionVolumes, spec: VolumeSpec) -> VolumeState:
         state = volumes.states.get(spec.name)
         if state is None:
-            state = volumes.states[spec.name] = VolumeState(volume=spec.name, block_size=spec.block_size, size=spec.size)
+            state = volumes.states[spec.name] = VolumeState(
+                volume=spec.name, block_size=spec.block_size, size=spec.size
+            )
             volumes.store[partition_key(volumes.partition)] = json.dumps(sorted(volumes.states)).encode()
         return state
 

@@ -76,14 +76,18 @@ class JournalReader:
             msg = self._consumer.poll(0.5)
             if msg is None:
                 if time.monotonic() > deadline:
-                    raise ProcessorError(f"reading {self.topic}[{partition}] back from {start} took over {READ_TIMEOUT_S} s")
+                    raise ProcessorError(
+                        f"reading {self.topic}[{partition}] back from {start} took over {READ_TIMEOUT_S} s"
+                    )
                 continue
             error = msg.error()
             offset = msg.offset() or 0
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     if end is None or offset >= end:
-                        raise ProcessorError(f"{self.topic}[{partition}] ends at {offset}, before the offsets asked for")
+                        raise ProcessorError(
+                            f"{self.topic}[{partition}] ends at {offset}, before the offsets asked for"
+                        )
                     continue
                 raise ProcessorError(f"reading {self.topic}[{partition}] back: {error}")
             if end is not None and offset >= end:

@@ -29,7 +29,7 @@ class PartitionStore(MutableMapping[bytes, bytes]):
         self.pending: dict[bytes, bytes | None] = {}
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self._db.get(key)
+        value: bytes | None = self._db.get(key)
         if value is None:
             raise KeyError(key)
         return value

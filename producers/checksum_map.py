@@ -81,7 +81,7 @@ class ChecksumMap:
             self._meta = {"volume_size": volume_size, "block_size": block_size, "seeded": False}
             self._save_meta()
             return self._meta
-        meta = json.loads(self._meta_path.read_text())
+        meta: dict[str, object] = json.loads(self._meta_path.read_text())
         if (meta.get("volume_size"), meta.get("block_size")) != (volume_size, block_size):
             raise TrackerError(
                 f"the scan map of volume {self._volume!r} in {folder} was built for "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import lz4.frame
@@ -12,7 +12,7 @@ import xxhash
 import zstandard
 
 
-class Compression(str, Enum):
+class Compression(StrEnum):
     NONE = "none"
     LZ4 = "lz4"
     ZSTD = "zstd"

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
+from tidemark.schemas.codec import default_codec
+from tidemark.schemas.exceptions import DecodeError
 
 from .exceptions import TrackerError
 
@@ -107,7 +107,9 @@ class PrimaryWatch:
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
-                raise TrackerError(f"volume {self.volume}: timed out reading the registry {self._topic} after {timeout} s")
+                raise TrackerError(
+                    f"volume {self.volume}: timed out reading the registry {self._topic} after {timeout} s"
+                )
             msg = consumer.poll(POLL_SECONDS)
             if msg is None or msg.error():
                 continue

@@ -27,8 +27,8 @@ from tidemark.core.blocks import Extent, split
 from .exceptions import TrackerError
 from .image_file import open_volume_image
 from .progress import progress_bar
-from .tracker_api import WriteTracker
 from .traces import TraceRecord
+from .tracker_api import WriteTracker
 
 MAPPING = (
     "offset modulo the volume size, aligned down to the block size; "
@@ -179,7 +179,9 @@ def replay(
     return stats
 
 
-def _count(stats: ReplayStats, record: TraceRecord, extent: Extent, clipped: int, volume_size: int, block_size: int) -> None:
+def _count(
+    stats: ReplayStats, record: TraceRecord, extent: Extent, clipped: int, volume_size: int, block_size: int
+) -> None:
     stats.writes += 1
     stats.bytes_published += extent.length
     if record.offset >= volume_size:

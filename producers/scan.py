@@ -33,8 +33,8 @@ from tidemark.core.settings import KIB, MIB
 
 from .checksum_map import ChecksumMap
 from .exceptions import TrackerError
-from .image_file import open_volume_image
 from .holes import Segment, segments
+from .image_file import open_volume_image
 from .progress import progress_bar
 from .throttle import LatencyThrottle
 from .tracker_api import WriteTracker

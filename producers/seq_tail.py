@@ -18,10 +18,10 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
 
 from tidemark.core.exceptions import KafkaError
+from tidemark.schemas.codec import default_codec
+from tidemark.schemas.exceptions import DecodeError
 
 from .seq_checkpoint import Checkpoint
 

@@ -23,13 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 M = TypeVar("M")
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     SYNC = "sync"
     AHEAD = "ahead"
 

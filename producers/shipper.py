@@ -30,7 +30,6 @@ from typing import Any
 import xxhash
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
-from tidemark.schemas.codec import default_codec
 
 from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
@@ -38,6 +37,7 @@ from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
+from tidemark.schemas.codec import default_codec
 
 from .activity_log import ActivityLog
 from .blockwrite_encoder import BlockWriteEncoder
@@ -276,7 +276,8 @@ class Shipper:
         self._produce(value, done)
 
     def _produce_marker(self, mark: MarkItem) -> None:
-        record = marker(self.volume.name, mark.kind, self._epoch, self._next_seq - 1, mark.label, self.config.generation)
+        after_seq = self._next_seq - 1
+        record = marker(self.volume.name, mark.kind, self._epoch, after_seq, mark.label, self.config.generation)
         with self.stats.lock:
             self.stats.markers += 1
 
@@ -296,7 +297,9 @@ class Shipper:
         assert producer is not None
         while True:
             try:
-                producer.produce(self.topics.writes, key=self._key, value=value, partition=self._partition, on_delivery=done)
+                producer.produce(
+                    self.topics.writes, key=self._key, value=value, partition=self._partition, on_delivery=done
+                )
                 return
             except BufferError:
                 producer.poll(0.05)
@@ -529,7 +532,9 @@ class Shipper:
         if offset < 0 or seq != self._next_seq - 1 or self.window.unshipped_bytes:
             return False
         try:
-            producer.produce(topic, key=self._key, value=encode_checkpoint(Checkpoint(self._partition, offset, seq, True)))
+            producer.produce(
+                topic, key=self._key, value=encode_checkpoint(Checkpoint(self._partition, offset, seq, True))
+            )
         except BufferError:
             return False
         self._settled_out = True

@@ -27,7 +27,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
@@ -57,7 +57,7 @@ KEEPER_INTERVAL_SECONDS = 1.0
 NO_ROOM_WAIT_SECONDS = 0.01
 
 
-class AckMode(str, Enum):
+class AckMode(StrEnum):
     LOCAL = "local"
     KAFKA = "kafka"
 
@@ -255,7 +255,8 @@ class Tracker:
         if self._fenced is not None:
             raise TrackerFencedError(self._fenced)
         self.submit_marker(request.kind, request.label).result(timeout=self.options.delivery_timeout_ms / 1000 + 5)
-        log.info("volume %s: %s marker %r queued behind every acknowledged write", self.volume.name, request.kind, request.label)
+        name, kind, label = self.volume.name, request.kind, request.label
+        log.info("volume %s: %s marker %r queued behind every acknowledged write", name, kind, label)
 
     def _recover(self) -> None:
         """Regions the previous tracker left in the log go to the dirty bitmap, durably."""
@@ -273,7 +274,9 @@ class Tracker:
             self.volume.name, len(recovered), len(blocks),
         )  # fmt: skip
         if self._image_fd is None:
-            log.error("volume %s: no image given, so those blocks cannot be republished; resync the mirrors", self.volume.name)
+            log.error(
+                "volume %s: no image given, so those blocks cannot be republished; resync the mirrors", self.volume.name
+            )
         else:
             self.dirty.add(blocks)
             self.dirty.persist()
@@ -308,7 +311,9 @@ class Tracker:
                 self.state.save_seq_hint(shipper.next_seq - 1)
             self.dirty.persist()
             if not self.activity.close():
-                log.warning("volume %s: stopped with unshipped writes; the next start republishes them", self.volume.name)
+                log.warning(
+                    "volume %s: stopped with unshipped writes; the next start republishes them", self.volume.name
+                )
             if self._image_fd is not None:
                 os.close(self._image_fd)
                 self._image_fd = None

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from tidemark.core.durable import read_or, write_durably
+
 from .exceptions import TrackerError
 
 

@@ -55,6 +55,8 @@ def _parse(schema: Mapping[str, Any], source: str) -> _Schema:
         parsed = fastavro.parse_schema(dict(schema), named_schemas={})
     except Exception as exc:  # fastavro raises several types for a bad schema
         raise SchemaError(f"invalid Avro schema in {source}: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise SchemaError(f"{source} is not an Avro record schema (a JSON object with a name)")
     return _Schema(_short_name(parsed["name"]), parsed, _fingerprint(parsed))
 
 
@@ -69,9 +71,10 @@ def bundled_schemas() -> list[dict[str, Any]]:
 
 def load_schema_file(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        loaded: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise SchemaError(f"cannot read schema {path}: {exc}") from exc
+    return loaded
 
 
 class Codec:

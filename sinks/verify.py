@@ -55,7 +55,9 @@ def _digests(data: bytes, block_size: int) -> list[bytes]:
     return [xxhash.xxh3_64_digest(view[i : i + block_size]) for i in range(0, len(data), block_size)]
 
 
-def against_source(mirror: BlockReader, source: Path, block_size: int, on_progress: Progress | None = None) -> VerifyReport:
+def against_source(
+    mirror: BlockReader, source: Path, block_size: int, on_progress: Progress | None = None
+) -> VerifyReport:
     size = os.path.getsize(source)
     if size != mirror.size:
         raise SinkError(f"source {source} is {size} bytes but the mirror is {mirror.size} bytes")
@@ -67,14 +69,16 @@ def against_source(mirror: BlockReader, source: Path, block_size: int, on_progre
             theirs = _digests(os.pread(handle.fileno(), length, offset), block_size)
             ours = _digests(mirror.read(offset, length), block_size)
             first = offset // block_size
-            report.differing_blocks += [first + i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+            report.differing_blocks += [first + i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
             report.blocks_checked += len(ours)
             if on_progress is not None:
                 on_progress(report.blocks_checked, total)
     return report
 
 
-def manifest_chain(headers: dict[int, dict[str, Any]], rp_id: int, changed_only: bool) -> tuple[list[dict[str, Any]], list[str]]:
+def manifest_chain(
+    headers: dict[int, dict[str, Any]], rp_id: int, changed_only: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The headers of rp_id and its ancestors, newest first, and notes on what is missing."""
     chain: list[dict[str, Any]] = []
     notes: list[str] = []

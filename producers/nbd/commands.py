@@ -19,11 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from tidemark.producers.tracker_api import Fenceable, WriteTracker
-
 from tidemark.core.blocks import Extent, align_out, is_aligned
 from tidemark.core.nbd.concurrency import RangeLock
 from tidemark.core.nbd.export import DEFAULT_IO_THREADS
+from tidemark.producers.tracker_api import Fenceable, WriteTracker
 
 from ..read_profile import ReadProfile
 from .image import RawImage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ class TraceRecord:
     """Bytes."""
 
 
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Generator[tuple[int, str], None, None]:
     """The non-blank lines of a text trace, stripped, with their 1-based line numbers."""
     try:
         with path.open("r", encoding="ascii", newline="") as handle:

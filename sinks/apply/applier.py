@@ -11,7 +11,8 @@ resume offset of its volumes; each volume skips what it already applied.
 
 A volume that cannot be served (locked, promoted, resync needed) is reported and left out; the
 process fails only when it serves none. A volume whose mirror's `release` file appears (failover
-asks for it) is let go: its lock is released and the others go on; with none left, it exits. A mirror that was away longer than the topic's retention
+asks for it) is let go: its lock is released and the others go on; with none left, it exits.
+A mirror that was away longer than the topic's retention
 (its resume offset is below the partition's low watermark, or the next set it needs is gone) is
 recorded RESYNC_NEEDED and dropped: only `tidemark resync` brings it back. A full disk is a
 waiting state: the volume reports ERROR with the reason, the partition is read again from the

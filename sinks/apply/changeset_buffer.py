@@ -140,7 +140,8 @@ class ChangeSetBuffer:
 
     def _ensure_spool(self) -> IO[bytes]:
         if self._spool is None:
-            self._spool = tempfile.TemporaryFile(dir=self.spool_dir, prefix="changeset-")
+            # held across calls, closed by reset(): no `with` block fits its lifetime
+            self._spool = tempfile.TemporaryFile(dir=self.spool_dir, prefix="changeset-")  # noqa: SIM115
         return self._spool
 
     def _append(self, record: dict[str, Any]) -> None:

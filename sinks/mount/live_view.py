@@ -25,8 +25,8 @@ from ..exceptions import MirrorStateError, PromotedMirrorError, UnknownRecoveryP
 from ..layout import MirrorLayout
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
-from ..storage.progress import Progress
 from ..storage.private import private_folder
+from ..storage.progress import Progress
 from ..storage.undo_store import UndoStore
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from tidemark.core.nbd.export import BlockingExport
 
 from ..exceptions import MirrorStateError
-from ..layout import MirrorLayout, exclusive, reading
+from ..layout import DEFAULT_SITE, MirrorLayout, exclusive, reading
 from ..storage import progress as progress_file
 from ..storage.mirror_file import MirrorFile
 from ..storage.pins import pinned
@@ -32,7 +32,7 @@ from .overlay import Overlay, OverlayOwner
 class MountRequest:
     volume: str
     rp: int | None = None  # None: the promoted volume of a failed-over mirror
-    site: str = "default"
+    site: str = DEFAULT_SITE
     writable: bool = False
     overlay: Path | None = None  # default: <state>/mirrors/<site>/<volume>/overlays/rp-<rp>.img
 

@@ -31,7 +31,7 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 
 from ..exceptions import SinkError, VerifyMismatchError
-from ..layout import MirrorLayout, exclusive
+from ..layout import DEFAULT_SITE, MirrorLayout, exclusive
 from ..mirror import Mirror
 from ..reading.stream_head import StreamHead, newest_changeset
 from ..status import publish_status, status_record
@@ -48,7 +48,7 @@ class ResyncRequest:
     volume: str
     mirror: Path
     source: Path
-    site: str = "default"
+    site: str = DEFAULT_SITE
 
 
 @dataclass

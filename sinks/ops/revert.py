@@ -26,6 +26,10 @@ def revert_mirror(
     """
     layout = MirrorLayout.of(state_dir, site, volume)
     purpose = f"revert to recovery point {to_rp}"
-    with exclusive(layout, purpose), no_readers(layout, purpose), pinned(layout.root, to_rp, "revert"):
-        with Mirror.open_existing(layout, mirror_path) as mirror:
-            return mirror.revert(to_rp, on_block)
+    with (
+        exclusive(layout, purpose),
+        no_readers(layout, purpose),
+        pinned(layout.root, to_rp, "revert"),
+        Mirror.open_existing(layout, mirror_path) as mirror,
+    ):
+        return mirror.revert(to_rp, on_block)

@@ -11,7 +11,7 @@ from tidemark.core.topics import Topics
 from tidemark.core.volumes import DEFAULT_BLOCK_SIZE
 
 from ..exceptions import MirrorStateError, UnknownRecoveryPointError
-from ..layout import MirrorLayout, exclusive
+from ..layout import DEFAULT_SITE, MirrorLayout, exclusive
 from ..manifests import point_chunks, point_locations
 from ..mirror import Mirror
 from ..storage import progress as progress_file
@@ -31,7 +31,7 @@ from ..verify import (
 class VerifyRequest:
     volume: str
     mirror: Path
-    site: str = "default"
+    site: str = DEFAULT_SITE
     source: Path | None = None
     rp: int | None = None
     changed_only: bool = False

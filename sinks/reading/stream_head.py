@@ -77,14 +77,15 @@ def _last_seal(consumer: Consumer, topic: str, partition: int, start: int, end: 
                 break
             idle += 1
             continue
-        if msg.error() is not None:
+        offset = msg.offset()
+        if msg.error() is not None or offset is None:
             raise SinkError(f"reading {topic}[{partition}]: {msg.error()}")
         idle = 0
-        if msg.offset() >= end:
+        if offset >= end:
             break
         if msg.key() == key:
-            found = _seal_of(msg.value() or b"", volume, partition, msg.offset()) or found
-        if msg.offset() >= end - 1:
+            found = _seal_of(msg.value() or b"", volume, partition, offset) or found
+        if offset >= end - 1:
             break
     else:
         raise SinkError(f"reading {topic}[{partition}] from offset {start} stalled before offset {end}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.topic_partitions import topic_partitions
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
@@ -25,15 +27,8 @@ READ_TIMEOUT_S = 60.0
 STALL_S = 60.0
 
 
-def partitions_of(consumer: object, topic: str) -> list[int]:
-    metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)  # type: ignore[attr-defined]
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise SinkError(
-            f"topic {topic} does not exist; create the topics with `tidemark topics create` "
-            "(and check TIDEMARK_TOPIC_PREFIX)"
-        )
-    return sorted(found.partitions)
+def partitions_of(client: Consumer | Producer, topic: str) -> list[int]:
+    return topic_partitions(client, topic, METADATA_TIMEOUT_S)
 
 
 def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> Iterator[Message]:
@@ -53,11 +48,12 @@ def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> 
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     open_parts.discard(msg.partition())
                     continue
-                raise SinkError(f"reading {topic}: {msg.error()}")
+                raise SinkError(f"reading {topic}: {error}")
             if wanted is None or msg.key() == wanted:
                 yield msg
     finally:
@@ -66,7 +62,7 @@ def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> 
 
 def read_records(
     clients: KafkaClients, topic: str, record_type: str, key: str | None = None
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """Decoded records of one type; undecodable messages are skipped (the stages dead-letter them)."""
     codec = default_codec()
     for msg in read_messages(clients, topic, key):

@@ -18,8 +18,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from itertools import chain
 from dataclasses import dataclass
+from itertools import chain
 
 from pyroaring import BitMap
 

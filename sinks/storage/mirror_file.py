@@ -88,7 +88,7 @@ class MirrorFile:
     def zero(self, offset: int, length: int) -> None:
         """Make the range read as zeros: a punched hole, or written zeros where punching fails."""
         self._check(offset, length)
-        if self._punch and length > 0:
+        if self._punch and _fallocate is not None and length > 0:
             if _fallocate(self._fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0:
                 return
             if ctypes.get_errno() not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):

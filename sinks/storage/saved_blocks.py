@@ -17,6 +17,7 @@ from types import TracebackType
 from .block_bitmap import load_bitmap, save_bitmap
 from .private import PRIVATE_FILE
 
+
 class SavedBlocks:
     def __init__(self, folder: Path, name: str, size: int, block_size: int) -> None:
         self.image = Path(folder) / f"{name}.img"

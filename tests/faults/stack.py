@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from pyroaring import BitMap
-from tidemark.sinks.manifests import recovery_points
-from tidemark.sinks.status import latest_statuses
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
 from tidemark.localkafka import LocalCluster
+from tidemark.sinks.manifests import recovery_points
+from tidemark.sinks.status import latest_statuses
 
 STOP_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 60.0

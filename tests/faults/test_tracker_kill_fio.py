@@ -6,7 +6,8 @@ sequentially at queue depth 16, rate-limited so the kill lands in the middle of 
 then stopped (SIGKILL if it has not ended: its nbd engine can keep polling the dead connection,
 and a CI run saw it ignore SIGINT for 300 s) and the last of the bytes it
 completed, i.e. saw acknowledged, in a JSON status report every second; with sequential writes
-and at most 16 in flight, every write before the last 16 completed ones' span was acknowledged. The supervisor starts the tracker again
+and at most 16 in flight, every write before the last 16 completed ones' span was acknowledged.
+The supervisor starts the tracker again
 (it republishes its activity log's regions), the pipeline converges (a recovery point held by the
 mirror, `verify --source` identical), and fio's `--verify_only` pass over that prefix checks every
 acknowledged write on the source through the tracker and on the mirror image.
@@ -86,7 +87,9 @@ def _verify(target: list[str], size: int, workdir: Path, what: str) -> None:
         _job(target, size, "--verify_only"), cwd=workdir, capture_output=True, text=True,
         timeout=FIO_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
-    assert done.returncode == 0 and "err= 0" in done.stdout, f"acknowledged writes lost on {what}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0 and "err= 0" in done.stdout, (
+        f"acknowledged writes lost on {what}:\n{done.stdout}\n{done.stderr}"
+    )
     assert "READ:" in done.stdout, f"fio read nothing back from {what}:\n{done.stdout}"
 
 

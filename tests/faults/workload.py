@@ -145,7 +145,7 @@ def run_chunk(uri: str, commands: list[WriteCommand]) -> list[bool]:
     acknowledged: list[bool] = []
     for index, command in enumerate(commands):
         wrote = _WROTE.match(results[index]) if index < len(results) else None
-        acknowledged.append(bool(wrote) and int(wrote[3]) == command.offset and int(wrote[1]) == command.length)
+        acknowledged.append(wrote is not None and int(wrote[3]) == command.offset and int(wrote[1]) == command.length)
     return acknowledged
 
 
@@ -201,7 +201,7 @@ class QemuWriter:
                 pending = [next(self._commands) for _ in range(self._chunk)]
                 # In command order: a later acknowledged write settles an earlier doubtful one.
                 acknowledged = run_chunk(uri, pending)
-                for command, acked in zip(pending, acknowledged):
+                for command, acked in zip(pending, acknowledged, strict=True):
                     if acked:
                         self._model.acknowledge(command)
                     else:

@@ -77,7 +77,9 @@ def _consume(tm: TidemarkTest, topics: set[str], keys: set[bytes]) -> dict[bytes
             if msg is None:
                 continue
             assert msg.error() is None, msg.error()
-            received[msg.key()] = codec.decode(msg.value())
+            key, value = msg.key(), msg.value()
+            assert key is not None and value is not None
+            received[key] = codec.decode(value)
     finally:
         consumer.close()
     return received

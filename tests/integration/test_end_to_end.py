@@ -118,8 +118,8 @@ def test_qemu_io_writes_reach_the_mirror_and_every_point_is_exact(
     first = cli("verify", "--volume", pipe.volume, "--mirror", str(pipe.mirror), "--source", str(copies[0]),
                 "--rp", str(points[0])).stdout  # fmt: skip
     assert first.startswith("identical"), first
-    status = pipe.status()
-    assert status is not None and (status["state"], status["rp_id"]) == ("PAUSED", points[0]), status
+    paused = pipe.status()
+    assert paused is not None and (paused["state"], paused["rp_id"]) == ("PAUSED", points[0]), paused
 
     # the reverted mirror resumes after the first point and comes back to the latest
     pipe.start_mirror()

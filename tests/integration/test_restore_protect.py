@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from pyroaring import BitMap
 
 from tidemark.core.volumes import lookup_volume

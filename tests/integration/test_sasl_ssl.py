@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
@@ -111,7 +112,7 @@ def _kafka(bootstrap: str, ca: Path, password: str) -> KafkaSettings:
         security_protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-256",
         sasl_username=USER,
-        sasl_password=password,
+        sasl_password=SecretStr(password),
         ssl_ca_location=ca,
     )
 

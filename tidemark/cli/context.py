@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -33,13 +34,13 @@ class AppContext:
 
 
 def build_context(state_dir: Path | None, bootstrap: str | None, topic_prefix: str | None) -> AppContext:
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}  # pydantic validates them as the flags' values
     if state_dir is not None:
         overrides["state_dir"] = state_dir
     if topic_prefix is not None:
         overrides["topic_prefix"] = topic_prefix
     settings = Settings(**overrides)
-    kafka = KafkaSettings(**({"bootstrap": bootstrap} if bootstrap else {}))
+    kafka = KafkaSettings(bootstrap=bootstrap) if bootstrap else KafkaSettings()
     return AppContext(settings, kafka)
 
 

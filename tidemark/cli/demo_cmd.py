@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,7 +18,7 @@ app = typer.Typer(help="Run the whole pipeline on a real filesystem, with checks
 def demo(
     ctx: typer.Context,
     trace: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             exists=True, dir_okay=False, envvar="TIDEMARK_DEMO_TRACE",
             help="block trace replayed into the second volume [default: a generated one]",

@@ -7,33 +7,29 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .context import AppContext, app_context
+from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
 from .nbd_server_options import parse_listen
+from .progress_bars import progress_bar
 
 # Registered without a group name: the commands are `tidemark failover` and `tidemark failback`.
 app = typer.Typer(help="Fail over to a mirror and back.")
 
 
-def _bar(label: str) -> Progress:
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=Console(stderr=True), transient=True)
-
-
 @app.command("failover")
 def failover(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror")],
+    volume: MirrorVolume,
     mirror: Annotated[Path, typer.Option(help="mirror image (as given to `tidemark mirror --path`)")],
     to: Annotated[
-        Optional[int], typer.Option("--to", help="recovery point [default: the last complete one]")
+        int | None, typer.Option("--to", help="recovery point [default: the last complete one]")
     ] = None,
-    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     stop_applier: Annotated[
         bool,
         typer.Option(help="ask a running `tidemark mirror` to let go of this mirror (it goes on with its others)"),
@@ -42,7 +38,7 @@ def failover(
         bool, typer.Option(help="do not promote: serve a writable overlay of the point, replication goes on")
     ] = False,
     listen: Annotated[str, typer.Option(help="with --test: host:port of the NBD export")] = "127.0.0.1:10809",
-    overlay: Annotated[Optional[Path], typer.Option(help="with --test: overlay file")] = None,
+    overlay: Annotated[Path | None, typer.Option(help="with --test: overlay file")] = None,
     reverse: Annotated[
         bool,
         typer.Option(
@@ -51,7 +47,7 @@ def failover(
         ),
     ] = False,
     track_listen: Annotated[
-        Optional[str], typer.Option(help="with --reverse: run the tracker on this host:port (else print its command)")
+        str | None, typer.Option(help="with --reverse: run the tracker on this host:port (else print its command)")
     ] = None,
 ) -> None:
     """Fence the old primary (a new generation), stop applying, bring the mirror to the point and
@@ -63,8 +59,8 @@ def failover(
         return
     from tidemark.core.volumes import bump_generation
     from tidemark.sinks.apply.applier_stop import stop_running_applier
-    from tidemark.sinks.ops.failover import failover as run_failover
     from tidemark.sinks.layout import MirrorLayout
+    from tidemark.sinks.ops.failover import failover as run_failover
 
     if stop_applier:
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
@@ -73,12 +69,8 @@ def failover(
     def fence() -> int:
         return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=site).generation
 
-    with _bar("failover revert") as bar:
-        task = bar.add_task("revert", total=None)
-        report = run_failover(
-            app_ctx.settings.state_dir, site, volume, mirror, to,
-            lambda done, total: bar.update(task, completed=done, total=total), fence,
-        )  # fmt: skip
+    with progress_bar("failover revert") as on_progress:
+        report = run_failover(app_ctx.settings.state_dir, site, volume, mirror, to, on_progress, fence)
     publish_mirror_state(app_ctx, report.progress, out)
     out.print(
         f"failed over {volume} (site {site}) at recovery point {report.rp_id}: reverted "
@@ -116,10 +108,10 @@ def _test_failover(
 ) -> None:
     from tidemark.core.nbd.export import ThreadedExport
     from tidemark.core.nbd.server import serve_export
-    from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.exceptions import MirrorStateError
     from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.mount.serve import MountRequest, mounted
+    from tidemark.sinks.storage import progress as progress_file
 
     host, port = parse_listen(listen)
     if to is None:
@@ -142,15 +134,15 @@ def _test_failover(
 @app.command("failback")
 def failback(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror")],
+    volume: MirrorVolume,
     mirror: Annotated[Path, typer.Option(help="the promoted mirror image")],
     primary: Annotated[Path, typer.Option(help="the old primary's image (rewritten where it differs)")],
-    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     primary_site: Annotated[
-        Optional[str], typer.Option(help="site of the old primary [default: the original primary]")
+        str | None, typer.Option(help="site of the old primary [default: the original primary]")
     ] = None,
     discard: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="when both sides changed a block: `primary` (the mirror's content wins) or `mirror` "
             "(the old primary's content wins)"
@@ -185,13 +177,11 @@ def failback(
     def fence() -> int:
         return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=primary_site).generation
 
-    with _bar("failback") as bar:
-        task = bar.add_task("compare", total=None)
+    with progress_bar("failback") as on_progress:
         report = run_failback(
             app_ctx.settings.state_dir, site, volume, mirror, primary,
             primary_changed=changes.before, promoted_changed=changes.since, resume=changes.last, full=full,
-            discard=discard, fence=fence,
-            on_block=lambda done, total: bar.update(task, completed=done, total=total),
+            discard=discard, fence=fence, on_block=on_progress,
         )  # fmt: skip
     after = progress_file.load(layout.progress)
     if after is not None:
@@ -226,12 +216,10 @@ def rejoin(
     promoted = progress_file.load(MirrorLayout.of(app_ctx.settings.state_dir, from_site, volume).progress)
     after = promoted.changeset_id if promoted is not None else 0
     changes = changed_after(app_ctx.clients, app_ctx.topics, volume, after)
-    with _bar("rejoin") as bar:
-        task = bar.add_task("compare", total=None)
+    with progress_bar("rejoin") as on_progress:
         report = run_rejoin(
-            app_ctx.settings.state_dir, volume, site, image, from_site, changes.blocks, changes.last,
-            lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+            app_ctx.settings.state_dir, volume, site, image, from_site, changes.blocks, changes.last, on_progress
+        )
     kept = (
         f"; {report.still_differing} blocks changed on the new primary meanwhile (the stream brings them), "
         f"the overwritten blocks are kept in {report.saved_kept}"

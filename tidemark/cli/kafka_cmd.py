@@ -6,7 +6,7 @@ say which cluster is used instead.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,11 +20,13 @@ app = typer.Typer(help="Run a local Kafka cluster (KRaft, 1 to 3 nodes on loopba
 console = Console(highlight=False, markup=False, soft_wrap=True)
 
 PortOption = Annotated[
-    Optional[int],
-    typer.Option("--port", help="node 1's listener port on 127.0.0.1 [env TIDEMARK_KAFKA_PORT; default: free port, kept]"),
+    int | None,
+    typer.Option(
+        "--port", help="node 1's listener port on 127.0.0.1 [env TIDEMARK_KAFKA_PORT; default: free port, kept]"
+    ),
 ]
 BrokersOption = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--brokers", min=1, max=MAX_BROKERS,
         help="nodes of a new cluster, each broker and controller [env TIDEMARK_KAFKA_BROKERS; default 1, "

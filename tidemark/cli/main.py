@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,13 +25,13 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     state_dir: Annotated[
-        Optional[Path], typer.Option(help="state directory [env TIDEMARK_STATE_DIR, default .tidemark]")
+        Path | None, typer.Option(help="state directory [env TIDEMARK_STATE_DIR, default .tidemark]")
     ] = None,
     bootstrap: Annotated[
-        Optional[str], typer.Option(help="Kafka bootstrap servers [env TIDEMARK_BOOTSTRAP]")
+        str | None, typer.Option(help="Kafka bootstrap servers [env TIDEMARK_BOOTSTRAP]")
     ] = None,
     topic_prefix: Annotated[
-        Optional[str], typer.Option(help="topic name prefix [env TIDEMARK_TOPIC_PREFIX, default tidemark]")
+        str | None, typer.Option(help="topic name prefix [env TIDEMARK_TOPIC_PREFIX, default tidemark]")
     ] = None,
 ) -> None:
     ctx.obj = build_context(state_dir, bootstrap, topic_prefix)

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -45,26 +45,26 @@ def _targets(volumes: list[str], path: Path | None, folder: Path | None, every: 
 def mirror(
     ctx: typer.Context,
     volume: Annotated[
-        Optional[list[str]], typer.Option(help="registered volume to mirror; repeat for several")
+        list[str] | None, typer.Option(help="registered volume to mirror; repeat for several")
     ] = None,
     path: Annotated[
-        Optional[Path], typer.Option(help="mirror image of the one --volume (created sparse, the volume's size)")
+        Path | None, typer.Option(help="mirror image of the one --volume (created sparse, the volume's size)")
     ] = None,
     folder: Annotated[
-        Optional[Path], typer.Option("--dir", help="folder of the mirrors: each volume's is DIR/<volume>.img")
+        Path | None, typer.Option("--dir", help="folder of the mirrors: each volume's is DIR/<volume>.img")
     ] = None,
     every: Annotated[
         bool, typer.Option("--all", help="every volume in the registry (and those registered later); needs --dir")
     ] = False,
     site: Annotated[str, typer.Option(help="site name: each site is one consumer group")] = "default",
     retain: Annotated[
-        Optional[str], typer.Option(help="keep the newest N recovery points, or those younger than 24h/7d")
+        str | None, typer.Option(help="keep the newest N recovery points, or those younger than 24h/7d")
     ] = None,
     until_rp: Annotated[
-        Optional[int], typer.Option(help="exit once every mirrored volume holds this recovery point")
+        int | None, typer.Option(help="exit once every mirrored volume holds this recovery point")
     ] = None,
     exit_when_idle: Annotated[
-        Optional[float], typer.Option(help="exit after this many seconds at the end of the stream")
+        float | None, typer.Option(help="exit after this many seconds at the end of the stream")
     ] = None,
     metrics_port: MetricsPort = None,
 ) -> None:

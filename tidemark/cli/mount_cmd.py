@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,7 @@ from rich.console import Console
 from tidemark.core.nbd.tls import TlsMode, TlsOptions
 
 from .context import app_context
+from .mirror_options import DEFAULT_SITE, MirrorSite
 from .nbd_server_options import (
     UNIX,
     IdleTimeoutOption,
@@ -38,16 +39,16 @@ def mount(
     ctx: typer.Context,
     volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
     rp: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),
     ] = None,
     listen: ListenOption = "127.0.0.1:10809",
-    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     writable: Annotated[
         bool, typer.Option(help="accept writes into a copy-on-write overlay (the mirror is never written)")
     ] = False,
     overlay: Annotated[
-        Optional[Path], typer.Option(help="overlay file for --writable [default: under the state directory]")
+        Path | None, typer.Option(help="overlay file for --writable [default: under the state directory]")
     ] = None,
     tls: TlsOption = TlsMode.OFF,
     tls_cert: TlsCertOption = None,

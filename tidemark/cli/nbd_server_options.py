@@ -7,7 +7,7 @@ default there. `--listen` takes `host:port`, `[v6-address]:port` or `unix:PATH`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,14 +21,14 @@ ListenOption = Annotated[
     str, typer.Option(help="host:port, or unix:PATH for a unix socket, to accept NBD clients on (loopback by default)")
 ]
 TlsOption = Annotated[TlsMode, typer.Option(help="NBD_OPT_STARTTLS: off, on (clients may upgrade) or require")]
-TlsCertOption = Annotated[Optional[Path], typer.Option(help="server certificate (PEM) for --tls on|require")]
-TlsKeyOption = Annotated[Optional[Path], typer.Option(help="server private key (PEM) for --tls on|require")]
-TlsCaOption = Annotated[Optional[Path], typer.Option(help="CA (PEM): clients must present a certificate it signed")]
+TlsCertOption = Annotated[Path | None, typer.Option(help="server certificate (PEM) for --tls on|require")]
+TlsKeyOption = Annotated[Path | None, typer.Option(help="server private key (PEM) for --tls on|require")]
+TlsCaOption = Annotated[Path | None, typer.Option(help="CA (PEM): clients must present a certificate it signed")]
 MaxConnectionsOption = Annotated[
-    Optional[int], typer.Option(min=1, help=f"connections open at once [default: {MAX_CONNECTIONS}]")
+    int | None, typer.Option(min=1, help=f"connections open at once [default: {MAX_CONNECTIONS}]")
 ]
 IdleTimeoutOption = Annotated[
-    Optional[float], typer.Option(min=0.1, help="seconds a connection may send nothing [default: no limit]")
+    float | None, typer.Option(min=0.1, help="seconds a connection may send nothing [default: no limit]")
 ]
 
 

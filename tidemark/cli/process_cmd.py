@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,7 +28,7 @@ def process(
         float, typer.Option(help="seconds between ticks that close idle sub-intervals; 0 disables")
     ] = 0.25,
     worker_id: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             envvar="TIDEMARK_WORKER_ID",
             help="stable id of this worker (default: the host name); a restart with the same id "

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from tidemark.core.names import validate_name
-from tidemark.producers.events import Compression
 
+from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
 from .stats_view import stats_table
@@ -20,7 +20,7 @@ from .stats_view import stats_table
 app = typer.Typer(help="Replay a block I/O trace through a tracker.")
 
 
-class TraceFormat(str, Enum):
+class TraceFormat(StrEnum):
     msr = "msr"
     systor = "systor"
     disksim = "disksim"
@@ -46,20 +46,20 @@ def replay(
     format: Annotated[TraceFormat, typer.Option("--format", help="trace format (see shared/traces/README.md)")],
     volume: Annotated[str, typer.Option(help="registered volume to publish the writes to")],
     image: Annotated[
-        Optional[Path], typer.Option(help="also apply the writes to this raw image (exactly the volume's size)")
+        Path | None, typer.Option(help="also apply the writes to this raw image (exactly the volume's size)")
     ] = None,
     speed: Annotated[
         str, typer.Option(help="1 = the trace's real time, 10 = ten times faster, max = no waiting")
     ] = "max",
     seed: Annotated[int, typer.Option(help="seed of the generated write content")] = 0,
-    compression: Annotated[Compression, typer.Option(help="compression of block data in events")] = Compression.NONE,
+    compression: CompressionOption = Compression.NONE,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Replay TRACE: reads are skipped, writes get generated content and are mapped into the volume."""
     from tidemark.core.metrics import serve_metrics
     from tidemark.producers.replay import replay as run_replay
-    from tidemark.producers.tracker import open_tracker
     from tidemark.producers.traces import read_trace
+    from tidemark.producers.tracker import open_tracker
 
     factor = parse_speed(speed)
     app_ctx = app_context(ctx)

@@ -39,11 +39,11 @@ from .nbd_server_options import (
 )
 
 if TYPE_CHECKING:
+    from pyroaring import BitMap
+
     from tidemark.core.nbd.export import Export
     from tidemark.core.nbd.limits import ServerOptions
     from tidemark.core.nbd.server import ReadyCallback
-    from pyroaring import BitMap
-
     from tidemark.sinks.restore.copier import FirstBlocks, OnProgress
     from tidemark.sinks.restore.session import Restore
 

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .context import app_context
+from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
+from .progress_bars import progress_bar
 
 # Registered without a group name, so the command is `tidemark resync`.
 app = typer.Typer(help="Resync a mirror from a source image.")
@@ -18,27 +19,21 @@ app = typer.Typer(help="Resync a mirror from a source image.")
 @app.command("resync")
 def resync(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror")],
+    volume: MirrorVolume,
     mirror: Annotated[Path, typer.Option(help="mirror image to repair")],
     source: Annotated[Path, typer.Option(help="the volume's image, quiesced (no writes during the resync)")],
-    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
 ) -> None:
     """Compare MIRROR with SOURCE per block (xxh3), copy the differing blocks, verify, and record
     the mirror at the newest change set of the volume so `tidemark mirror` resumes after it."""
     from tidemark.sinks.ops.resync import ResyncRequest, run_resync
-
     from tidemark.sinks.storage.private import private_umask
 
     private_umask()  # undo and state files private (sinks/storage/private.py)
     app_ctx = app_context(ctx)
     request = ResyncRequest(volume, mirror, source, site)
-    columns = (TextColumn("resync"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("resync", total=None)
-        report = run_resync(
-            app_ctx.clients, app_ctx.topics, app_ctx.settings.state_dir, request,
-            lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+    with progress_bar("resync", "bytes") as on_progress:
+        report = run_resync(app_ctx.clients, app_ctx.topics, app_ctx.settings.state_dir, request, on_progress)
     point = report.rp_id if report.rp_id is not None else "none"
     Console(soft_wrap=True).print(
         f"resynced {volume}: scanned {report.scanned_bytes} bytes (skipped {report.skipped_bytes} bytes of "

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .context import app_context
+from .json_option import JsonOption
 
 app = typer.Typer(help="List and create recovery points.", no_args_is_help=True)
 
@@ -18,23 +20,44 @@ app = typer.Typer(help="List and create recovery points.", no_args_is_help=True)
 def list_points(
     ctx: typer.Context,
     volume: Annotated[str, typer.Option(help="volume")],
+    as_json: JsonOption = False,
 ) -> None:
-    """Recovery points of VOLUME (from the manifests) and which mirror sites hold each."""
+    """Recovery points of VOLUME (from the manifests) and which mirror sites hold each (with
+    --json: {"volume", "points": [{rp_id, created_at_ms, kind, label, changed_bytes, sites}]})."""
     from tidemark.sinks.manifests import recovery_points
     from tidemark.sinks.status import latest_statuses
 
     app_ctx = app_context(ctx)
     points = recovery_points(app_ctx.clients, app_ctx.topics, volume)
     statuses = latest_statuses(app_ctx.clients, app_ctx.topics, volume)
+    rows = point_rows(points, {site: s["rp_id"] for site, s in statuses.items()})
+    if as_json:
+        typer.echo(json.dumps({"volume": volume, "points": rows}, indent=2))
+        return
     table = Table("rp", "time", "kind", "label", "changed bytes", "sites")
-    for rp_id, manifest in points.items():
-        created = dt.datetime.fromtimestamp(manifest["created_at"] / 1000).isoformat(sep=" ", timespec="seconds")
-        sites = sorted(site for site, s in statuses.items() if s["rp_id"] is not None and s["rp_id"] >= rp_id)
+    for row in rows:
+        created = dt.datetime.fromtimestamp(row["created_at_ms"] / 1000).isoformat(sep=" ", timespec="seconds")
         table.add_row(
-            str(rp_id), created, manifest["kind"], manifest["label"] or "",
-            str(manifest["changed_bytes"]), ", ".join(sites),
+            str(row["rp_id"]), created, row["kind"], row["label"] or "", str(row["changed_bytes"]),
+            ", ".join(row["sites"]),
         )  # fmt: skip
     Console(soft_wrap=True).print(table)
+
+
+def point_rows(points: dict[int, dict[str, Any]], site_points: dict[str, int | None]) -> list[dict[str, Any]]:
+    """One row per recovery point (from its manifest header), in the order given; `sites` are the
+    mirror sites (sorted) whose applied point is this one or a later one."""
+    return [
+        {
+            "rp_id": rp_id,
+            "created_at_ms": header["created_at"],
+            "kind": header["kind"],
+            "label": header["label"],
+            "changed_bytes": header["changed_bytes"],
+            "sites": sorted(site for site, at in site_points.items() if at is not None and at >= rp_id),
+        }
+        for rp_id, header in points.items()
+    ]
 
 
 @app.command("create")
@@ -69,7 +92,9 @@ def create(
     console = Console(soft_wrap=True, highlight=False)
     folder = app_ctx.settings.volume_state_dir("trackers", volume)
     if request_marker(folder, label):  # a refusal raises with the tracker's reason
-        console.print(f"requested a recovery point of {volume} through its tracker (behind every write it acknowledged)")
+        console.print(
+            f"requested a recovery point of {volume} through its tracker (behind every write it acknowledged)"
+        )
         return
     marker_id = request_recovery_point(app_ctx.clients, app_ctx.topics, volume, label)
     console.print(

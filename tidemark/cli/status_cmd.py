@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ app = typer.Typer(help="Show the replication status of every volume.")
 @app.command("status")
 def status(
     ctx: typer.Context,
-    volume: Annotated[Optional[str], typer.Option(help="only this volume")] = None,
+    volume: Annotated[str | None, typer.Option(help="only this volume")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON (one object with a list of volumes)")] = False,
 ) -> None:
     """Tracker, last recovery point, each site's applied point, RPO lag, throughput, dead letters."""

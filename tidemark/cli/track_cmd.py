@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tidemark.core.nbd.tls import TlsMode, TlsOptions
 
+from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
 from .nbd_server_options import (
@@ -26,18 +27,13 @@ from .nbd_server_options import (
     listen_address,
     server_options,
 )
+from .track_scan_cmd import scan
 
 app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-class Compression(str, Enum):
-    none = "none"
-    lz4 = "lz4"
-    zstd = "zstd"
-
-
-class Ack(str, Enum):
+class Ack(StrEnum):
     local = "local"
     kafka = "kafka"
 
@@ -48,9 +44,7 @@ def nbd(
     volume: Annotated[str, typer.Option(help="registered volume to track; also the NBD export name")],
     image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size")],
     listen: ListenOption = DEFAULT_LISTEN,
-    compression: Annotated[
-        Compression, typer.Option(help="compression of block data in events")
-    ] = Compression.none,
+    compression: CompressionOption = Compression.NONE,
     delivery_timeout_ms: Annotated[
         int | None,
         typer.Option(
@@ -125,7 +119,5 @@ def nbd(
     ):
         serve_nbd(tracker, image, host, port, ready=ready, options=options, profile=profile)
 
-
-from .track_scan_cmd import scan
 
 app.command("scan")(scan)

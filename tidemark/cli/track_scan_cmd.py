@@ -7,14 +7,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from tidemark.core.names import validate_name
-from tidemark.producers.events import Compression
 
+from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
 from .stats_view import stats_table
@@ -25,13 +25,13 @@ def scan(
     volume: Annotated[str, typer.Option(help="registered volume the image belongs to")],
     image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size (read only)")],
     interval: Annotated[
-        Optional[float], typer.Option(help="seconds between passes; without it, one pass and exit")
+        float | None, typer.Option(help="seconds between passes; without it, one pass and exit")
     ] = None,
     latency_threshold_ms: Annotated[
         float, typer.Option(help="back off while the average read latency exceeds this (0: never back off)")
     ] = 20.0,
     chunk_bytes: Annotated[int, typer.Option(help="bytes read per request")] = 4 * 1024 * 1024,
-    compression: Annotated[Compression, typer.Option(help="compression of block data in events")] = Compression.NONE,
+    compression: CompressionOption = Compression.NONE,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Scan IMAGE and publish changed blocks: the first pass seeds, later ones send only changes.
@@ -39,7 +39,7 @@ def scan(
     SIGINT/SIGTERM end the scan cleanly after the current chunk.
     """
     from tidemark.core.metrics import serve_metrics
-    from tidemark.producers.scan import ScanOptions, Scanner, scan_forever
+    from tidemark.producers.scan import Scanner, ScanOptions, scan_forever
     from tidemark.producers.tracker import open_tracker
 
     if interval is not None and interval < 0:
@@ -57,14 +57,17 @@ def scan(
     state = app_ctx.settings.volume_state_dir("scan", volume)
     console = Console(highlight=False)
     stop = threading.Event()
-    with _stop_on_signals(stop), open_tracker(app_ctx, volume, image, compression) as tracker:
-        with Scanner(tracker, image, state, options) as scanner:
-            scan_forever(
-                scanner,
-                interval,
-                stop,
-                lambda stats: console.print(stats_table(f"scan of volume {volume}", stats.as_dict())),
-            )
+    with (
+        _stop_on_signals(stop),
+        open_tracker(app_ctx, volume, image, compression) as tracker,
+        Scanner(tracker, image, state, options) as scanner,
+    ):
+        scan_forever(
+            scanner,
+            interval,
+            stop,
+            lambda stats: console.print(stats_table(f"scan of volume {volume}", stats.as_dict())),
+        )
 
 
 @contextmanager

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .context import app_context
+from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
+from .progress_bars import progress_bar
 
 # Registered without a group name, so the command is `tidemark verify`.
 app = typer.Typer(help="Verify a mirror.")
@@ -20,13 +21,13 @@ MAX_LISTED = 50
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror")],
+    volume: MirrorVolume,
     mirror: Annotated[Path, typer.Option(help="mirror image")],
-    source: Annotated[Optional[Path], typer.Option(help="compare every block with this image")] = None,
+    source: Annotated[Path | None, typer.Option(help="compare every block with this image")] = None,
     rp: Annotated[
-        Optional[int], typer.Option(help="recovery point (default: the last one the mirror holds)")
+        int | None, typer.Option(help="recovery point (default: the last one the mirror holds)")
     ] = None,
-    site: Annotated[str, typer.Option(help="site of the mirror")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     changed_only: Annotated[
         bool, typer.Option(help="with manifests: only the blocks changed since the parent point")
     ] = False,
@@ -36,13 +37,8 @@ def verify(
 
     app_ctx = app_context(ctx)
     request = VerifyRequest(volume, mirror, site, source, rp, changed_only)
-    columns = (TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("verify", total=None)
-        report = run_verify(
-            app_ctx.clients, app_ctx.topics, app_ctx.settings.state_dir, request,
-            lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+    with progress_bar("verify") as on_progress:
+        report = run_verify(app_ctx.clients, app_ctx.topics, app_ctx.settings.state_dir, request, on_progress)
     out = Console(soft_wrap=True)
     for note in report.notes:
         out.print(f"note: {note}", highlight=False)

@@ -53,15 +53,15 @@ def split(offset: int, length: int, max_length: int) -> Iterator[Extent]:
 
 def runs(blocks: Iterable[int]) -> Iterator[tuple[int, int]]:
     """Coalesce sorted block indexes into runs `(first, count)` of adjacent blocks."""
-    first = previous = None
+    first: int | None = None
+    previous = 0
     for block in blocks:
-        if first is None:
-            first = previous = block
-        elif block == previous + 1:
+        if first is not None and block == previous + 1:
             previous = block
-        else:
+            continue
+        if first is not None:
             yield first, previous - first + 1
-            first = previous = block
+        first = previous = block
     if first is not None:
         yield first, previous - first + 1
 

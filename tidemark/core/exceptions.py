@@ -7,6 +7,10 @@ class KafkaError(TidemarkError):
     """Kafka could not be reached or refused a request."""
 
 
+class TopicMissingError(ConfigurationError):
+    """A topic of the design does not exist on the cluster (`tidemark topics create` makes them)."""
+
+
 class NoBrokerError(ConfigurationError):
     """No cluster is configured and no local broker runs."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -19,7 +21,7 @@ BOOTSTRAP_FILE = "bootstrap"
 _LIBRDKAFKA_LOG = logging.getLogger("tidemark.librdkafka")
 
 
-def local_broker_dir(settings: Settings) -> Any:
+def local_broker_dir(settings: Settings) -> Path:
     return settings.state_dir / "kafka"
 
 
@@ -62,10 +64,8 @@ class KafkaClients:
         """Fail fast and clearly on refused credentials; an unreachable cluster is not an error here
         (trackers keep working while Kafka is down)."""
         admin = self.admin()
-        try:
+        with contextlib.suppress(KafkaException):
             admin.list_topics(timeout=timeout)
-        except KafkaException:
-            pass
         admin.poll(0.5)  # serves error_cb
         if self._auth_failure is not None:
             user = self.kafka.sasl_username or "(none)"

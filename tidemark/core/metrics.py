@@ -31,9 +31,13 @@ DEAD_LETTERS = Counter("tidemark_dead_letters", "Messages sent to the dead-lette
 RESYNC_REQUESTS = Counter("tidemark_resync_requests", "Resync requests (seq gaps, lost writes)", LABELS)
 FENCED_EVENTS = Counter("tidemark_fenced_events", "Events refused because a failover fenced their generation", LABELS)
 AT_RISK_BYTES = Gauge(
-    "tidemark_at_risk_bytes", "Tracker: bytes acknowledged but not yet on Kafka (unshipped events and dirty blocks)", LABELS
+    "tidemark_at_risk_bytes",
+    "Tracker: bytes acknowledged but not yet on Kafka (unshipped events and dirty blocks)",
+    LABELS,
 )
-AT_RISK_AGE = Gauge("tidemark_at_risk_age_seconds", "Tracker: age of the oldest write not yet on Kafka (RPO at risk)", LABELS)
+AT_RISK_AGE = Gauge(
+    "tidemark_at_risk_age_seconds", "Tracker: age of the oldest write not yet on Kafka (RPO at risk)", LABELS
+)
 RESTORE_REMAINING = Gauge(
     "tidemark_restore_remaining_bytes", "Restore: bytes of the point still to relocate into the destination", LABELS
 )
@@ -48,8 +52,8 @@ class StageMetrics:
 
     def __post_init__(self) -> None:
         for metric in (
-            EVENTS, BYTES, RPO_LAG, RECOVERY_POINTS, THROTTLED, DEAD_LETTERS, RESYNC_REQUESTS, AT_RISK_BYTES, AT_RISK_AGE,
-            RESTORE_REMAINING,
+            EVENTS, BYTES, RPO_LAG, RECOVERY_POINTS, THROTTLED, DEAD_LETTERS, RESYNC_REQUESTS,
+            AT_RISK_BYTES, AT_RISK_AGE, RESTORE_REMAINING,
         ):
             metric.labels(self.component, self.volume)
 

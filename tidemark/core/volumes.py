@@ -24,6 +24,7 @@ from .exceptions import InvalidNameError, KafkaError, UnknownVolumeError, Volume
 from .kafka import KafkaClients
 from .names import validate_name
 from .partitioning import volume_partition
+from .topic_partitions import topic_partitions
 from .topics import Topics
 
 DEFAULT_BLOCK_SIZE = 4096
@@ -117,11 +118,9 @@ def bump_generation(clients: KafkaClients, topics: Topics, name: str, primary_si
     from there on), then the registry record (trackers of an older generation stop on seeing it).
     """
     spec = lookup_volume(clients, topics, name).next_generation(primary_site)
-    metadata = clients.producer().list_topics(topics.writes, timeout=30).topics.get(topics.writes)
-    if metadata is None or metadata.error is not None or not metadata.partitions:
-        raise KafkaError(f"writes topic {topics.writes} missing: run `tidemark topics create`")
+    count = len(topic_partitions(clients.producer(), topics.writes, 30))
     marker = default_codec().encode("Marker", spec.generation_marker(int(time.time() * 1e6)))
-    partition = volume_partition(name, len(metadata.partitions))
+    partition = volume_partition(name, count)
     what = f"volume {name}: could not write the generation {spec.generation} marker, nothing changed"
     _produce_confirmed(clients, topics.writes, name, marker, partition, what)
     publish_volume(clients, topics, spec)
@@ -150,14 +149,8 @@ def read_volumes(clients: KafkaClients, topics: Topics, timeout: float = 30.0) -
     """Every registered volume: the compacted topic read from its start to its current end."""
     consumer = clients.consumer(f"tidemark-registry-{time.monotonic_ns()}", **{"enable.auto.offset.store": False})
     try:
-        metadata = consumer.list_topics(topics.volumes, timeout=timeout)
-        partitions = metadata.topics[topics.volumes].partitions
-        if metadata.topics[topics.volumes].error is not None:
-            raise KafkaError(
-                f"volume registry topic {topics.volumes} is missing: run `tidemark topics create`"
-            )
         ends: dict[int, int] = {}
-        for p in partitions:
+        for p in topic_partitions(consumer, topics.volumes, timeout):
             _low, high = consumer.get_watermark_offsets(TopicPartition(topics.volumes, p), timeout=timeout)
             if high > 0:
                 ends[p] = high

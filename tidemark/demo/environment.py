@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidemark.localkafka import LocalCluster as LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topics import Topics
+from tidemark.localkafka import LocalCluster as LocalBroker
 
 from .exceptions import DemoError
 
@@ -57,7 +57,11 @@ class DemoEnvironment:
             "TIDEMARK_TOPIC_PREFIX": self.prefix,
             "TIDEMARK_STATE_DIR": str(self.stage_settings.state_dir),
             "TIDEMARK_KAFKA_CACHE": str(settings.kafka_cache),
-            **{k: v for k, v in os.environ.items() if k.startswith(("TIDEMARK_SECURITY", "TIDEMARK_SASL", "TIDEMARK_SSL"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith(("TIDEMARK_SECURITY", "TIDEMARK_SASL", "TIDEMARK_SSL"))
+            },
         }
 
     @property

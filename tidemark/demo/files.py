@@ -52,7 +52,11 @@ class Comparison:
             return f"all {expected} files match their checksums"
         parts = [
             f"{len(items)} {what} ({', '.join(items[:3])}{' ...' if len(items) > 3 else ''})"
-            for what, items in (("missing", self.missing), ("unexpected", self.unexpected), ("different", self.different))
+            for what, items in (
+                ("missing", self.missing),
+                ("unexpected", self.unexpected),
+                ("different", self.different),
+            )
             if items
         ]
         return "; ".join(parts)

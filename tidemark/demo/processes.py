@@ -6,6 +6,7 @@ stops them in order (SIGTERM to the group, SIGKILL after a grace period).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -104,7 +105,5 @@ class Supervisor:
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass

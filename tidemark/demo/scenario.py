@@ -139,7 +139,8 @@ class Scenario:
         for name in (f"tracker-{FS}", "processor", f"mirror-{FS}", f"mirror-{DB}"):
             page = self.pipeline.scrape(name)
             missing = missing_metrics(page)
-            self.report.check(f"metrics of {name}", not missing, "all named metrics" if not missing else f"missing {missing}")
+            shown = f"missing {missing}" if missing else "all named metrics"
+            self.report.check(f"metrics of {name}", not missing, shown)
             mean = lag_mean(page)
             if name.startswith("mirror-") and mean is not None:
                 self.report.fact(f"  {name[7:]} RPO lag at apply", f"{mean:.2f} s mean age of the data a change set "
@@ -256,7 +257,9 @@ class Scenario:
 
     def _verify(self, name: str, volume: str, *args: str) -> None:
         mirror = self.work / f"mirror-{volume}.img"
-        result = self.env.tidemark("verify", "--volume", volume, "--mirror", str(mirror), "--site", SITE, *args, check=False)
+        result = self.env.tidemark(
+            "verify", "--volume", volume, "--mirror", str(mirror), "--site", SITE, *args, check=False
+        )
         output = (result.stdout + result.stderr).strip()
         passed = result.returncode == 0
         detail = output.splitlines()[-1] if passed and output else output[:400] or f"exit {result.returncode}"

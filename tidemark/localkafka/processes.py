@@ -6,6 +6,7 @@ They are kept in `_children` so they are reaped (no zombie) whichever object sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -78,10 +79,8 @@ def exited(pid: int) -> bool:
 
 
 def send(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def wait_gone(pids: list[int], timeout: float) -> bool:

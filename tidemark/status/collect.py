@@ -70,22 +70,27 @@ def _trackers(clients: KafkaClients, topics: Topics, statuses: dict[str, VolumeS
     for name in statuses:
         by_partition.setdefault(volume_partition(name, count), set()).add(name)
     for partition, names in by_partition.items():
-        newest: dict[str, TrackerInfo] = {}
-        window: dict[str, TrackerInfo] = {}
-
-        def satisfied() -> bool:
-            for name, info in window.items():
-                newest.setdefault(name, info)  # a later window is older: keep the first found
-            window.clear()
-            return names <= newest.keys()
-
-        messages = read_tail(clients, topics.writes, partition, satisfied)
-        for record_type, record in _records(messages, "BlockWrite", "Marker"):
-            # markers without an epoch come from `rp create`, not from the volume's tracker
-            if record["volume"] in names and record.get("epoch") is not None:
-                window[record["volume"]] = _tracker_info(record_type, record)
-        for name, info in newest.items():
+        for name, info in _newest_trackers(clients, topics, partition, names).items():
             statuses[name].tracker = info
+
+
+def _newest_trackers(clients: KafkaClients, topics: Topics, partition: int, names: set[str]) -> dict[str, TrackerInfo]:
+    """The newest tracker event of each named volume in one writes partition, read from its tail."""
+    newest: dict[str, TrackerInfo] = {}
+    window: dict[str, TrackerInfo] = {}
+
+    def satisfied() -> bool:
+        for name, info in window.items():
+            newest.setdefault(name, info)  # a later window is older: keep the first found
+        window.clear()
+        return names <= newest.keys()
+
+    messages = read_tail(clients, topics.writes, partition, satisfied)
+    for record_type, record in _records(messages, "BlockWrite", "Marker"):
+        # markers without an epoch come from `rp create`, not from the volume's tracker
+        if record["volume"] in names and record.get("epoch") is not None:
+            window[record["volume"]] = _tracker_info(record_type, record)
+    return newest
 
 
 def _tracker_info(record_type: str, record: dict[str, Any]) -> TrackerInfo:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.topic_partitions import topic_partitions
 
 from .exceptions import StatusError
 
@@ -26,17 +27,12 @@ def _consumer(clients: KafkaClients) -> Consumer:
 
 
 def partitions(consumer: Consumer, topic: str) -> list[int]:
-    try:
-        metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
-    except KafkaException as exc:
-        raise StatusError(f"cannot read the metadata of {topic}: {exc}; is the broker up?") from exc
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise StatusError(f"topic {topic} does not exist: run `tidemark topics create` (check TIDEMARK_TOPIC_PREFIX)")
-    return sorted(found.partitions)
+    return topic_partitions(consumer, topic, TIMEOUT_S)
 
 
-def _drain(consumer: Consumer, topic: str, wanted: set[int], stop_at: dict[int, int] | None = None) -> Iterator[Message]:
+def _drain(
+    consumer: Consumer, topic: str, wanted: set[int], stop_at: dict[int, int] | None = None
+) -> Iterator[Message]:
     """Messages of the assigned partitions until each reaches EOF (or its `stop_at` offset).
 
     No overall time limit (a topic may be large): only a stall limit of TIMEOUT_S seconds."""
@@ -54,12 +50,14 @@ def _drain(consumer: Consumer, topic: str, wanted: set[int], stop_at: dict[int, 
                 wanted.discard(msg.partition())
                 continue
             raise StatusError(f"reading {topic}: {error}")
-        if stop_at is not None and msg.offset() >= stop_at.get(msg.partition(), 0):
-            wanted.discard(msg.partition())
+        partition, offset = msg.partition(), msg.offset()
+        assert partition is not None and offset is not None  # only error events lack them
+        if stop_at is not None and offset >= stop_at.get(partition, 0):
+            wanted.discard(partition)
             continue
         yield msg
-        if stop_at is not None and msg.offset() + 1 >= stop_at.get(msg.partition(), 0):
-            wanted.discard(msg.partition())
+        if stop_at is not None and offset + 1 >= stop_at.get(partition, 0):
+            wanted.discard(partition)
 
 
 def read_all(clients: KafkaClients, topic: str) -> Iterator[Message]:

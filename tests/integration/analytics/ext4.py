@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 BS = 4096
-WORDS = ["the", "quarterly", "report", "shows", "that", "our", "customers", "in", "the", "north", "region", "ordered", "more", "parts", "than", "last", "year", "while", "returns", "fell", "and", "the", "backup", "of", "the", "ledger", "finished", "on", "time"]  # fmt: skip
+WORDS = ["the", "quarterly", "report", "shows", "that", "our", "customers", "in", "the", "north", "region",
+         "ordered", "more", "parts", "than", "last", "year", "while", "returns", "fell", "and", "the", "backup",
+         "of", "the", "ledger", "finished", "on", "time"]  # fmt: skip
 
 
 def text(size: int, rng: random.Random) -> bytes:

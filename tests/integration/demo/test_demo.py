@@ -11,7 +11,14 @@ from tests.conftest import CliRunner, TidemarkTest
 
 pytestmark = [pytest.mark.integration, pytest.mark.nbd]
 
-TRACE = Path(__file__).resolve().parents[3] / ".." / "shared" / "traces" / "msr-cambridge-hm0-sample" / "msr-cambridge1-sample.csv"
+TRACE = (
+    Path(__file__).resolve().parents[3]
+    / ".."
+    / "shared"
+    / "traces"
+    / "msr-cambridge-hm0-sample"
+    / "msr-cambridge1-sample.csv"
+)
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -66,7 +66,8 @@ def _bombs() -> list[bytes]:
             "BlockWrite",
             {
                 "volume": BAD_VOLUME, "epoch": 1, "seq": 1000 + n, "timestamp": 0, "offset": 0, "length": BLOCK,
-                "op": "WRITE", "compression": compression, "data": frame, "checksum": xxhash.xxh3_64_digest(bytes(BLOCK)),
+                "op": "WRITE", "compression": compression, "data": frame,
+                "checksum": xxhash.xxh3_64_digest(bytes(BLOCK)),
             },
         )
         for n, (compression, frame) in enumerate(frames.items())

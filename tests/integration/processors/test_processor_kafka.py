@@ -84,7 +84,7 @@ class Pipeline:
                             break
                         continue
                     if not msg.error():
-                        events.append(default_codec().decode(msg.value()))
+                        events.append(default_codec().decode(msg.value() or b""))
                     if (msg.offset() or 0) + 1 >= high:
                         break
             return events
@@ -129,7 +129,9 @@ def _final_rps(pipeline: Pipeline, journal: Journal) -> bool:
     return sum(1 for t, _ in pipeline.read(pipeline.topics.recovery_points) if t == "RecoveryPoint") >= journal.markers
 
 
-def _changesets_by_id(events: list[tuple[str, dict[str, Any]]]) -> dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]:
+def _changesets_by_id(
+    events: list[tuple[str, dict[str, Any]]],
+) -> dict[int, tuple[list[dict[str, Any]], dict[str, Any]]]:
     """The last whole emission of each change set (an Extent with index 0 restarts a set)."""
     result: dict[int, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     buffer: dict[int, list[dict[str, Any]]] = {}
@@ -182,7 +184,7 @@ def test_the_processor_folds_the_journal_into_change_sets_and_recovery_points(pi
     rps = [r for t, r in pipeline.read(pipeline.topics.recovery_points) if t == "RecoveryPoint"]
     assert [r["rp_id"] for r in rps] == list(range(1, journal.markers + 1))
     assert rps[-1]["seq"] == 1499 and rps[-1]["label"] == "final"
-    written = sum(len(v) for k, v, _ in journal.messages if k == b"vol-a") 
+    written = sum(len(v) for k, v, _ in journal.messages if k == b"vol-a")
     shipped = sum(seal["bytes"] for _, seal in changesets.values())
     assert shipped < written, "overwrites within a sub-interval collapse"
     dead = [r for t, r in pipeline.read(pipeline.topics.dead_letters)]
@@ -239,7 +241,11 @@ def test_a_group_barrier_cuts_a_point_for_every_member_with_one_barrier_id(pipel
     assert result.returncode == 0, result.stderr
 
     def barrier_points() -> list[dict[str, Any]]:
-        return [r for t, r in pipeline.read(pipeline.topics.recovery_points) if t == "RecoveryPoint" and r["kind"] == "BARRIER"]
+        return [
+            r
+            for t, r in pipeline.read(pipeline.topics.recovery_points)
+            if t == "RecoveryPoint" and r["kind"] == "BARRIER"
+        ]
 
     pipeline.wait_for(lambda: len(barrier_points()) == 2, "a barrier point for each member")
     points = barrier_points()

@@ -72,7 +72,9 @@ def _big_point_journal(volume: str) -> tuple[Journal, dict[int, bytes]]:
 def test_a_point_of_700k_blocks_is_cut_into_chunks_and_read_back_whole(pipelines: Any) -> None:  # noqa: F811
     pipeline = pipelines()
     volume = "vol-big"
-    publish_volume(pipeline.clients, pipeline.topics, VolumeSpec(volume, (BIG_POINT_BLOCKS + 1024) * SMALL_BLOCK, SMALL_BLOCK))
+    publish_volume(
+        pipeline.clients, pipeline.topics, VolumeSpec(volume, (BIG_POINT_BLOCKS + 1024) * SMALL_BLOCK, SMALL_BLOCK)
+    )
     journal, data = _big_point_journal(volume)
     publish(pipeline.clients.producer(), pipeline.topics.writes, pipeline.settings.partitions, journal)
     pipeline.start_processor()

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +140,12 @@ def read_journal(clients: KafkaClients, topic: str, volume: str, timeout: float 
             if msg is None:
                 continue
             assert msg.error() is None, msg.error()
-            position = msg.offset() + 1
+            offset, value = msg.offset(), msg.value()
+            assert offset is not None and value is not None
+            position = offset + 1
             if msg.key() == volume.encode():
-                record_type, record = codec.decode(msg.value())
-                events.append(Event(msg.offset(), record_type, record))
+                record_type, record = codec.decode(value)
+                events.append(Event(offset, record_type, record))
         return events
     finally:
         consumer.close()
@@ -185,13 +188,13 @@ def check_events(writes: Sequence[dict[str, Any]], volume_size: int, block_size:
 def check_seqs_increase(writes: Sequence[dict[str, Any]], gap_free: bool) -> None:
     """BlockWrite seqs strictly increasing in partition order (so never reused); optionally gap-free."""
     seqs = [w["seq"] for w in writes]
-    assert all(a < b for a, b in zip(seqs, seqs[1:])), f"seqs not strictly increasing: {_first_disorder(seqs)}"
+    assert all(a < b for a, b in pairwise(seqs)), f"seqs not strictly increasing: {_first_disorder(seqs)}"
     if gap_free and seqs:
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seqs have gaps"
 
 
 def _first_disorder(seqs: list[int]) -> str:
-    for index, (a, b) in enumerate(zip(seqs, seqs[1:])):
+    for index, (a, b) in enumerate(pairwise(seqs)):
         if a >= b:
             return f"position {index}: {a} then {b}"
     return "none"

@@ -246,7 +246,9 @@ def _acknowledged(output: str, commands: list[Command]) -> list[int]:
     return done
 
 
-def _check_acknowledged_on_topic(writes: list[dict[str, Any]], size: int, commands: list[Command], acknowledged: list[int]) -> None:
+def _check_acknowledged_on_topic(
+    writes: list[dict[str, Any]], size: int, commands: list[Command], acknowledged: list[int]
+) -> None:
     mirror = rebuild(writes, size)
     for index in acknowledged:  # each acknowledged write's part that no later write overlaps
         command = commands[index]

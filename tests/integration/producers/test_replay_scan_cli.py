@@ -37,7 +37,7 @@ def _block_writes(tm: TidemarkTest, volume: str, count: int) -> list[dict[str, A
             if msg is None:
                 continue
             assert msg.error() is None, msg.error()
-            record_type, record = codec.decode(msg.value())
+            record_type, record = codec.decode(msg.value() or b"")
             if record_type == "BlockWrite" and record["volume"] == volume:
                 found.append(record)
     finally:

@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 
 import pytest
-from tidemark.producers.control_socket import request_marker
-from tidemark.producers.tracker import Tracker, TrackerOptions
 
 from tidemark.core.volumes import VolumeSpec
+from tidemark.producers.control_socket import request_marker
+from tidemark.producers.tracker import Tracker, TrackerOptions
 
 from ...conftest import CliRunner, TidemarkTest
 from .nbd_harness import block_writes, first_difference, markers, read_journal, rebuild

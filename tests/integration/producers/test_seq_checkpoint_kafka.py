@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tidemark.core.partitioning import volume_partition
+from tidemark.core.volumes import VolumeSpec
 from tidemark.producers.blockwrite_encoder import BlockWriteEncoder
 from tidemark.producers.seq_checkpoint import Checkpoint, checkpoint_topic, read_checkpoint
 from tidemark.producers.seq_tail import SCAN_CONSUMER_CONFIG, last_seq, last_seq_from
 from tidemark.producers.tracker import Tracker, TrackerOptions
 from tidemark.schemas.codec import default_codec
-
-from tidemark.core.partitioning import volume_partition
-from tidemark.core.volumes import VolumeSpec
 
 from ...conftest import TidemarkTest
 from .nbd_harness import wait_until

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tidemark.schemas.codec import default_codec
 
 from tidemark.core.volumes import lookup_volume
+from tidemark.schemas.codec import default_codec
 
 from ...conftest import CliRunner, TidemarkTest
 from .nbd_harness import TrackerProcess, block_writes, markers, qemu_io, read_journal

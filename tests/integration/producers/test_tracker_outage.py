@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.localkafka import LocalCluster as LocalBroker
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
 from tidemark.core.topics import Topics
+from tidemark.localkafka import LocalCluster as LocalBroker
 
 from .nbd_harness import (
     TrackerProcess,
@@ -144,7 +144,7 @@ def test_writes_during_a_broker_outage_are_published_when_it_returns(
     for offset, length, pattern in during:
         assert final[offset : offset + length] == bytes([pattern]) * length
 
-    flushes = [index for index, event in enumerate(events) if event.type == "Marker" and event.record["kind"] == "FLUSH"]
+    flushes = [i for i, event in enumerate(events) if event.type == "Marker" and event.record["kind"] == "FLUSH"]
     # qemu-io also flushes as it exits: one marker before the outage, the outage's, then two more.
     assert len(flushes) == len(batches) + 3, f"{len(flushes)} FLUSH markers on the topic for {len(batches)} + 3 flushes"
     for batch_index, position in enumerate(flushes[1 : 1 + len(batches)]):

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tidemark.producers.blockwrite_encoder import BlockWriteEncoder
-from tidemark.producers.tracker import Tracker, TrackerOptions
-from tidemark.schemas.codec import default_codec
 
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.volumes import VolumeSpec
+from tidemark.producers.blockwrite_encoder import BlockWriteEncoder
+from tidemark.producers.tracker import Tracker, TrackerOptions
+from tidemark.schemas.codec import default_codec
 
 from ...conftest import TidemarkTest
 from .nbd_harness import wait_until

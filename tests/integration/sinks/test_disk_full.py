@@ -20,8 +20,8 @@ import pytest
 
 from tidemark.sinks.apply.applier import Applier, ApplierOptions, RunSummary
 from tidemark.sinks.layout import MirrorLayout
-from tidemark.sinks.status import latest_statuses
 from tidemark.sinks.ops.verify_run import VerifyRequest, run_verify
+from tidemark.sinks.status import latest_statuses
 
 from ...unit.sinks.stream_model import StreamModel
 from .publish import publish_changesets, register

@@ -75,6 +75,9 @@ def test_kill_9_during_apply_then_restart_verifies(tm, cli, tmp_path: Path) -> N
     assert mirror.read_bytes() == model.points[2]
     listing = cli("rp", "list", "--volume", model.volume).stdout
     assert "default" in listing and "PERIODIC" in listing
+    points = json.loads(cli("rp", "list", "--volume", model.volume, "--json").stdout)["points"]
+    assert [p["rp_id"] for p in points] == sorted(p["rp_id"] for p in points) and len(points) >= 2, points
+    assert points[0]["sites"] == ["default"] and {p["kind"] for p in points} == {"PERIODIC"}, points
 
 
 def test_revert_refuses_while_the_applier_runs(tm, cli, tmp_path: Path) -> None:  # noqa: ANN001
@@ -103,7 +106,7 @@ def test_rp_create_publishes_a_requested_marker(tm, cli) -> None:  # noqa: ANN00
     assert refused.returncode != 0 and "unknown volume 'vol-m'" in refused.stderr  # a marker nobody folds
     register(tm.clients, tm.topics, StreamModel("vol-m", BLOCKS * BS, block_size=BS))
     cli("rp", "create", "--volume", "vol-m", "--label", "before upgrade")
-    found = [default_codec().decode(m.value()) for m in read_messages(tm.clients, tm.topics.writes, "vol-m")]
+    found = [default_codec().decode(m.value() or b"") for m in read_messages(tm.clients, tm.topics.writes, "vol-m")]
     assert [(kind, r["kind"], r["label"]) for kind, r in found] == [("Marker", "REQUESTED", "before upgrade")]
     assert found[0][1]["timestamp"] > 1_600_000_000 * 10**6  # microseconds
     assert found[0][1]["generation"] == 0

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.apply.applier import Applier, ApplierOptions, RunSummary
 from tidemark.sinks.exceptions import UnknownRecoveryPointError
 from tidemark.sinks.layout import MirrorLayout
-from tidemark.sinks.storage.retention import Retention
 from tidemark.sinks.ops.revert import revert_mirror
-from tidemark.sinks.status import latest_statuses
-from tidemark.sinks.reading.topic_reader import read_records
 from tidemark.sinks.ops.verify_run import VerifyRequest, run_verify
+from tidemark.sinks.reading.topic_reader import read_records
+from tidemark.sinks.status import latest_statuses
+from tidemark.sinks.storage import progress as progress_file
+from tidemark.sinks.storage.retention import Retention
 
 from ...unit.sinks.stream_model import StreamModel
 from .publish import publish_changesets, publish_manifest, publish_raw, register

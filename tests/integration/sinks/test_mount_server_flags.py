@@ -29,7 +29,7 @@ def mount(tm, *args: str) -> Iterator[str]:  # noqa: ANN001
     command = [sys.executable, "-m", "tidemark.cli", "mount", *args]
     child = subprocess.Popen(command, env=tm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert child.stdout is not None
+        assert child.stdout is not None and child.stderr is not None
         line = child.stdout.readline()
         found = re.search(r"nbds?(\+unix)?://\S+", line)
         assert found, f"no URL from mount: {line!r} {child.stderr.read() if child.poll() is not None else ''}"

@@ -91,7 +91,9 @@ def test_offline_past_retention_is_detected_then_resync_copies_only_the_differen
 
     # a mirror that starts now sees change set 7 first: the gap is detected too
     fresh = tmp_path / "fresh.img"
-    gap = cli("mirror", "--volume", model.volume, "--path", str(fresh), "--site", "late", "--exit-when-idle", "1", check=False)
+    gap = cli(
+        "mirror", "--volume", model.volume, "--path", str(fresh), "--site", "late", "--exit-when-idle", "1", check=False
+    )
     assert gap.returncode == 4 and "missing" in gap.stderr, gap.stdout + gap.stderr
 
     source = tmp_path / "source.img"
@@ -114,5 +116,7 @@ def test_offline_past_retention_is_detected_then_resync_copies_only_the_differen
     assert "now at change set 10" in done.stdout, done.stdout
     assert mirror.read_bytes() == bytes(model.image)
     _write_sparse(source, bytes(model.image))
-    assert "identical" in cli("verify", "--volume", model.volume, "--mirror", str(mirror), "--source", str(source)).stdout
+    assert (
+        "identical" in cli("verify", "--volume", model.volume, "--mirror", str(mirror), "--source", str(source)).stdout
+    )
     assert "identical" in cli("verify", "--volume", model.volume, "--mirror", str(mirror), "--rp", "3").stdout

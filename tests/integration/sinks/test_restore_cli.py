@@ -21,8 +21,8 @@ import pytest
 from tidemark.core.blocks import runs
 from tidemark.sinks.restore.record import load_record, relocated_path
 
-from ...unit.sinks.stream_model import StreamModel
 from ...conftest import CliRunner, TidemarkTest
+from ...unit.sinks.stream_model import StreamModel
 from ..pipeline_harness import Service
 from .publish import publish_changesets, register
 

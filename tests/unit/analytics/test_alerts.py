@@ -32,7 +32,8 @@ def test_rpo_lag_and_resync_episodes() -> None:
     view = MirrorView("dr", "vol")
     alerts = []
     for t, lag, state in [(0, 1, "REPLICATING"), (1000, 12, "REPLICATING"), (2000, 15, "REPLICATING"),
-                          (3000, 2, "RESYNC_NEEDED"), (4000, 2, "RESYNC_NEEDED"), (5000, 1, "REPLICATING")]:  # fmt: skip
+                          (3000, 2, "RESYNC_NEEDED"), (4000, 2, "RESYNC_NEEDED"),
+                          (5000, 1, "REPLICATING")]:  # fmt: skip
         alerts += on_status(view, status(t, lag, state), SETTINGS, history_kept=3)
     assert [(a["kind"], a["state"], a["timestamp"] - T0) for a in alerts] == [
         ("RPO_LAG_HIGH", "RAISED", 1000),

@@ -68,7 +68,7 @@ def run(volume: str, events: Iterator[tuple[dict[str, Any], int]], settings: Ana
 
 
 def test_encryption_after_normal_writes_raises_once_then_clears() -> None:
-    phases = [(plain, 3), (crypt, 3), (plain, 3)]
+    phases: list[tuple[Data, int]] = [(plain, 3), (crypt, 3), (plain, 3)]
     state, transitions = run("vol", journal("vol", phases))
     assert [t.state for t in transitions] == ["RAISED", "CLEARED"]
     raised = transitions[0]

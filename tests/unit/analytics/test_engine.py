@@ -10,9 +10,8 @@ from typing import Any
 from tidemark.analytics.engine import TICK_KEY, Engine, Stores
 from tidemark.analytics.settings import AnalyticsSettings
 from tidemark.analytics.views import active_alerts, heatmap, overview, points
-from tidemark.schemas.codec import default_codec
-
 from tidemark.core.partitioning import volume_partition
+from tidemark.schemas.codec import default_codec
 
 from .generated import BS, encrypted, text, write
 
@@ -62,8 +61,9 @@ def test_the_raise_names_the_point_before_the_change_once_points_settle() -> Non
     e.on_point(point(1, 10), T0 + 1600)
     assert feed(e, range(11, 21), lambda r: encrypted(text(4 * BS, r), r.randbytes(32)), T0 + 2000) == []
     assert tick(e, T0 + 3500) == []  # suspected, waiting: no point after the change seen yet
-    e.on_point(CODEC.encode("RecoveryPointChunk", {"volume": "vol", "rp_id": 2, "index": 0, "first_block": 0,
-                                                   "last_block": 0, "bitmap": b"", "checksums": b""}), T0 + 3550)  # fmt: skip
+    chunk = {"volume": "vol", "rp_id": 2, "index": 0, "first_block": 0, "last_block": 0}
+    chunk |= {"bitmap": b"", "checksums": b""}
+    e.on_point(CODEC.encode("RecoveryPointChunk", chunk), T0 + 3550)
     e.on_point(point(2, 20), T0 + 3600)
     raised = tick(e, T0 + 3700)
     assert [(a["kind"], a["state"], a["clean_rp_id"], a["change_seq"]) for a in raised] == [
@@ -105,7 +105,8 @@ def test_mirror_and_dead_letter_alerts() -> None:
     found = e.on_mirror_status(CODEC.encode("MirrorStatus", status), T0)
     assert sorted(a["kind"] for a in found) == ["MIRROR_RESYNC_NEEDED", "RPO_LAG_HIGH"]
     dead = {"stage": "processor", "reason": "checksum mismatch", "topic": "t.writes", "partition": 0, "offset": 7,
-            "key": None, "value": b"x", "volume": None, "timestamp": T0, "value_length": 1, "value_xxh3": None}  # fmt: skip
+            "key": None, "value": b"x", "volume": None, "timestamp": T0, "value_length": 1,
+            "value_xxh3": None}  # fmt: skip
     found = e.on_dead_letter(CODEC.encode("DeadLetter", dead), T0 + 10)
     assert [(a["kind"], a["volume"]) for a in found] == [("DEAD_LETTERS", None)]
     e.clock_ms = T0 + 4_000

@@ -6,6 +6,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.analytics.entropy import sample_block, sampled, shannon_entropy, stride_for
 from tidemark.analytics.exceptions import PayloadError
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.analytics.windows import REGION_BYTES, OpenWindow, size_bucket, window_start
 
 BS = 4096

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,7 +67,7 @@ def test_runs_round_trip_to_the_same_blocks(blocks: set[int]) -> None:
     found = list(runs(sorted(blocks)))
     expanded = [b for first, count in found for b in range(first, first + count)]
     assert expanded == sorted(blocks)
-    for (first, count), (next_first, _) in zip(found, found[1:]):
+    for (first, count), (next_first, _) in pairwise(found):
         assert first + count < next_first, "adjacent runs must have been merged"
 
 

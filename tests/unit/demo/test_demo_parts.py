@@ -8,8 +8,8 @@ from pathlib import Path
 from tidemark.demo.files import changed_extents, checksums, compare, generate
 from tidemark.demo.pipeline import METRIC_NAMES, lag_mean, missing_metrics
 from tidemark.demo.report import Report
-from tidemark.producers.traces.synthetic import msr_trace
 from tidemark.producers.traces import read_trace
+from tidemark.producers.traces.synthetic import msr_trace
 
 
 def test_changed_extents_merges_adjacent_granules_and_finds_the_last(tmp_path: Path) -> None:
@@ -36,7 +36,11 @@ def test_generated_files_round_trip_and_a_change_is_named(tmp_path: Path) -> Non
 
 def test_metric_page_parsing() -> None:
     page = "\n".join(f"{name}{{component=\"mirror\",volume=\"v\"}} 1.0" for name in METRIC_NAMES)
-    page = "# HELP x\n" + page + '\ntidemark_rpo_lag_seconds_sum{volume="v"} 3.0\ntidemark_rpo_lag_seconds_count{volume="v"} 2.0\n'
+    page = (
+        "# HELP x\n"
+        + page
+        + '\ntidemark_rpo_lag_seconds_sum{volume="v"} 3.0\ntidemark_rpo_lag_seconds_count{volume="v"} 2.0\n'
+    )
     assert missing_metrics(page) == []
     assert missing_metrics("# HELP tidemark_events_total x\n") == list(METRIC_NAMES)
     assert lag_mean(page) == 1.5

@@ -15,10 +15,10 @@ import lz4.frame
 import pytest
 import xxhash
 import zstandard
-from tidemark.processors.validation import validate_write
 
 from tidemark.core.decoding import DecodeBombError, DecompressError, decompress
 from tidemark.core.volumes import VolumeSpec
+from tidemark.processors.validation import validate_write
 
 BLOCK = 4096
 BOMB_BYTES = 512 << 20

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from tidemark.processors.admission import RECENT_SEQS
 from tidemark.processors.extents import changeset_digest
 from tidemark.processors.fold_volume import FoldOptions, VolumeFolder
+from tidemark.processors.memory_journal import MemoryJournal
 from tidemark.processors.volume_state import VolumeState
 
-from tidemark.processors.memory_journal import MemoryJournal
 from .memory_emitter import MemoryEmitter
 
 BLOCK = 512

@@ -74,9 +74,9 @@ class Run:
                 key, value, ts = self.journal.messages[offset]
                 self.handler.handle(0, offset, key, value, ts)
             self.handler.flush(0)
-            for key, value in self.store.take_pending():
-                changelog[key] = value
-                self.changelog_bytes += len(key) + len(value or b"")
+            for stored_key, stored in self.store.take_pending():
+                changelog[stored_key] = stored
+                self.changelog_bytes += len(stored_key) + len(stored or b"")
 
     def events(self, topic: str) -> list[bytes]:
         return [value for t, _, value in self.outputs if t == topic]
@@ -147,7 +147,8 @@ def test_changelog_bytes_stay_under_5_percent_of_random_4k_writes_in_one_subinte
     """16k random 4 KiB writes in one sub-interval (the issue's figure), 500 messages per transaction."""
     rng = random.Random(1)
     volumes = {"r": VolumeSpec("r", 1 << 30)}
-    messages = [_write("r", seq, rng.randrange((1 << 30) // BLOCK), rng.randbytes(BLOCK), 1000.0) for seq in range(16_384)]
+    blocks = (1 << 30) // BLOCK
+    messages = [_write("r", seq, rng.randrange(blocks), rng.randbytes(BLOCK), 1000.0) for seq in range(16_384)]
     messages.append((TICK_KEY, b"", 1002.0))
     run = Run(tmp_path / "s", ListJournal(messages), volumes, FoldOptions(), cache=128 << 20)
     run.handle(0, len(messages), 500, {})

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from tidemark.producers.activity_log import ActivityLog
 from tidemark.producers.region_slots import FREE, SLOT
 
@@ -45,7 +46,9 @@ def test_a_region_is_durable_before_the_image_changes_and_steady_writes_cost_no_
 def test_a_region_with_unshipped_events_never_leaves(tmp_path: Path) -> None:
     clock = Clock()
     hooks: list[float] = []
-    log = ActivityLog(tmp_path / "al", REGION, durable_hook=lambda: hooks.append(clock.now), idle_seconds=5, clock=clock)
+    log = ActivityLog(
+        tmp_path / "al", REGION, durable_hook=lambda: hooks.append(clock.now), idle_seconds=5, clock=clock
+    )
     log.hold(0, REGION)
     log.hold(REGION, 4096)
     log.release(REGION, 4096)

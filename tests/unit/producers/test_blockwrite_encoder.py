@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.producers.blockwrite_encoder import BlockWriteEncoder, zigzag_varint
 from tidemark.schemas.codec import default_codec
 
@@ -39,7 +42,7 @@ def test_the_encoder_writes_the_codecs_bytes(
     data: bytes, generation: int,
 ) -> None:  # fmt: skip
     codec = default_codec()
-    record = {
+    record: dict[str, Any] = {
         "volume": volume, "epoch": epoch, "seq": seq, "timestamp": timestamp, "offset": offset,
         "length": length, "op": op, "compression": compression, "data": data,
         "checksum": xxhash.xxh3_64_digest(data), "generation": generation,

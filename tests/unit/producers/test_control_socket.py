@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.producers.control_socket import (
     MAX_LINE,
     ControlRequestError,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tidemark.producers.primary_watch import Primary, fence_reason, start_refusal
 
 sites = st.one_of(st.none(), st.sampled_from(["dc1", "dr1", "dr2"]))
@@ -42,6 +43,8 @@ def test_a_tracker_for_another_site_than_the_primary_is_refused_naming_the_prima
 
 
 @given(primaries, sites)
-def test_a_tracker_allowed_to_start_is_not_fenced_by_the_record_it_started_from(current: Primary, site: str | None) -> None:
+def test_a_tracker_allowed_to_start_is_not_fenced_by_the_record_it_started_from(
+    current: Primary, site: str | None
+) -> None:
     if start_refusal("v", site, current) is None:
         assert fence_reason("v", Primary(current.generation, site or current.site), current) is None

@@ -5,13 +5,14 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from .tracker_double import RecordingTracker, SimulatedCrash
-from .traces_dir import sample
 
 from tidemark.core.blocks import Extent
 from tidemark.producers.exceptions import ImageSizeError, TrackerError
 from tidemark.producers.replay import map_write, replay
 from tidemark.producers.traces import TraceRecord, read_trace
+
+from .traces_dir import sample
+from .tracker_double import RecordingTracker, SimulatedCrash
 
 MIB = 1024 * 1024
 VOLUME = 64 * MIB
@@ -99,7 +100,7 @@ def test_stats_count_mapping_effects() -> None:
     assert (stats.writes, stats.reads_skipped, stats.empty_writes_skipped) == (2, 1, 1)
     assert (stats.clipped_writes, stats.clipped_bytes) == (1, 2 * BS)
     assert (stats.wrapped_writes, stats.widened_writes) == (1, 1)
-    assert "modulo" in stats.as_dict()["mapping"]
+    assert "modulo" in stats.mapping
 
 
 class _FakeTime:

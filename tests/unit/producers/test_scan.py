@@ -98,7 +98,9 @@ def test_crash_mid_pass_republishes_unconfirmed_blocks(tmp_path: Path, in_future
     size = 8 * MIB
     image = sparse.create(tmp_path / "disk.img", size)
     sparse.write(image, 0, _random_blocks(random.Random(4), size // BS))
-    options = ScanOptions(chunk_bytes=256 * 1024, max_extent_bytes=64 * 1024, latency_threshold_ms=None, chunks_in_flight=2)
+    options = ScanOptions(
+        chunk_bytes=256 * 1024, max_extent_bytes=64 * 1024, latency_threshold_ms=None, chunks_in_flight=2
+    )
     crashing = RecordingTracker(size, BS, fail_at=40, fail_in_future=in_future)
     with pytest.raises(SimulatedCrash):
         _scan(crashing, image, tmp_path / "state", options)
@@ -178,7 +180,9 @@ _change = st.tuples(
     changes=st.lists(_change, max_size=30),
     seed=st.integers(0, 2**32),
 )
-def test_scan_publishes_exactly_the_changed_block_set(initial: set[int], changes: list[tuple[int, str]], seed: int) -> None:
+def test_scan_publishes_exactly_the_changed_block_set(
+    initial: set[int], changes: list[tuple[int, str]], seed: int
+) -> None:
     size = VOLUME_BLOCKS * BS
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as folder:

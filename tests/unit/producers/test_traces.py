@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tidemark.producers.exceptions import TraceFormatError
 from tidemark.producers.traces import FORMATS, read_trace
 from tidemark.producers.traces.synthetic import synthetic_trace

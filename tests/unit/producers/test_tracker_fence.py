@@ -9,6 +9,11 @@ import socket
 from pathlib import Path
 
 import pytest
+
+from tidemark.core.kafka import KafkaClients
+from tidemark.core.settings import KafkaSettings, Settings
+from tidemark.core.topics import Topics
+from tidemark.core.volumes import VolumeSpec
 from tidemark.producers.nbd.commands import TrackingExport
 from tidemark.producers.nbd.image import RawImage
 from tidemark.producers.parked_markers import ParkedMarkers
@@ -19,11 +24,6 @@ from tidemark.producers.tracker import (
     TrackerFencedError,
     TrackerOptions,
 )
-
-from tidemark.core.kafka import KafkaClients
-from tidemark.core.settings import KafkaSettings, Settings
-from tidemark.core.topics import Topics
-from tidemark.core.volumes import VolumeSpec
 
 MIB = 1 << 20
 BS = 4096

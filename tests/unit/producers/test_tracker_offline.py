@@ -1,7 +1,8 @@
 """The tracker with Kafka unreachable (nothing listens on its bootstrap address; no broker, no
-double), with Kafka acknowledgement: writes are acknowledged at once all the same, their blocks are dirty, FLUSH markers are parked (not
-lost), the activity log covers the regions until the dirty bitmap is durable, and a clean stop
-leaves the dirty blocks and the parked markers for the next start and an empty activity log."""
+double), with Kafka acknowledgement: writes are acknowledged at once all the same, their blocks
+are dirty, FLUSH markers are parked (not lost), the activity log covers the regions until the
+dirty bitmap is durable, and a clean stop leaves the dirty blocks and the parked markers for the
+next start and an empty activity log."""
 
 from __future__ import annotations
 

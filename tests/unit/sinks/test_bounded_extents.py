@@ -5,6 +5,7 @@ from __future__ import annotations
 import lz4.frame
 import pytest
 import zstandard
+
 from tidemark.sinks.exceptions import InvalidChangeSetError
 
 from .conftest import MakeHarness

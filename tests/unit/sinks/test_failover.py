@@ -10,12 +10,12 @@ from pyroaring import BitMap
 
 from tests.unit.core.nbd.export_thread import ExportThread
 from tidemark.core.nbd.export import ThreadedExport
-from tidemark.sinks.storage import progress as progress_file
 from tidemark.sinks.exceptions import FailbackConflictError, FailbackError, PromotedMirrorError
+from tidemark.sinks.mount.serve import MountRequest, mounted
 from tidemark.sinks.ops.failback import StreamPosition, failback
 from tidemark.sinks.ops.failover import failover
-from tidemark.sinks.mount.serve import MountRequest, mounted
 from tidemark.sinks.ops.revert import revert_mirror
+from tidemark.sinks.storage import progress as progress_file
 
 from .mount_fixtures import BS, SIZE, qemu_io, qemu_io_failed, three_points
 
@@ -46,9 +46,8 @@ def test_failover_failback_round_trip_moves_only_differing_blocks(make_harness, 
 
     with pytest.raises(PromotedMirrorError, match="failed over at recovery point 3"):
         revert_mirror(state_dir, "default", "vol", harness.path, 1)
-    with pytest.raises(PromotedMirrorError):
-        with mounted(state_dir, MountRequest("vol", 2)):
-            pass
+    with pytest.raises(PromotedMirrorError), mounted(state_dir, MountRequest("vol", 2)):
+        pass
 
     with mounted(state_dir, MountRequest("vol")) as backend, ExportThread(ThreadedExport(backend)) as thread:
         done = qemu_io(thread.url(), "write -P 0x42 40960 8192", "write -P 0x43 1048000 100", "flush")
@@ -156,11 +155,13 @@ def test_after_a_reverse_failover_the_promoted_trackers_blocks_count_as_the_mirr
         promoted.seek(12 * BS)
         promoted.write(b"\x42" * 2 * BS)
     mirror_before, primary_before = harness.image(), primary.read_bytes()
-    sides = {"primary_changed": BitMap([10, 11, 12]), "promoted_changed": BitMap([12, 13])}
+    primary_changed, promoted_changed = BitMap([10, 11, 12]), BitMap([12, 13])
     with pytest.raises(FailbackConflictError, match=r"^1 blocks of volume 'vol' .* changed on both sides"):
-        failback(state_dir, "default", "vol", harness.path, primary, **sides)
+        failback(state_dir, "default", "vol", harness.path, primary, primary_changed=primary_changed,
+                 promoted_changed=promoted_changed)
     assert harness.image() == mirror_before and primary.read_bytes() == primary_before
-    report = failback(state_dir, "default", "vol", harness.path, primary, **sides, discard="primary")
+    report = failback(state_dir, "default", "vol", harness.path, primary, primary_changed=primary_changed,
+                      promoted_changed=promoted_changed, discard="primary")
     assert (report.conflicts, report.copied) == (1, len(differing_blocks(mirror_before, primary_before)))
     assert {10, 11, 12, 13} <= differing_blocks(mirror_before, primary_before)
     assert primary.read_bytes() == harness.image() == mirror_before

@@ -32,7 +32,8 @@ def test_applies_writes_and_zeros(make_harness: MakeHarness, tmp_path: Path, com
     assert [a.changeset_id for a in applied] == [1, 2]
     assert h.image() == bytes(model.image)
     assert h.mirror.progress.rp_id == 1
-    assert h.mirror.progress.point(1).next_offset == len(events)
+    point = h.mirror.progress.point(1)
+    assert point is not None and point.next_offset == len(events)
 
 
 def test_duplicates_and_partial_reemission_are_harmless(make_harness: MakeHarness, tmp_path: Path) -> None:
@@ -111,7 +112,8 @@ def test_empty_set_carries_a_recovery_point(make_harness: MakeHarness, tmp_path:
     events = model.seal() + model.seal(cut=True)
     h.feed(events)
     assert h.mirror.progress.rp_id == 1
-    assert h.mirror.progress.point(1).changeset_id == 2
+    point = h.mirror.progress.point(1)
+    assert point is not None and point.changeset_id == 2
 
 
 def test_crash_between_mirror_write_and_progress_is_repaired(make_harness: MakeHarness, tmp_path: Path) -> None:

@@ -29,14 +29,16 @@ def test_nbdcopy_of_the_second_point_equals_the_source_then(make_harness, tmp_pa
 def test_reads_stay_at_the_point_while_the_applier_goes_on(make_harness, tmp_path: Path) -> None:
     harness = three_points(make_harness)
     model = harness.model
-    with mounted(harness.root / "state", MountRequest("vol", 1)) as backend:
-        with ExportThread(ThreadedExport(backend)) as thread:
-            first = nbdcopy(thread.url(), tmp_path / "a.raw")
-            for round_ in range(3):
-                model.write(0, bytes([round_ + 1]) * 64 * BS)  # overwrites blocks point 1 holds elsewhere
-                model.write(100 * BS, bytes([0xEE]) * 32 * BS)
-                harness.feed(model.seal(cut=round_ == 1))
-                assert nbdcopy(thread.url(), tmp_path / f"r{round_}.raw") == model.points[1]
+    with (
+        mounted(harness.root / "state", MountRequest("vol", 1)) as backend,
+        ExportThread(ThreadedExport(backend)) as thread,
+    ):
+        first = nbdcopy(thread.url(), tmp_path / "a.raw")
+        for round_ in range(3):
+            model.write(0, bytes([round_ + 1]) * 64 * BS)  # overwrites blocks point 1 holds elsewhere
+            model.write(100 * BS, bytes([0xEE]) * 32 * BS)
+            harness.feed(model.seal(cut=round_ == 1))
+            assert nbdcopy(thread.url(), tmp_path / f"r{round_}.raw") == model.points[1]
     assert first == model.points[1]
 
 
@@ -60,11 +62,12 @@ def test_writable_mount_keeps_writes_in_the_overlay(make_harness, tmp_path: Path
 def test_revert_waits_for_the_mount_and_unknown_points_are_refused(make_harness) -> None:
     harness = three_points(make_harness)
     state = harness.root / "state"
-    with pytest.raises(UnknownRecoveryPointError, match="retained points: 1, 2, 3"):
-        with mounted(state, MountRequest("vol", 9)):
-            pass
+    with (
+        pytest.raises(UnknownRecoveryPointError, match="retained points: 1, 2, 3"),
+        mounted(state, MountRequest("vol", 9)),
+    ):
+        pass
     harness.close()
-    with mounted(state, MountRequest("vol", 3)):
-        with pytest.raises(MirrorInUseError, match="is mounted"):
-            revert_mirror(state, "default", "vol", harness.path, 1)
+    with mounted(state, MountRequest("vol", 3)), pytest.raises(MirrorInUseError, match="is mounted"):
+        revert_mirror(state, "default", "vol", harness.path, 1)
     assert revert_mirror(state, "default", "vol", harness.path, 1).rp_id == 1

@@ -70,10 +70,12 @@ def test_a_point_expired_before_its_pin_fails_every_read(make_harness) -> None: 
                 view.read(0, 64 * BS)
     finally:
         view.close()
-    with pinned(harness.layout.root, 1, "mount"):
-        with pytest.raises(UnknownRecoveryPointError, match="does not hold recovery point 1"):
-            with mounted(harness.root / "state", MountRequest("vol", 1)):
-                pass
+    with (
+        pinned(harness.layout.root, 1, "mount"),
+        pytest.raises(UnknownRecoveryPointError, match="does not hold recovery point 1"),
+        mounted(harness.root / "state", MountRequest("vol", 1)),
+    ):
+        pass
 
 
 def test_nbd_reads_of_an_expired_mount_are_eio_and_logged(

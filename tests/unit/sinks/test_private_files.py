@@ -22,8 +22,8 @@ def test_state_files_and_overlays_are_private(make_harness) -> None:  # noqa: AN
     harness = three_points(make_harness)
     layout = harness.layout
     with mounted(harness.root / "state", MountRequest("vol", 2, writable=True)) as backend:
-        backend.write(0, b"w" * 4096)  # type: ignore[attr-defined]
-        backend.flush()  # type: ignore[attr-defined]
+        backend.write(0, b"w" * 4096)
+        backend.flush()
     overlay = layout.overlays / "rp-2.img"
     for folder in (layout.root, layout.spool, layout.undo, layout.overlays):
         assert _mode(folder) == 0o700, folder
@@ -34,15 +34,22 @@ def test_state_files_and_overlays_are_private(make_harness) -> None:  # noqa: AN
 def test_the_overlay_is_never_the_mirror_image_nor_a_file_in_use(make_harness, tmp_path: Path) -> None:  # noqa: ANN001
     harness = three_points(make_harness)
     state = harness.root / "state"
-    with pytest.raises(OverlayError, match="is the mirror image of volume 'vol' itself"):
-        with mounted(state, MountRequest("vol", 2, writable=True, overlay=harness.path)):
-            pass
+    with (
+        pytest.raises(OverlayError, match="is the mirror image of volume 'vol' itself"),
+        mounted(state, MountRequest("vol", 2, writable=True, overlay=harness.path)),
+    ):
+        pass
     held = tmp_path / "held.img"
-    with MirrorFile(held, SIZE), pytest.raises(FileInUseError, match="held by another tidemark process"):
-        with mounted(state, MountRequest("vol", 2, writable=True, overlay=held)):
-            pass
+    with (
+        MirrorFile(held, SIZE),
+        pytest.raises(FileInUseError, match="held by another tidemark process"),
+        mounted(state, MountRequest("vol", 2, writable=True, overlay=held)),
+    ):
+        pass
     shared = tmp_path / "shared.img"
-    with mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)):
-        with pytest.raises(FileInUseError):
-            with mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)):
-                pass
+    with (
+        mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)),
+        pytest.raises(FileInUseError),
+        mounted(state, MountRequest("vol", 2, writable=True, overlay=shared)),
+    ):
+        pass

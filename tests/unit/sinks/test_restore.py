@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 from pyroaring import BitMap
+
+from tests.unit.core.nbd.export_thread import ExportThread
+from tidemark.core.nbd.export import ThreadedExport
 from tidemark.sinks.restore.activity import ClientActivity
 from tidemark.sinks.restore.copier import CopyOptions
 from tidemark.sinks.restore.exceptions import RestoreError
@@ -17,9 +20,6 @@ from tidemark.sinks.restore.plan import widened
 from tidemark.sinks.restore.record import load_record, relocated_path
 from tidemark.sinks.restore.session import RestoreRequest, restoring
 from tidemark.sinks.storage.pins import live_pins
-
-from tests.unit.core.nbd.export_thread import ExportThread
-from tidemark.core.nbd.export import ThreadedExport
 
 from .mount_fixtures import BS, SIZE, nbdcopy, qemu_io, qemu_io_failed, three_points
 

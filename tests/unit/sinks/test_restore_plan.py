@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from pyroaring import BitMap
+
 from tidemark.sinks.restore.plan import (
     partial_blocks,
     pending_blocks,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.sinks.storage.data_ranges import data_ranges, union_aligned
 from tidemark.sinks.exceptions import ChangeSetGapError, ResyncNeededError
-from tidemark.sinks.storage.progress import RESYNC_NEEDED
 from tidemark.sinks.ops.resync import copy_differing
+from tidemark.sinks.storage.data_ranges import data_ranges, union_aligned
+from tidemark.sinks.storage.progress import RESYNC_NEEDED
 
 from .conftest import MakeHarness
 from .stream_model import StreamModel
@@ -52,7 +52,9 @@ def test_data_ranges_see_holes(tmp_path: Path) -> None:
     assert union_aligned([(1, 2), (BS + 5, 2 * BS), (3 * BS, 4 * BS)], BS, 8 * BS) == [(0, 2 * BS), (3 * BS, 4 * BS)]
 
 
-def test_copy_differing_writes_only_differing_blocks_and_keeps_old_points(make_harness: MakeHarness, tmp_path: Path) -> None:
+def test_copy_differing_writes_only_differing_blocks_and_keeps_old_points(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
     model = StreamModel("vol-copy", 256 * BS, block_size=BS)
     h = make_harness(model)
     model.write(0, os.urandom(16 * BS))

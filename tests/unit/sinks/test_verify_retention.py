@@ -39,7 +39,9 @@ def _headers(manifests: dict[int, list[Event]]) -> dict[int, dict[str, Any]]:
     return {rp: events[-1][1] for rp, events in manifests.items()}
 
 
-def _streams(manifests: dict[int, list[Event]], chain: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Iterator[Chunk]]]:
+def _streams(
+    manifests: dict[int, list[Event]], chain: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], Iterator[Chunk]]]:
     """Each header of the chain with its chunks, checked the way the Kafka reader checks them."""
 
     def chunks(events: list[Event]) -> Iterator[Chunk]:
@@ -83,7 +85,12 @@ def test_missing_ancestor_manifest_is_noted(make_harness: MakeHarness) -> None:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("3", Retention(count=3)), ("90m", Retention(seconds=5400)), ("24h", Retention(seconds=86400)), (None, Retention())],
+    [
+        ("3", Retention(count=3)),
+        ("90m", Retention(seconds=5400)),
+        ("24h", Retention(seconds=86400)),
+        (None, Retention()),
+    ],
 )
 def test_parse_retain(text: str | None, expected: Retention) -> None:
     assert parse_retain(text) == expected

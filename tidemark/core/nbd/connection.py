@@ -222,7 +222,7 @@ class Connection(asyncio.BufferedProtocol):
         )
         if upgraded is None:
             raise ConnectionResetError(f"NBD client {self.peer} went away during the TLS handshake")
-        self._transport = cast(asyncio.Transport, upgraded)
+        self._transport = upgraded
 
     # --- shutdown ------------------------------------------------------------------------------
     def abort(self) -> None:

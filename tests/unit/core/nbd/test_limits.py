@@ -112,7 +112,8 @@ def test_shared_budget_calls_back_the_connections_it_turned_away() -> None:
 
 
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("::1", True), ("localhost", True),
-                                                ("0.0.0.0", False), ("192.168.1.4", False), ("host.example", False)])  # fmt: skip
+                                                ("0.0.0.0", False), ("192.168.1.4", False),
+                                                ("host.example", False)])  # fmt: skip
 def test_loopback_detection_for_the_tls_warning(host: str, loopback: bool) -> None:
     assert _is_loopback(host) == loopback
 

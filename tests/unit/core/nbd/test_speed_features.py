@@ -4,6 +4,7 @@ status reports, structured replies and error chunks on the wire, fast zero refus
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from itertools import pairwise
@@ -101,7 +102,7 @@ def test_nbdinfo_map_of_an_export_without_block_status_is_all_data(counted) -> N
         assert mapped == [(0, SIZE, 0)]
 
 
-def structured_session(port: int, name: str = "count") -> object:
+def structured_session(port: int, name: str = "count") -> socket.socket:
     sock = connect(port)
     assert option_replies(sock, p.OPT_STRUCTURED_REPLY) == [(p.REP_ACK, b"")]
     assert option_replies(sock, p.OPT_STRUCTURED_REPLY)[-1][0] == p.REP_ERR_INVALID  # only once

@@ -23,7 +23,8 @@ from tests.unit.core.nbd.rawclient import (
 from tidemark.core.nbd import protocol as p
 from tidemark.producers.exceptions import ImageSizeError
 
-from .conftest import BLOCK, VOLUME, RecordingTracker, ServerThread
+from ..tracker_double import RecordingTracker
+from .conftest import BLOCK, VOLUME, ServerThread
 
 
 def test_go_reports_size_flags_and_block_sizes(server) -> None:
@@ -176,7 +177,7 @@ def test_pipelined_requests_are_all_answered(server) -> None:
     for handle in range(1, 33):
         send_request(sock, p.CMD_WRITE, handle, handle * BLOCK, BLOCK, data=bytes([handle]) * BLOCK)
     send_request(sock, p.CMD_FLUSH, 100, 0, 0)
-    answered = set()
+    answered: set[int] = set()
     while len(answered) < 33:
         error, handle = read_reply(sock)
         assert error == 0
