@@ -25,6 +25,11 @@ INPUT_QUEUE_KIB = 16 * KIB
 """Pre-fetched writes the input consumer keeps (librdkafka default 64 MiB). 16 MiB is about a
 quarter second of the bus's rate here; a fetch round trip on a loaded machine is far shorter."""
 
+QUEUE_BACKOFF_MS = 5
+"""How soon a consumer whose queue was full fetches again (librdkafka's `fetch.queue.backoff.ms`,
+default 1000 ms). With a small queue the default idles the fetcher for a second each time the
+queue fills: a 4 GiB backlog was folded at 31 MB/s instead of 91."""
+
 OUTPUT_QUEUE_KIB = 32 * KIB
 """Produced but unacknowledged outputs (librdkafka default 1 GiB)."""
 
@@ -46,6 +51,7 @@ def input_consumer(group_instance_id: str) -> dict[str, Any]:
         # instead of waiting for the dead member's session to expire (45 s by default).
         "group.instance.id": group_instance_id,
         "queued.max.messages.kbytes": INPUT_QUEUE_KIB,
+        "fetch.queue.backoff.ms": QUEUE_BACKOFF_MS,
     }
 
 
@@ -61,4 +67,8 @@ def output_producer(transactional_id: str) -> dict[str, Any]:
 
 def readback_consumer() -> dict[str, Any]:
     """Overrides for the journal reader (assigned, never subscribed; reports partition ends)."""
-    return {"enable.partition.eof": True, "queued.max.messages.kbytes": READBACK_QUEUE_KIB}
+    return {
+        "enable.partition.eof": True,
+        "queued.max.messages.kbytes": READBACK_QUEUE_KIB,
+        "fetch.queue.backoff.ms": QUEUE_BACKOFF_MS,
+    }
