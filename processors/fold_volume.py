@@ -42,10 +42,14 @@ class Emitter(Protocol):
 
 @dataclass(frozen=True)
 class FoldOptions:
-    subinterval: float = 1.0
+    subinterval: float = 0.25
+    """seconds of log time a sub-interval stays open: a write waits up to this long before it ships
+    (the RPO), and overwrites within it fold into one"""
     rp_interval: float = 10.0
     metrics_interval: float = 5.0
-    subinterval_max_bytes: int = 64 << 20
+    subinterval_max_bytes: int = 32 << 20
+    """seal early when the open sub-interval's dirty blocks reach this; the cache of recent writes
+    (recent_writes.py) must hold that much for a seal to read nothing back"""
     extent_bytes: int = 256 << 10
 
 
@@ -76,6 +80,11 @@ class VolumeFolder:
             return
         if verdict.action == REFUSE:
             self._refuse(state, verdict, seq, now)
+        if state.open is not None and now - state.open.started_at >= self.options.subinterval:
+            # The sub-interval ended before this write: seal it now rather than at the next tick,
+            # so under a steady stream a write waits one sub-interval, not one plus a tick.
+            self.seal(state, now, "INTERVAL")
+            self._cut_if_due(state, now)
         if record["epoch"] != state.epoch:
             if state.epoch != -1:
                 state.epochs_seen += 1

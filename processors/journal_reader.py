@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from tidemark.core.kafka import KafkaClients
 
 from .exceptions import ProcessorError
+from .kafka_config import readback_consumer
 
 SEEK_GAP = 2048
 """Skip ahead with a new fetch position instead of reading through this many unneeded messages."""
@@ -32,7 +33,7 @@ Message = tuple[int, bytes | None, bytes | None]
 class JournalReader:
     def __init__(self, clients: KafkaClients, topic: str) -> None:
         self.topic = topic
-        self._consumer = clients.consumer(f"tidemark-readback-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
+        self._consumer = clients.consumer(f"tidemark-readback-{uuid.uuid4().hex[:8]}", **readback_consumer())
 
     def read(self, partition: int, offsets: Sequence[int]) -> Iterator[Message]:
         """The messages at `offsets` (ascending, distinct), in that order."""

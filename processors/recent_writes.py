@@ -12,8 +12,9 @@ from collections import OrderedDict
 
 from .write_source import WriteData
 
-DEFAULT_CACHE_BYTES = 128 << 20
-"""Default bound of the cache (`ProcessorOptions.write_cache_bytes`)."""
+DEFAULT_CACHE_BYTES = 48 << 20
+"""Default bound of the cache (`ProcessorOptions.write_cache_bytes`): `FoldOptions.subinterval_max_bytes`
+(32 MiB) plus room for the batch being handled and for writes partly overwritten in the sub-interval."""
 
 
 class RecentWrites:

@@ -27,6 +27,8 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 
+from . import kafka_config
+from .batch_sizer import DEFAULT_BATCH_BYTES, BatchSizer
 from .changelog import changelog_topic, ensure_changelog, restore
 from .exceptions import ProcessorError
 from .fold_volume import FoldOptions
@@ -45,9 +47,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ProcessorOptions:
     fold: FoldOptions = field(default_factory=FoldOptions)
-    tick_interval: float = 0.25
+    tick_interval: float = 0.1
     """seconds between ticks into every writes partition; 0: none (the log's own ticks only)"""
     batch_size: int = 500
+    """most messages in one transaction"""
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    """message bytes per transaction to aim for: the block data in Python at once (batch_sizer.py)"""
     worker_id: str = "1"
     """stable per worker: a restarted worker with the same id fences its crashed predecessor"""
     app_id: str = "processor"
@@ -60,6 +65,8 @@ class ProcessorOptions:
 
 
 WATCHDOG_GRACE_S = 5.0
+POLL_S = 0.05
+"""longest wait for a batch to fill: a trickle of writes commits at least this often"""
 
 
 class ProcessorWorker:
@@ -74,20 +81,11 @@ class ProcessorWorker:
         self.stores: dict[int, PartitionStore] = {}
         self._keyed_outputs: dict[str, int] = {}
         self.stop_event = threading.Event()
-        self._producer = clients.producer(
-            **{
-                "transactional.id": f"{self.group}-{options.worker_id}",
-                "linger.ms": 5,
-                "transaction.timeout.ms": 60_000,
-            }
-        )
-        # Static membership: a worker restarted after a crash takes its partitions back at once
-        # instead of waiting for the dead member's session to expire (45 s by default).
-        self._consumer = clients.consumer(
-            self.group,
-            **{"max.poll.interval.ms": 600_000, "group.instance.id": f"{self.group}-{options.worker_id}"},
-        )
+        member = f"{self.group}-{options.worker_id}"
+        self._producer = clients.producer(**kafka_config.output_producer(member))
+        self._consumer = clients.consumer(self.group, **kafka_config.input_consumer(member))
         self._watchdog = Watchdog()
+        self._sizer = BatchSizer(options.batch_size, options.batch_bytes)
         emitter = KafkaEmitter(self.topics, self._produce, settings.message_max_bytes)
         self._journal = JournalReader(clients, self.topics.writes)
         self.handler = Handler(
@@ -119,7 +117,7 @@ class ProcessorWorker:
                 if ticker is not None and time.monotonic() >= next_tick:
                     ticker.tick()
                     next_tick = time.monotonic() + self.options.tick_interval
-                messages = self._consumer.consume(self.options.batch_size, timeout=0.1)
+                messages = self._consumer.consume(self._sizer.count(), timeout=POLL_S)
                 if messages:
                     self._process_batch(messages)
         finally:
@@ -140,16 +138,7 @@ class ProcessorWorker:
     def _process_batch(self, messages: list[Any]) -> None:
         self._producer.begin_transaction()
         try:
-            for msg in messages:
-                if msg.error():
-                    log.warning("consumer error on %s: %s", self.topics.writes, msg.error())
-                    continue
-                partition = msg.partition()
-                store = self.stores.get(partition)
-                if store is None:
-                    continue
-                _kind, ts_ms = msg.timestamp()
-                self.handler.handle(partition, msg.offset(), msg.key(), msg.value(), ts_ms / 1000.0)
+            self._sizer.took([self._handle(msg) for msg in messages])
             for partition, store in self.stores.items():
                 self.handler.flush(partition)
                 for key, value in store.take_pending():
@@ -168,6 +157,18 @@ class ProcessorWorker:
                 f"Kafka transaction failed ({exc}); the worker stops so that a restart resumes from "
                 "the last committed state"
             ) from exc
+
+    def _handle(self, msg: Any) -> int:
+        """Handle one consumed message; returns its size in bytes."""
+        if msg.error():
+            log.warning("consumer error on %s: %s", self.topics.writes, msg.error())
+            return 0
+        partition = msg.partition()
+        value = msg.value()
+        if partition in self.stores:
+            _kind, ts_ms = msg.timestamp()
+            self.handler.handle(partition, msg.offset(), msg.key(), value, ts_ms / 1000.0)
+        return len(value) if value else 0
 
     def _produce(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Outputs keyed by volume go to the volume's partition (`volume_partition`), like its writes,

@@ -20,13 +20,21 @@ from .metrics_option import MetricsPort
 
 def process(
     ctx: typer.Context,
-    subinterval: Annotated[float, typer.Option(help="seconds between change-set seals")] = 1.0,
-    rp_interval: Annotated[float, typer.Option(help="seconds between periodic recovery points")] = 10.0,
-    metrics_interval: Annotated[float, typer.Option(help="seconds per VolumeMetrics window")] = 5.0,
-    subinterval_max_mib: Annotated[int, typer.Option(help="seal early when a sub-interval holds this much")] = 64,
+    subinterval: Annotated[
+        float, typer.Option(help="seconds between change-set seals: how long a write may wait to ship")
+    ] = FoldOptions.subinterval,
+    rp_interval: Annotated[
+        float, typer.Option(help="seconds between periodic recovery points")
+    ] = FoldOptions.rp_interval,
+    metrics_interval: Annotated[
+        float, typer.Option(help="seconds per VolumeMetrics window")
+    ] = FoldOptions.metrics_interval,
+    subinterval_max_mib: Annotated[
+        int, typer.Option(help="seal early when a sub-interval holds this much")
+    ] = FoldOptions.subinterval_max_bytes >> 20,
     tick_interval: Annotated[
         float, typer.Option(help="seconds between ticks that close idle sub-intervals; 0 disables")
-    ] = 0.25,
+    ] = ProcessorOptions.tick_interval,
     worker_id: Annotated[
         str | None,
         typer.Option(

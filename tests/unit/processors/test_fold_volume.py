@@ -128,6 +128,31 @@ def test_a_point_is_cut_under_sustained_load_when_every_seal_is_by_size() -> Non
     assert all(rp["kind"] == "PERIODIC" and rp["cut_bytes"] == 0 for rp in h.emitter.recovery_points)
 
 
+def test_under_a_steady_stream_a_subinterval_seals_at_the_first_write_past_its_end() -> None:
+    """No tick needed: the write that comes after the sub-interval's end seals it, then opens the next."""
+    h = Harness(subinterval=0.25, rp_interval=3600.0)
+    for n in range(10):
+        h.write(n, 1, "WRITE", n + 1, now=n * 0.1)  # 0.0 .. 0.9
+    seals = h.emitter.seals()
+    assert [s["reason"] for s in seals] == ["INTERVAL", "INTERVAL", "INTERVAL"]
+    assert [(s["seq_first"], s["seq_last"]) for s in seals] == [(0, 2), (3, 5), (6, 8)]
+    assert [s["sealed_at"] for s in seals] == [300, 600, 900]
+    assert h.state.open is not None and h.state.open.first_seq == 9, "the sealing write opens the next one"
+    mirror = bytearray(SIZE)
+    h.emitter.apply_to(mirror)
+    assert mirror[: 9 * BLOCK] == b"".join(bytes([n + 1]) * BLOCK for n in range(9))
+
+
+def test_a_due_point_is_cut_by_the_write_that_seals_and_does_not_contain_that_write() -> None:
+    h = Harness(subinterval=0.25, rp_interval=1.0)
+    for n in range(13):
+        h.write(n, 1, "WRITE", n + 1, now=n * 0.1)  # the point is due from 1.1 s, the seal comes at 1.2 s
+    (rp,) = h.emitter.recovery_points
+    assert rp["kind"] == "PERIODIC" and rp["cut_bytes"] == 0
+    assert rp["seq"] == 11 and rp["created_at"] == 1200, "cut at the write of seq 12, before folding it"
+    assert h.emitter.point(1)[0] == list(range(12))
+
+
 def test_a_point_of_more_than_600k_blocks_comes_in_chunks_with_every_checksum() -> None:
     blocks = 700_000
     h = Harness(size=BLOCK * (blocks + 1000), extent_bytes=256 << 10, subinterval_max_bytes=64 << 20)
