@@ -54,7 +54,7 @@ class BlockWriteEncoder:
         length: int,
         op: str,
         compression: str,
-        data: bytes,
+        data: bytes | memoryview,
         checksum: bytes,
         generation: int = 0,
     ) -> bytes:

@@ -21,8 +21,9 @@ class Compression(StrEnum):
 _ZSTD = zstandard.ZstdCompressor(level=3)
 
 
-def compress(data: bytes, compression: Compression) -> tuple[str, bytes]:
-    """Return the schema's compression symbol and the payload. Keeps raw data when it does not shrink."""
+def compress(data: bytes | memoryview, compression: Compression) -> tuple[str, bytes | memoryview]:
+    """Return the schema's compression symbol and the payload. Keeps raw data (as given, not
+    copied) when it does not shrink."""
     if compression is Compression.NONE or not data:
         return "NONE", data
     packed = lz4.frame.compress(data) if compression is Compression.LZ4 else _ZSTD.compress(data)

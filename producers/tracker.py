@@ -9,7 +9,8 @@ Acknowledgement modes (`AckMode`, compare DRBD's protocols A and C):
   unreachable, when its blocks are in the dirty bitmap (published again from the image later).
 
 The hot path per write is: the activity-log check (no I/O for a region already in the log), the
-ship window's admission, and an enqueue. The shipper (`shipper.Shipper`) does the rest. When the
+ship window's admission, and an enqueue. The shipper (`shipper.Shipper`) does the rest, in
+batches with local acknowledgement (`TrackerOptions.local_batch_pause`). When the
 unshipped bytes pass `unshipped_max_bytes` or Kafka is unreachable, writes are only marked in the
 dirty bitmap (pull-ahead, `ship_window`), so memory stays bounded whatever the client writes.
 
@@ -75,6 +76,9 @@ class TrackerOptions:
     unshipped_max_bytes: int = 256 * MIB
     # local ack batches events for throughput; kafka ack waits per write, so no linger there.
     local_linger_ms: int = 5
+    # local ack: the shipper takes queued writes in batches, at most this often (seconds); see
+    # `ShipperConfig.batch_pause`. It adds at most this much to the unshipped window's age.
+    local_batch_pause: float = 0.005
 
 
 class TrackerFencedError(TrackerError):
@@ -231,6 +235,7 @@ class Tracker:
                 queue_max_kbytes=self.options.queue_max_kbytes,
                 linger_ms=0 if self.ack is AckMode.KAFKA else self.options.local_linger_ms,
                 generation=self.primary.generation,
+                batch_pause=0.0 if self.ack is AckMode.KAFKA else self.options.local_batch_pause,
             ),
             self.window, self.dirty, self.activity, self._image_fd,
             ParkedMarkers(self.state.folder / "markers.parked"),
