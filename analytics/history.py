@@ -64,6 +64,26 @@ def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int
     return sorted(found, key=lambda alert: alert["timestamp"])
 
 
+def unread_ends(clients: KafkaClients, topic: str, partitions: int, group: str) -> dict[int, int]:
+    """The end offset (after the last message) of each partition of `topic` that consumer group
+    `group` has not committed up to (the last message's offset + 1) yet, now.
+
+    A transactional producer's last commit marker takes an offset of its own that no consumer
+    is handed, so a partition counts as read from `end - 1` on.
+    """
+    consumer = clients.consumer(group)
+    try:
+        ends = {}
+        for partition in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            if high > low:
+                ends[partition] = high
+        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=READ_TIMEOUT_S)
+        return {tp.partition: ends[tp.partition] for tp in committed if tp.offset < ends[tp.partition] - 1}
+    finally:
+        consumer.close()
+
+
 def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
     """The newest JSON value of every key of a table's changelog topic ({} when it does not exist).
 

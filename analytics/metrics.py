@@ -53,8 +53,9 @@ class AnalyticsMetrics:
         )
         self.events = Counter("tidemark_analytics_events", "messages handled", ["topic"], registry=self.registry)
 
-    def seen(self, topic: str, timestamp_s: float) -> None:
-        self.events.labels(topic).inc()
+    def seen(self, topic: str, timestamp_s: float, count: int = 1) -> None:
+        """`count` messages of `topic` handled, the newest appended at `timestamp_s`."""
+        self.events.labels(topic).inc(count)
         self.consumer_lag.set(max(0.0, time.time() - timestamp_s))
 
     def alert(self, alert: dict[str, Any]) -> None:

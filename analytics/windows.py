@@ -3,9 +3,10 @@
 A window covers [start_ms, start_ms + length_ms) with start_ms a multiple of length_ms. It counts
 writes, bytes, a write-size histogram (power-of-two buckets), the overwrite ratio (share of block
 writes that rewrite a block already written in the same window), writes per 1 MiB region (for
-the hot regions and the heatmap) and the entropy samples of the detector (`last_low_seq`: the last low-entropy sample before the window's first
-high-entropy one; `latest_low_seq`: the last low-entropy sample at all). A closed window is a
-`WindowSummary`: plain JSON, a bounded size whatever the write rate.
+the hot regions and the heatmap) and the entropy samples of the detector (`last_low_seq`: the
+last low-entropy sample before the window's first high-entropy one; `latest_low_seq`: the last
+low-entropy sample at all). A closed window is a `WindowSummary`: plain JSON, a bounded size
+whatever the write rate.
 """
 
 from __future__ import annotations

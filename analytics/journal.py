@@ -1,0 +1,144 @@
+"""The analytics app's reader of the writes journal: a librdkafka consumer in its own consumer
+group (`<app id>-journal`), handing batches of messages to the engine on the app's event loop.
+
+Why not a faust agent: the journal carries every write's data (64 KiB per message at the
+tracker's sustained rate). faust's aiokafka consumer costs about 250 µs of CPU per such message
+in the copies of its fetch path, and faust's stream machinery about 550 µs more, so a faust agent
+tops out near 1,200 messages/s on a whole core, below the rate of one tracker (figure 10).
+librdkafka fetches in its own threads and costs about 60 µs per message.
+
+At-least-once: offsets are committed every `commit_interval_s` and when the reader stops, and
+only after the engine's state of every handled message was logged (`Engine.flush_all`, state
+topics) and the producer flushed its queue (that state and the alerts of those messages). After
+a crash, the messages since the last commit are handled again: an alert may be published twice
+under the same alert_id (consumers dedupe by it).
+
+Threads: `consume` and `commit` run on one executor thread (the consumer is used by that thread
+only); the engine is used on the event loop thread only, as by the faust agents and web views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from .engine import Alert, Engine
+from .metrics import AnalyticsMetrics
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+POLL_S = 0.2
+FLUSH_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0
+READY_POLL_S = 0.2
+# librdkafka's fetch sizes: a fetch holds many 64 KiB writes, so round trips do not bound the rate.
+FETCH_OVERRIDES: dict[str, int] = {"fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 16 << 20}
+
+
+class Positions:
+    """The next offset to commit per partition of one topic: after the last handled message."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._next: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
+
+    def handled(self, partition: int, offset: int) -> None:
+        self._next[partition] = offset + 1
+
+    def pending(self) -> list[TopicPartition]:
+        """The positions handled since the last commit (empty when nothing new)."""
+        return [TopicPartition(self.topic, p, o) for p, o in sorted(self._next.items()) if self._committed.get(p) != o]
+
+    def committed(self, offsets: list[TopicPartition]) -> None:
+        self._committed.update({tp.partition: tp.offset for tp in offsets})
+
+
+class JournalReader:
+    """Reads `topic` from the committed offsets of `group` until cancelled (see the module docstring)."""
+
+    def __init__(
+        self, consumer: Consumer, producer: Producer, topic: str, engine: Engine,
+        publish: Callable[[list[Alert]], None], metrics: AnalyticsMetrics, commit_interval_s: float,
+    ) -> None:  # fmt: skip
+        self.consumer = consumer
+        self.producer = producer
+        self.engine = engine
+        self.publish = publish
+        self.metrics = metrics
+        self.commit_interval_s = commit_interval_s
+        self.positions = Positions(topic)
+        self.topic = topic
+
+    async def run(self, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()` (at most READY_TIMEOUT_S), then read until cancelled.
+
+        `ready` says when the recovery points present at startup were handled: replaying a
+        journal backlog runs its message-time clock far ahead of the wall clock, so a pending
+        encryption alert would otherwise give up waiting for points that are merely not read yet.
+        """
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not ready():
+            if time.monotonic() > deadline:
+                log.warning("journal %s: recovery points not read in %.0f s; reading the journal anyway",
+                            self.topic, READY_TIMEOUT_S)  # fmt: skip
+                break
+            await asyncio.sleep(READY_POLL_S)
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(1, thread_name_prefix="analytics-journal")
+        self.consumer.subscribe([self.topic])
+        last_commit = time.monotonic()
+        try:
+            while True:
+                batch = await loop.run_in_executor(executor, self.consumer.consume, BATCH, POLL_S)
+                self.handle(batch)
+                if time.monotonic() - last_commit >= self.commit_interval_s:
+                    self.engine.flush_all()
+                    await loop.run_in_executor(executor, self.commit)
+                    last_commit = time.monotonic()
+        finally:
+            executor.shutdown(wait=True)
+            self.engine.flush_all()
+            self.commit()
+            self.consumer.close()
+
+    def handle(self, batch: list[Message]) -> None:
+        """Fold a batch of journal messages, in partition order, and publish their alerts."""
+        newest = 0.0
+        handled = 0
+        for msg in batch:
+            error = msg.error()
+            partition, offset = msg.partition(), msg.offset()
+            if error is not None or partition is None or offset is None:
+                log.warning("journal %s: %s", self.topic, error)
+                continue
+            now_ms = msg.timestamp()[1]
+            self.publish(self.engine.on_writes(msg.key(), msg.value(), partition, now_ms))
+            self.positions.handled(partition, offset)
+            newest = max(newest, now_ms / 1000)
+            handled += 1
+        if handled:
+            self.metrics.seen("writes", newest, handled)
+
+    def commit(self) -> None:
+        """Flush the producer (state and alerts of every handled message), then commit the offsets."""
+        offsets = self.positions.pending()
+        if not offsets:
+            return
+        left = self.producer.flush(FLUSH_TIMEOUT_S)
+        if left:
+            log.warning("journal %s: %d state/alert messages undelivered; offsets not committed", self.topic, left)
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Not committed: those messages are handled again after a restart (at-least-once).
+            log.warning("journal %s: commit of %s failed: %s", self.topic, offsets, exc)
+            return
+        self.positions.committed(offsets)
