@@ -173,7 +173,12 @@ def build_app(
 
     @app.task  # type: ignore[untyped-decorator]
     async def read_journal() -> None:
-        await journal.run(points_read)
+        """The journal reader for the app's lifetime; its failure stops the app (exit code 1)."""
+        try:
+            await journal.run(points_read)
+        except Exception as exc:
+            log.exception("the journal reader of %s failed", topics.writes)
+            await app.crash(exc)
 
     @app.agent(raw(topics.recovery_points), name="points")
     async def points(stream: Any) -> None:
