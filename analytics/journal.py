@@ -59,6 +59,12 @@ class Positions:
     def committed(self, offsets: list[TopicPartition]) -> None:
         self._committed.update({tp.partition: tp.offset for tp in offsets})
 
+    def forget(self, partitions: list[int]) -> None:
+        """Partitions taken away by a rebalance: their new owner commits them from now on."""
+        for partition in partitions:
+            self._next.pop(partition, None)
+            self._committed.pop(partition, None)
+
 
 class JournalReader:
     """Reads `topic` from the committed offsets of `group` until cancelled (see the module docstring)."""
@@ -92,7 +98,7 @@ class JournalReader:
             await asyncio.sleep(READY_POLL_S)
         loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(1, thread_name_prefix="analytics-journal")
-        self.consumer.subscribe([self.topic])
+        self.consumer.subscribe([self.topic], on_revoke=self._revoked)
         last_commit = time.monotonic()
         try:
             while True:
@@ -107,6 +113,10 @@ class JournalReader:
             self.engine.flush_all()
             self.commit()
             self.consumer.close()
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Called by librdkafka inside `consume`, on the executor thread (never during `handle`)."""
+        self.positions.forget([tp.partition for tp in partitions])
 
     def handle(self, batch: list[Message]) -> None:
         """Fold a batch of journal messages, in partition order, and publish their alerts."""

@@ -1,5 +1,6 @@
 """The journal reader's offsets: a commit names the offset after the last handled message of each
-partition, and a partition with nothing new since its last commit is not committed again."""
+partition, a partition with nothing new since its last commit is not committed again, and a
+partition taken away by a rebalance is not committed at all."""
 
 from __future__ import annotations
 
@@ -27,3 +28,11 @@ def test_committed_partitions_leave_pending_until_they_move_again() -> None:
     assert _offsets(positions) == []
     positions.handled(1, 8)
     assert _offsets(positions) == [("w", 1, 9)]
+
+
+def test_revoked_partitions_are_not_committed() -> None:
+    positions = Positions("w")
+    positions.handled(0, 4)
+    positions.handled(1, 7)
+    positions.forget([1])
+    assert _offsets(positions) == [("w", 0, 5)]
