@@ -98,11 +98,11 @@ class JournalReader:
             await asyncio.sleep(READY_POLL_S)
         loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(1, thread_name_prefix="analytics-journal")
-        self.consumer.subscribe([self.topic], on_revoke=self._revoked)
+        self.consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked)
         last_commit = time.monotonic()
         try:
             while True:
-                batch = await loop.run_in_executor(executor, self.consumer.consume, BATCH, POLL_S)
+                batch = await loop.run_in_executor(executor, self._next_batch)
                 self.handle(batch)
                 if time.monotonic() - last_commit >= self.commit_interval_s:
                     self.engine.flush_all()
@@ -114,9 +114,23 @@ class JournalReader:
             self.commit()
             self.consumer.close()
 
+    def _next_batch(self) -> list[Message]:
+        """What librdkafka has fetched already (up to BATCH), else the first message within POLL_S.
+
+        `consume(n, timeout)` waits for n messages or the timeout, so a blocking call for a whole
+        batch would idle while the fetcher refills its queue; a non-blocking one takes what is there.
+        """
+        batch = self.consumer.consume(BATCH, 0)
+        return batch if batch else self.consumer.consume(1, POLL_S)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Called by librdkafka inside `consume`, on the executor thread (never during `handle`)."""
+        self.metrics.journal_partitions.inc(len(partitions))
+
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Called by librdkafka inside `consume`, on the executor thread (never during `handle`)."""
         self.positions.forget([tp.partition for tp in partitions])
+        self.metrics.journal_partitions.dec(len(partitions))
 
     def handle(self, batch: list[Message]) -> None:
         """Fold a batch of journal messages, in partition order, and publish their alerts."""
