@@ -35,7 +35,7 @@ from .alerts import NO_VOLUME
 from .engine import RECENT_ALERTS, Engine, Stores
 from .exceptions import AnalyticsError
 from .history import read_changelog, recent_alerts, unread_ends
-from .journal import FETCH_OVERRIDES, JournalReader
+from .journal import FETCH_OVERRIDES, DeliveryWatch, JournalReader
 from .metrics import AnalyticsMetrics
 from .settings import AnalyticsSettings
 from .state_topic import TopicStore, changelog_topic, ensure_state_topic
@@ -114,7 +114,8 @@ def build_app(
         ensure_state_topic(clients, clients.settings, names[name], inputs.writes)
     restored = {name: read_changelog(clients, topic) for name, topic in names.items()}
     log.info("restored from the changelogs: %s", {name: len(found) for name, found in restored.items()})
-    producer = clients.producer()
+    undelivered = DeliveryWatch()
+    producer = clients.producer(on_delivery=undelivered, **{"delivery.report.only.error": True})
 
     def journal_store(name: str) -> TopicStore:
         return TopicStore(producer, names[name], inputs.writes, restored[name])
@@ -161,7 +162,7 @@ def build_app(
 
     journal = JournalReader(
         clients.consumer(f"{app.conf.id}-journal", **FETCH_OVERRIDES), producer, topics.writes, engine,
-        publish_journal, metrics, settings.commit_interval_s,
+        publish_journal, metrics, settings.commit_interval_s, undelivered,
     )  # fmt: skip
 
     # The points present now and not handled yet: the journal waits until the points agent has.

@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from .engine import Alert, Engine
+from .exceptions import AnalyticsError
 from .metrics import AnalyticsMetrics
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,25 @@ class Positions:
             self._committed.pop(partition, None)
 
 
+class DeliveryWatch:
+    """The producer's delivery callback (errors only): counts the messages librdkafka gave up on."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def __call__(self, error: KafkaError | None, message: Message) -> None:
+        self.failures += 1
+        log.error("analytics could not deliver a message to %s partition %s: %s",
+                  message.topic(), message.partition(), error)  # fmt: skip
+
+
 class JournalReader:
     """Reads `topic` from the committed offsets of `group` until cancelled (see the module docstring)."""
 
     def __init__(
         self, consumer: Consumer, producer: Producer, topic: str, engine: Engine,
         publish: Callable[[list[Alert]], None], metrics: AnalyticsMetrics, commit_interval_s: float,
+        undelivered: DeliveryWatch,
     ) -> None:  # fmt: skip
         self.consumer = consumer
         self.producer = producer
@@ -79,6 +93,7 @@ class JournalReader:
         self.publish = publish
         self.metrics = metrics
         self.commit_interval_s = commit_interval_s
+        self.undelivered = undelivered
         self.positions = Positions(topic)
         self.topic = topic
 
@@ -110,9 +125,11 @@ class JournalReader:
                     last_commit = time.monotonic()
         finally:
             executor.shutdown(wait=True)
-            self.engine.flush_all()
-            self.commit()
-            self.consumer.close()
+            try:
+                self.engine.flush_all()
+                self.commit()
+            finally:
+                self.consumer.close()
 
     def _next_batch(self) -> list[Message]:
         """What librdkafka has fetched already (up to BATCH), else the first message within POLL_S.
@@ -156,6 +173,13 @@ class JournalReader:
         if not offsets:
             return
         left = self.producer.flush(FLUSH_TIMEOUT_S)
+        if self.undelivered.failures:
+            # State or alerts of handled messages are lost: never commit past them; a restarted
+            # app handles them again from the last commit.
+            raise AnalyticsError(
+                f"journal {self.topic}: {self.undelivered.failures} state/alert messages were not delivered "
+                "(see the errors above); restart the app, it resumes from its last commit"
+            )
         if left:
             log.warning("journal %s: %d state/alert messages undelivered; offsets not committed", self.topic, left)
             return
