@@ -1,13 +1,16 @@
 """`tidemark analytics` as a faust-streaming app: its own consumer group (the app id), RocksDB
-tables (rocksdict), one agent per input topic, Alert events out, and a web server for the
-dashboard, its JSON and /metrics.
+tables (rocksdict), one agent per small input topic, a timer, Alert events out, and a web server
+for the dashboard, its JSON and /metrics. The writes journal, where every message carries a
+write's data, is read by the journal reader (journal.py, its own group `<app id>-journal`) as a
+task of the app, on the same event loop; its stores are logged to state topics (state_topic.py).
 
-At-least-once: faust commits offsets after the agents handled the events; after a crash the
-events since the last commit are handled again, so an alert may be published twice under the
-same alert_id (consumers dedupe by it). The exactly-once folding stays in `tidemark process`
-(see the README: faust picks the transactional producer by the destination partition).
+At-least-once: faust commits offsets after the agents handled the events, the journal reader
+after its state and alerts were delivered; after a crash the events since the last commit are
+handled again, so an alert may be published twice under the same alert_id (consumers dedupe by
+it). The exactly-once folding stays in `tidemark process` (see the README: faust picks the
+transactional producer by the destination partition).
 
-Scaling: one worker reads every partition. Stores are keyed so a table is only written while
+Scaling: one worker reads every partition. Stores are keyed so a store is only written while
 an event of its own source topic is handled (engine.py); the dashboard of a worker shows the
 volumes of the partitions it holds.
 """
@@ -31,17 +34,18 @@ from tidemark.schemas.codec import default_codec
 from .alerts import NO_VOLUME
 from .engine import RECENT_ALERTS, Engine, Stores
 from .exceptions import AnalyticsError
-from .history import read_changelog, recent_alerts
+from .history import read_changelog, recent_alerts, unread_ends
+from .journal import FETCH_OVERRIDES, DeliveryWatch, JournalReader
 from .metrics import AnalyticsMetrics
 from .settings import AnalyticsSettings
+from .state_topic import TopicStore, changelog_topic, ensure_state_topic
 from .views import register_views
 
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT_S = 30.0
-FETCH_BYTES = 32 << 20
-POLL_RECORDS = 2000
-STORES = ("volumes", "windows", "points", "mirrors", "dead", "registry")
+TABLES = ("points", "mirrors", "dead", "registry")
+JOURNAL_STORES = ("volumes", "windows")
 
 
 @dataclass(frozen=True)
@@ -100,30 +104,41 @@ def build_app(
         topic_replication_factor=1,
         topic_partitions=inputs.writes,
         table_cleanup_interval=60.0,
-        # 64 KiB writes: a fetch of faust's default 1 MiB per partition holds 16 of them, and
-        # the fetch round trips, not the handling, then bound the rate.
-        consumer_max_fetch_size=FETCH_BYTES,
-        broker_max_poll_records=POLL_RECORDS,
     )
 
     def table(name: str, partitions: int) -> Any:
         return app.Table(name, default=None, partitions=partitions, key_type=str, value_type=None)
 
+    names = {name: changelog_topic(app.conf.id, name) for name in TABLES + JOURNAL_STORES}
+    for name in JOURNAL_STORES:
+        ensure_state_topic(clients, clients.settings, names[name], inputs.writes)
+    restored = {name: read_changelog(clients, topic) for name, topic in names.items()}
+    log.info("restored from the changelogs: %s", {name: len(found) for name, found in restored.items()})
+    undelivered = DeliveryWatch()
+    producer = clients.producer(on_delivery=undelivered, **{"delivery.report.only.error": True})
+
+    def journal_store(name: str) -> TopicStore:
+        return TopicStore(producer, names[name], inputs.writes, restored[name])
+
     stores = Stores(
-        volumes=table("volumes", inputs.writes),
-        windows=table("windows", inputs.writes),
+        volumes=journal_store("volumes"),
+        windows=journal_store("windows"),
         points=table("points", inputs.points),
         mirrors=table("mirrors", inputs.mirror_status),
         dead=table("dead", inputs.dead_letters),
         registry=table("registry", inputs.volumes),
     )
-
-    restored = {name: read_changelog(clients, f"{app.conf.id}-{name}-changelog") for name in STORES}
-    log.info("restored from the changelogs: %s", {name: len(found) for name, found in restored.items()})
     engine = Engine(settings, stores, inputs.writes, restored)
     engine.recent.extend(recent_alerts(clients, topics.alerts, inputs.alerts, RECENT_ALERTS))
     metrics = AnalyticsMetrics()
     codec = default_codec()
+
+    def announce(alert: dict[str, Any]) -> tuple[bytes, bytes, int]:
+        """Log and count an alert; its message: key, value and partition on the alerts topic."""
+        log.warning("%s %s: %s", alert["kind"], alert["state"], alert["message"])
+        metrics.alert(alert)
+        subject = alert["volume"] or NO_VOLUME
+        return subject.encode(), codec.encode("Alert", alert), volume_partition(subject, inputs.alerts)
 
     def raw(name: str, partitions: int | None = None) -> Any:
         """A topic of raw bytes: keys and values are decoded by the engine (the one codec)."""
@@ -134,27 +149,43 @@ def build_app(
     out = raw(topics.alerts, inputs.alerts)
 
     async def publish(alerts: list[dict[str, Any]]) -> None:
+        """The alerts of a faust agent or timer, sent by faust's producer (flushed before its commits)."""
         for alert in alerts:
-            log.warning("%s %s: %s", alert["kind"], alert["state"], alert["message"])
-            subject = alert["volume"] or NO_VOLUME
-            await out.send(
-                key=subject.encode(), value=codec.encode("Alert", alert),
-                partition=volume_partition(subject, inputs.alerts),
-            )  # fmt: skip
-            metrics.alert(alert)
+            key, value, partition = announce(alert)
+            await out.send(key=key, value=value, partition=partition)
 
-    @app.agent(raw(topics.writes), name="writes")
-    async def writes(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            alerts = engine.on_writes(event.key, event.value, message.partition, int(message.timestamp * 1000))
-            metrics.seen("writes", message.timestamp)
-            await publish(alerts)
+    def publish_journal(alerts: list[dict[str, Any]]) -> None:
+        """The alerts of the journal reader, sent by its producer (flushed before its commits)."""
+        for alert in alerts:
+            key, value, partition = announce(alert)
+            producer.produce(topics.alerts, key=key, value=value, partition=partition)
+
+    journal = JournalReader(
+        clients.consumer(f"{app.conf.id}-journal", **FETCH_OVERRIDES), producer, topics.writes, engine,
+        publish_journal, metrics, settings.commit_interval_s, undelivered,
+    )  # fmt: skip
+
+    # The points present now and not handled yet: the journal waits until the points agent has.
+    points_ends = unread_ends(clients, topics.recovery_points, inputs.points, app.conf.id)
+    points_seen: dict[int, int] = {}
+
+    def points_read() -> bool:
+        return all(points_seen.get(p, 0) >= end - 1 for p, end in points_ends.items())
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def read_journal() -> None:
+        """The journal reader for the app's lifetime; its failure stops the app (exit code 1)."""
+        try:
+            await journal.run(points_read)
+        except Exception as exc:
+            log.exception("the journal reader of %s failed", topics.writes)
+            await app.crash(exc)
 
     @app.agent(raw(topics.recovery_points), name="points")
     async def points(stream: Any) -> None:
         async for event in stream.events():
             engine.on_point(event.value, int(event.message.timestamp * 1000))
+            points_seen[event.message.partition] = event.message.offset + 1
 
     @app.agent(raw(topics.mirror_status), name="mirrors")
     async def mirrors(stream: Any) -> None:

@@ -55,16 +55,16 @@ class Stores:
 
 
 class Engine:
-    """The analytics state machine. Faust's RocksDB store writes a key into the partition of the
-    event being handled, so each store is written only while an event of its own source topic is
-    handled: `volumes` and `windows` while a message of the volume's writes partition is (the
-    working state lives in memory and is flushed on that partition's ticks, or every
-    `FLUSH_EVERY` events), `points`, `mirrors`, `dead` and `registry` by their own topics.
+    """The analytics state machine. Each store is written only while an event of its own source
+    topic is handled: `volumes` and `windows` by the journal reader (state topics, see
+    state_topic.py; the working state lives in memory and is flushed on that partition's ticks,
+    every `FLUSH_EVERY` events and before the reader commits), `points`, `mirrors`, `dead` and
+    `registry` by their faust agents (faust's RocksDB store writes a key into the partition of
+    the event being handled).
     Dead-letter episodes end on the app's clock (the newest message time seen), in memory.
     A store read while another topic's event is handled (`registry`, `points`, `mirrors`, and
-    `windows` by the web views) is read through `cached`: faust's RocksDB store looks a key up
-    in the partition of the event
-    being handled, which is not the partition it was written in."""
+    `windows` by the web views) is read through `cached`: faust's RocksDB store looks a key up in
+    the partition of the event being handled, which is not the partition it was written in."""
 
     def __init__(
         self, settings: AnalyticsSettings, stores: Stores, writes_partitions: int,
@@ -115,6 +115,11 @@ class Engine:
                 self.stores.volumes[volume] = self.live[volume].to_json()
                 self._dirty.discard(volume)
         self._unflushed[partition] = 0
+
+    def flush_all(self) -> None:
+        """Write the working state of every changed volume to the stores (before a commit)."""
+        for partition in range(self.writes_partitions):
+            self.flush(partition)
 
     @property
     def live(self) -> dict[str, VolumeAnalytics]:

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.schemas.codec import default_codec
@@ -26,6 +26,30 @@ from .exceptions import AnalyticsError
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 30.0
+WATERMARK_RETRY_S = 0.5
+NO_LEADER_YET = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+
+
+def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    """(low, high) offsets of a partition, retried while it has no leader yet (a new topic).
+
+    Raises AnalyticsError naming the partition when the broker does not answer in READ_TIMEOUT_S.
+    """
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in NO_LEADER_YET) or time.monotonic() > deadline:
+                raise AnalyticsError(
+                    f"cannot read the offsets of {topic} partition {partition}: {error.str()}; "
+                    "check the broker (`tidemark kafka status`) and start again"
+                ) from exc
+            time.sleep(WATERMARK_RETRY_S)
 
 
 def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int) -> list[dict[str, Any]]:
@@ -37,7 +61,7 @@ def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int
         ends: dict[int, int] = {}
         starts = []
         for partition in range(partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            low, high = watermarks(consumer, topic, partition)
             if high > low:
                 ends[partition] = high
                 starts.append(TopicPartition(topic, partition, max(low, high - limit)))
@@ -64,6 +88,26 @@ def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int
     return sorted(found, key=lambda alert: alert["timestamp"])
 
 
+def unread_ends(clients: KafkaClients, topic: str, partitions: int, group: str) -> dict[int, int]:
+    """The end offset (after the last message) of each partition of `topic` that consumer group
+    `group` has not committed up to (the last message's offset + 1) yet, now.
+
+    A transactional producer's last commit marker takes an offset of its own that no consumer
+    is handed, so a partition counts as read from `end - 1` on.
+    """
+    consumer = clients.consumer(group)
+    try:
+        ends = {}
+        for partition in range(partitions):
+            low, high = watermarks(consumer, topic, partition)
+            if high > low:
+                ends[partition] = high
+        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=READ_TIMEOUT_S)
+        return {tp.partition: ends[tp.partition] for tp in committed if tp.offset < ends[tp.partition] - 1}
+    finally:
+        consumer.close()
+
+
 def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
     """The newest JSON value of every key of a table's changelog topic ({} when it does not exist).
 
@@ -80,7 +124,7 @@ def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
         ends: dict[int, int] = {}
         starts = []
         for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
+            low, high = watermarks(consumer, topic, partition)
             if high > low:
                 ends[partition] = high
                 starts.append(TopicPartition(topic, partition, low))

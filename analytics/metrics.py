@@ -52,9 +52,14 @@ class AnalyticsMetrics:
             registry=self.registry,
         )
         self.events = Counter("tidemark_analytics_events", "messages handled", ["topic"], registry=self.registry)
+        self.journal_partitions = Gauge(
+            "tidemark_analytics_journal_partitions", "writes partitions the journal reader holds",
+            registry=self.registry,
+        )  # fmt: skip
 
-    def seen(self, topic: str, timestamp_s: float) -> None:
-        self.events.labels(topic).inc()
+    def seen(self, topic: str, timestamp_s: float, count: int = 1) -> None:
+        """`count` messages of `topic` handled, the newest appended at `timestamp_s`."""
+        self.events.labels(topic).inc(count)
         self.consumer_lag.set(max(0.0, time.time() - timestamp_s))
 
     def alert(self, alert: dict[str, Any]) -> None:

@@ -15,6 +15,9 @@ class AnalyticsSettings(BaseSettings):
     app_id: str = Field(default="tidemark-analytics", description="faust app id = consumer group (prefixed)")
     web_port: int = Field(default=6066, description="dashboard, JSON endpoints and /metrics")
     web_bind: str = Field(default="127.0.0.1", description="address the web server listens on")
+    commit_interval_s: float = Field(
+        default=2.0, gt=0, description="the journal reader commits its offsets (after its state) this often"
+    )
     window_s: float = Field(default=5.0, gt=0, description="tumbling window length, in message time")
     windows_kept: int = Field(default=120, gt=0, description="closed windows kept per volume for the charts")
     hot_regions: int = Field(default=10, gt=0, description="hot 1 MiB regions listed per window")

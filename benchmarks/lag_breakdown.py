@@ -55,10 +55,10 @@ class SealWatcher:
         codec = default_codec()
         while not self._stop.is_set():
             msg = self._consumer.poll(0.05)
-            if msg is None or msg.error() or not msg.value():
+            if msg is None or msg.error() or not (value := msg.value()):
                 continue
             visible = time.time()
-            record_type, record = codec.decode(msg.value())
+            record_type, record = codec.decode(value)
             if record_type == "ChangeSetSealed":
                 self.seals.append(Seal(record["seq_first"], record["seq_last"], record["sealed_at"] / 1000,
                                        msg.timestamp()[1] / 1000, visible))  # fmt: skip
