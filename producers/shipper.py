@@ -470,7 +470,10 @@ class Shipper:
             if topic is None or topic.error is not None:
                 raise TrackerError(f"writes topic {self.topics.writes} missing: run `tidemark topics create`")
             self._partition = volume_partition(self.volume.name, len(topic.partitions))
-            tail = self._find_tail()
+            # Never below a seq this process saw confirmed: a tail read just after a leader change
+            # can come back short (a fault run read 591 where epoch 3 had 797 confirmed), and a
+            # short tail makes the new epoch reuse seqs the processor has folded.
+            tail = max(self._find_tail(), self._checkpoints.latest[1])
         except TrackerError:
             raise
         except (KafkaException, Exception) as exc:  # librdkafka surfaces timeouts as several types
