@@ -150,6 +150,11 @@ class ShipWindow(Generic[M]):
             age = now - min(oldest) if oldest else 0.0
             return AtRisk(self.unshipped_bytes, dirty_bytes, max(0.0, age))
 
+    def oldest_unshipped_age(self) -> float:
+        """Seconds since the oldest ticket still open was taken (0 when none is)."""
+        with self._lock:
+            return self._clock() - next(iter(self._open.values())) if self._open else 0.0
+
     def _take(self, nbytes: int) -> int:
         self._tickets += 1
         self.unshipped_bytes += nbytes

@@ -306,29 +306,24 @@ class Shipper:
         self._produce(self._codec.encode("Marker", record), done)
 
     def _produce(self, value: bytes, done: Any) -> None:
-        producer = self._producer
-        assert producer is not None
-        while True:
-            try:
-                producer.produce(
-                    self.topics.writes, key=self._key, value=value, partition=self._partition, on_delivery=done
-                )
-                return
-            except BufferError:
-                producer.poll(0.05)
-                self.settle_reports()
+        """One event on the volume's writes partition, waiting while librdkafka's queue is full.
 
-    def _produce_to(self, topic: str, value: bytes, done: Any) -> None:
-        """The volume's message on another topic (its checkpoint), waiting for room like `_produce`."""
+        Once the link is lost nothing more is queued on this producer: the event fails at once
+        (`done` gets an error, as from a delivery report), so no event can be delivered behind
+        one that failed, and a full queue with the broker gone cannot hold the ship thread."""
+        self._produce_to(self.topics.writes, value, done, self._partition)
+
+    def _produce_to(self, topic: str, value: bytes, done: Any, partition: int = -1) -> None:
         producer = self._producer
         assert producer is not None
-        while True:
+        while self.window.connected:
             try:
-                producer.produce(topic, key=self._key, value=value, on_delivery=done)
+                producer.produce(topic, key=self._key, value=value, partition=partition, on_delivery=done)
                 return
             except BufferError:
                 producer.poll(0.05)
                 self.settle_reports()
+        done(RdKafkaError(RdKafkaError._PURGE_QUEUE, "the link to Kafka is lost"), None)
 
     def _write_done(self, item: WriteItem, offset: int, length: int, last: bool, seq: int) -> Any:
         """The delivery report only queues its outcome (and the event's place, for the checkpoint);
@@ -483,7 +478,8 @@ class Shipper:
         self._next_seq = max(tail, self.state.seq_hint) + 1
         self._producer = self.clients.producer(
             **{
-                "message.timeout.ms": self.config.delivery_timeout_ms,
+                # Never time out an event in librdkafka: `_watch_stall` does (see there).
+                "message.timeout.ms": 0,
                 "queue.buffering.max.kbytes": self.config.queue_max_kbytes,
                 "linger.ms": self.config.linger_ms,
             }
@@ -498,8 +494,8 @@ class Shipper:
             else:
                 self._checkpoints.delivered(msg.offset() or 0, after_seq)
 
+        self.window.link_up()  # up before the first event: `_produce` queues nothing on a lost link
         self._produce(self._codec.encode("Marker", record), started)
-        self.window.link_up()
         log.info("volume %s: epoch %d, next seq %d", self.volume.name, self._epoch, self._next_seq)
 
     def _find_tail(self) -> int:
@@ -619,4 +615,22 @@ class Shipper:
                 continue
             producer.poll(0.1)
             self.settle_reports()
+            self._watch_stall()
             self._checkpoint()
+
+    def _watch_stall(self) -> None:
+        """An event unconfirmed for longer than the delivery timeout: the link is lost (poll thread).
+
+        librdkafka never times an event out here (`message.timeout.ms` 0). When it did, events
+        that timed out waiting in the partition's queue failed while later ones, queued behind
+        them, were delivered once a new leader was up: a hole in the epoch's seqs, which stops
+        every mirror at RESYNC_NEEDED (a CI fault run, broker-kill-one, lost seqs 593-665 of
+        797). The idempotent producer does not cover timeouts, not even with
+        `enable.gapless.guarantee`. Here the stall only marks the link lost; the reconnect then
+        purges the old producer's whole queue (`_retire_producer`), whose events all come after
+        every in-flight one, so what reaches the partition stays gap-free."""
+        if not self.window.connected:
+            return
+        age = self.window.oldest_unshipped_age()
+        if age * 1000 > self.config.delivery_timeout_ms:
+            self._link_lost(f"an event unconfirmed for {age:.1f} s")

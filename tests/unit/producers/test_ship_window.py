@@ -174,3 +174,21 @@ def test_bounded_in_order_and_nothing_dropped(steps: list[tuple[str, int | None]
         window.shipped(nbytes, [ticket])
     published.extend(window.resume(lambda: True) or [])
     assert published == taken
+
+
+def test_the_stall_age_is_the_oldest_unconfirmed_ticket_and_ignores_dirty_blocks() -> None:
+    """What the shipper's stall watch reads: events unconfirmed this long mean a lost link."""
+    window, clock, _dirty = connected()
+    assert window.oldest_unshipped_age() == 0.0
+    first = window.admit(4096, lambda: None)
+    clock.now = 3.0
+    second = window.admit(4096, lambda: None)
+    clock.now = 11.0
+    assert first is not None and second is not None
+    assert window.oldest_unshipped_age() == 11.0
+    window.shipped(4096, [first])
+    assert window.oldest_unshipped_age() == 8.0
+    window.shipped(4096, [second])
+    window.link_lost()
+    clock.now = 15.0
+    assert window.at_risk(dirty_bytes=4096).oldest_age == 4.0 and window.oldest_unshipped_age() == 0.0
