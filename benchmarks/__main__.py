@@ -15,7 +15,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import analytics_keepup, cost, end_to_end, fio_path, folding, ingest, nbd_path, report, restore, scan, seed
+from . import (
+    analytics_keepup,
+    cost,
+    end_to_end,
+    fio_path,
+    folding,
+    ingest,
+    nbd_path,
+    periodic_points,
+    report,
+    restore,
+    scan,
+    seed,
+)
 from .env import BenchEnv
 from .results import HEADERS, Failure, Figure, failure_row, row
 
@@ -32,6 +45,7 @@ RUNNERS: dict[str, tuple[str, Runner]] = {
     "9": ("seeding a disk", seed.run),
     "10": ("analytics keeps up", analytics_keepup.run),
     "11": ("instant restore", restore.run),
+    "12": ("periodic points under a sustained seed", periodic_points.run),
 }
 
 
@@ -77,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = ["3" if n == "7" else n for n in wanted]
     unknown = [n for n in wanted if n not in RUNNERS]
     if unknown:
-        console.print(f"unknown figure(s) {', '.join(unknown)}: choose from 1-11")
+        console.print(f"unknown figure(s) {', '.join(unknown)}: choose from 1-12")
         return 2
     profiled = set(args.profile.split(",")) - {""}
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -90,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 results += _run_one(number, env, args.quick, number in profiled, console)
         finally:
             env.close()
-    results.sort(key=lambda r: r.number)
+    results.sort(key=lambda r: int(r.number))
     table = Table(*HEADERS, title="tidemark benchmarks" + (" (quick)" if args.quick else ""))
     for result in results:
         table.add_row(*(row(result) if isinstance(result, Figure) else failure_row(result)))
