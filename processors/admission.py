@@ -19,6 +19,15 @@ reusing a seq is either a real duplicate (same epoch, seq, extent, op and checks
 folded with that seq: dropped silently) or another tracker's write (anything else: refused, and a
 resync is requested). The state remembers the fingerprints of the last `RECENT_SEQS` seqs (`remember`);
 a seq older than that cannot be told apart and is refused as a conflict.
+
+**Epoch starts skip the seqs a tracker never saw confirmed.** A tracker that reconnects starts a new
+epoch with an EPOCH_START marker whose `after_seq` is above every seq it assigned before, confirmed
+or not: an event in doubt (in flight when its producer was retired) may still land after the
+tracker read the partition's tail, and its seq must not be reused. The blocks of every event not
+confirmed are in the tracker's dirty bitmap and are published again in the new epoch. So the seqs
+from the last folded one up to `after_seq` are skipped, not a gap (`skip_to`), and a write of an
+older epoch that arrives later with a seq never folded is stale: refused, with no resync, for its
+blocks come again in the newer epoch (`admit_write`).
 """
 
 from __future__ import annotations
@@ -98,7 +107,26 @@ def admit_write(state: VolumeState, record: dict[str, Any]) -> Verdict:
     remembered = recent_fingerprint(state, seq)
     if remembered == fingerprint(record):
         return DUPLICATE
+    if remembered is None and record["epoch"] < state.epoch:
+        return Verdict(
+            REFUSE,
+            f"volume {state.volume} {_describe(record)}: stale: its epoch ended before it landed and epoch "
+            f"{state.epoch} skipped its seq; the tracker published its blocks again in that epoch (nothing to do)",
+        )
     return _conflict(state, record, remembered)
+
+
+def skip_to(state: VolumeState, after_seq: int) -> int:
+    """A tracker's EPOCH_START continues after `after_seq`: mark the seqs up to it as never folded
+    and move `last_seq` there. Returns how many were skipped (0 when `after_seq` is not ahead)."""
+    skipped = after_seq - state.last_seq
+    if skipped <= 0:
+        return 0
+    if state.recent:
+        for seq in range(max(state.last_seq + 1, after_seq - RECENT_SEQS + 1), after_seq + 1):
+            _FINGERPRINT.pack_into(state.recent, _offset(seq), 0)
+    state.last_seq = after_seq
+    return skipped
 
 
 def _conflict(state: VolumeState, record: dict[str, Any], remembered: int | None) -> Verdict:

@@ -16,17 +16,20 @@ a tick, SIZE on a write) is followed at once by the cut, which then ships nothin
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from .admission import DROP, REFUSE, Verdict, admit_write, fenced, generation_of, remember
+from .admission import DROP, REFUSE, Verdict, admit_write, fenced, generation_of, remember, skip_to
 from .block_refs import BlockRefs
 from .exceptions import RefusedEventError
 from .extents import ExtentSealer, changeset_digest
 from .manifest import Batch, delete_checksums, merge_point, point_chunks, store_batches
 from .volume_state import MetricsWindow, OpenSubInterval, VolumeState
 from .write_source import WriteSource
+
+log = logging.getLogger(__name__)
 
 RP_KINDS = {"REQUESTED": "REQUESTED", "FLUSH": "FLUSH", "BARRIER": "BARRIER"}
 HOT_REGION_BYTES = 1 << 20
@@ -127,8 +130,29 @@ class VolumeFolder:
             if verdict is not None:
                 self._refuse(state, verdict, state.last_seq, now)
         kind = record["kind"]
+        if kind == "EPOCH_START" and record.get("epoch") is not None:
+            self._start_epoch(state, record)
         if kind in RP_KINDS:
             self.cut(state, now, RP_KINDS[kind], record.get("label"), record.get("group"), record.get("barrier_id"))
+
+    def _start_epoch(self, state: VolumeState, record: dict[str, Any]) -> None:
+        """A tracker's new epoch: later writes of older epochs are stale, and the seqs it skipped
+        (assigned before, never confirmed, published again now) are not a gap (admission.py)."""
+        epoch, after_seq = record["epoch"], record.get("after_seq")
+        if state.seq_restart:  # a new generation's tracker: its own epochs, and its first write starts the seqs
+            state.epoch = epoch
+            return
+        if epoch > state.epoch:
+            if state.epoch != -1:
+                state.epochs_seen += 1
+            state.epoch = epoch
+        skipped = skip_to(state, after_seq) if after_seq is not None else 0
+        if skipped:
+            state.skipped_seqs += skipped
+            log.info(
+                "volume %s: epoch %d starts after seq %d: %d seqs of the previous epoch were never confirmed "
+                "(their blocks come again in this epoch)", state.volume, epoch, after_seq, skipped,
+            )  # fmt: skip
 
     def on_tick(self, state: VolumeState, now: float) -> None:
         """Seal a sub-interval that is due; cut a due periodic point right after a seal."""

@@ -58,6 +58,8 @@ class VolumeState:
     """the first change set sealed since the last point (None: none awaits a point)"""
     epochs_seen: int = 0
     duplicates: int = 0
+    skipped_seqs: int = 0
+    """seqs a tracker's new epoch skipped: assigned, never confirmed, their blocks published again"""
     generation: int = 0
     """the highest generation the volume's log has shown (admission.py)"""
     seq_restart: bool = False

@@ -151,6 +151,7 @@ class Shipper:
         self._epoch = 0
         self._next_seq = 0
         self._settle_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
         self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool, int, int]] = deque()
         self._checkpoints = CheckpointWriter()
         self._checkpoint_topic: str | None = None
@@ -316,13 +317,17 @@ class Shipper:
     def _produce_to(self, topic: str, value: bytes, done: Any, partition: int = -1) -> None:
         producer = self._producer
         assert producer is not None
-        while self.window.connected:
-            try:
-                producer.produce(topic, key=self._key, value=value, partition=partition, on_delivery=done)
-                return
-            except BufferError:
-                producer.poll(0.05)
-                self.settle_reports()
+        while True:
+            with self._queue_lock:  # against `_poll_loop`'s purge: nothing queued after it
+                if not self.window.connected:
+                    break
+                try:
+                    producer.produce(topic, key=self._key, value=value, partition=partition, on_delivery=done)
+                    return
+                except BufferError:
+                    pass
+            producer.poll(0.05)
+            self.settle_reports()
         done(RdKafkaError(RdKafkaError._PURGE_QUEUE, "the link to Kafka is lost"), None)
 
     def _write_done(self, item: WriteItem, offset: int, length: int, last: bool, seq: int) -> Any:
@@ -475,7 +480,11 @@ class Shipper:
             raise TrackerError(f"volume {self.volume.name}: cannot reach Kafka: {exc}") from exc
         self._epoch = self.state.next_epoch()
         self.stats.epoch = self._epoch
-        self._next_seq = max(tail, self.state.seq_hint) + 1
+        # Above every seq this process assigned, confirmed or not: one in doubt (in flight when the
+        # old producer was retired) can land after the tail was read. The processor skips the seqs
+        # up to the EPOCH_START's `after_seq` (processors/admission.py); their blocks are dirty and
+        # published again in this epoch.
+        self._next_seq = max(tail, self.state.seq_hint, self._next_seq - 1) + 1
         self._producer = self.clients.producer(
             **{
                 # Never time out an event in librdkafka: `_watch_stall` does (see there).
@@ -616,6 +625,12 @@ class Shipper:
             producer.poll(0.1)
             self.settle_reports()
             self._watch_stall()
+            if not self.window.connected:
+                # What waits in the queue fails now (its blocks dirty, its markers parked), not at the
+                # next reconnect: a FLUSH must not wait for Kafka. The queue is a suffix of the epoch,
+                # and under the lock no event can be queued behind the purge to land after a gap.
+                with self._queue_lock:
+                    producer.purge(in_queue=True, in_flight=False)
             self._checkpoint()
 
     def _watch_stall(self) -> None:

@@ -39,10 +39,10 @@ def write(seq: int, block: int, fill: int, ts: float, epoch: int = 1, generation
     return SPEC.name.encode(), default_codec().encode("BlockWrite", record), ts
 
 
-def marker(kind: str, ts: float, epoch: int | None, generation: int) -> Message:
+def marker(kind: str, ts: float, epoch: int | None, generation: int, after_seq: int | None = None) -> Message:
     record = {
         "volume": SPEC.name, "marker_id": f"{kind}-{ts}", "kind": kind, "timestamp": int(ts * 1e6), "epoch": epoch,
-        "after_seq": None, "label": None, "group": None, "barrier_id": None, "generation": generation,
+        "after_seq": after_seq, "label": None, "group": None, "barrier_id": None, "generation": generation,
     }  # fmt: skip
     return SPEC.name.encode(), default_codec().encode("Marker", record), ts
 
@@ -269,3 +269,38 @@ def _record(seq: int, block: int, data: bytes, epoch: int) -> dict[str, Any]:
         "volume": "p", "epoch": epoch, "seq": seq, "timestamp": 0, "offset": block * 512, "length": 512,
         "op": "WRITE", "data": data, "checksum": xxhash.xxh3_64_digest(data), "generation": 0,
     }  # fmt: skip
+
+
+def test_a_new_epoch_skips_the_seqs_never_confirmed_and_a_late_one_is_stale(tmp_path: Path) -> None:
+    """A reconnecting tracker starts its epoch above every seq it assigned: seqs 5-7 were in doubt
+    (one, seq 6, lands late, after the new epoch began); their blocks come again in epoch 2. No
+    gap, no resync: the late write is a stale dead letter and the image is epoch 2's."""
+    messages = [write(seq, seq, 10 + seq, 100.0 + seq * 0.01) for seq in range(5)]
+    messages += [marker("EPOCH_START", 100.1, 2, 0, after_seq=7)]
+    messages += [write(6, 6, 66, 100.11)]  # epoch 1's seq 6, in doubt, landing late
+    messages += [write(8 + n, 5 + n, 90 + n, 100.2 + n * 0.01, epoch=2) for n in range(3)]  # blocks 5-7 again
+    messages += [write(11, 0, 99, 100.3, epoch=2), tick(101.0), tick(102.0)]
+    run = Run(tmp_path / "s", ListJournal(messages), {SPEC.name: SPEC}, OPTIONS, cache=128 << 20)
+    run.handle(0, len(messages), 100, {})
+
+    assert not [r for t, r in decoded(run, TOPICS.changesets) if t == "ResyncRequest"]
+    reasons = [r["reason"] for _, r in decoded(run, TOPICS.dead_letters)]
+    assert len(reasons) == 1 and "seq 6 (epoch 1" in reasons[0] and "stale" in reasons[0], reasons
+    image = mirror(run)
+    assert image[:BLOCK] == bytes([99]) * BLOCK
+    assert [image[b * BLOCK] for b in range(1, 8)] == [11, 12, 13, 14, 90, 91, 92]
+    state = run.handler.partitions[0].states[SPEC.name]
+    assert (state.last_seq, state.epoch, state.skipped_seqs) == (11, 2, 3)
+
+
+def test_an_epoch_start_behind_the_folded_seqs_skips_nothing(tmp_path: Path) -> None:
+    """A short `after_seq` (a tracker restarted without its memory) moves nothing back: a reused seq
+    is still a conflict with a resync, as before."""
+    messages = [write(seq, seq, 10 + seq, 100.0 + seq * 0.01) for seq in range(5)]
+    messages += [marker("EPOCH_START", 100.1, 2, 0, after_seq=2), write(3, 9, 77, 100.2, epoch=2), tick(101.0)]
+    run = Run(tmp_path / "s", ListJournal(messages), {SPEC.name: SPEC}, OPTIONS, cache=128 << 20)
+    run.handle(0, len(messages), 100, {})
+
+    resyncs = [r for t, r in decoded(run, TOPICS.changesets) if t == "ResyncRequest"]
+    assert [(r["expected_seq"], r["seen_seq"]) for r in resyncs] == [(5, 3)]
+    assert run.handler.partitions[0].states[SPEC.name].skipped_seqs == 0
