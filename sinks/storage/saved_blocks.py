@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from tidemark.core.image_io import pread_full, pwrite_full
+
 from .block_bitmap import load_bitmap, save_bitmap
 from .private import PRIVATE_FILE
 
@@ -31,7 +33,7 @@ class SavedBlocks:
         """Keep `content` as block `block`'s saved copy, unless a copy is already kept."""
         if block in self.blocks:
             return
-        os.pwrite(self._fd, content, block * self.block_size)
+        pwrite_full(self._fd, content, block * self.block_size)
         self.blocks.add(block)
 
     def commit(self) -> None:
@@ -40,7 +42,7 @@ class SavedBlocks:
         save_bitmap(self.bitmap, self.blocks)
 
     def read(self, block: int) -> bytes:
-        return os.pread(self._fd, self.block_size, block * self.block_size)
+        return pread_full(self._fd, self.block_size, block * self.block_size, self.image)
 
     def drop(self) -> None:
         self.close()
