@@ -27,7 +27,7 @@ from pathlib import Path
 import xxhash
 
 from tidemark.core.blocks import runs
-from tidemark.core.image_io import data_ranges, pread_full
+from tidemark.core.image_io import data_ranges, open_image, pread_full
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 
@@ -93,8 +93,8 @@ def copy_differing(mirror: Mirror, source: Path, on_progress: Progress | None = 
     if os.path.getsize(source) != size:
         raise SinkError(f"source {source} is {os.path.getsize(source)} bytes but the mirror is {size} bytes")
     report = ResyncReport()
-    source_fd = os.open(source, os.O_RDONLY)
-    mirror_fd = os.open(mirror.image.path, os.O_RDONLY)
+    source_fd = open_image(source, writable=False)
+    mirror_fd = open_image(mirror.image.path, writable=False)
     try:
         ranges = [*data_ranges(source_fd, 0, size), *data_ranges(mirror_fd, 0, size)]
         regions = union_aligned(ranges, bs, size)

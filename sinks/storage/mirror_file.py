@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from tidemark.core.image_io import FileLockedError, Zeroer, lock, pread_padded, pwrite_full
+from tidemark.core.image_io import FileLockedError, Zeroer, lock, open_image, pread_padded, pwrite_full
 
 from ..exceptions import FileInUseError, MirrorSizeError, SinkError
 
@@ -33,8 +33,7 @@ class MirrorFile:
         exists = self.path.exists()
         if not exists and not create:
             raise SinkError(f"mirror {self.path} does not exist; run `tidemark mirror` to create it")
-        flags = (os.O_RDWR if writable else os.O_RDONLY) | (os.O_CREAT if create else 0)
-        self._fd = os.open(self.path, flags, mode)
+        self._fd = open_image(self.path, writable=writable, create=create, mode=mode)
         try:
             try:
                 lock(self._fd, self.path, shared=not exclusive)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from tidemark.core.image_io import pread_full, pwrite_full
+from tidemark.core.image_io import open_image, pread_full, pwrite_full
 
 from .block_bitmap import load_bitmap, save_bitmap
 from .private import PRIVATE_FILE
@@ -26,7 +26,7 @@ class SavedBlocks:
         self.bitmap = Path(folder) / f"{name}.bitmap"
         self.block_size = block_size
         self.blocks = load_bitmap(self.bitmap)
-        self._fd = os.open(self.image, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        self._fd = open_image(self.image, writable=True, create=True, mode=PRIVATE_FILE)
         os.ftruncate(self._fd, size)
 
     def save(self, block: int, content: bytes) -> None:

@@ -12,6 +12,8 @@ Guarantees, per function:
 - `data_ranges` yields the `[start, end)` ranges holding data (SEEK_DATA/SEEK_HOLE), in order,
   clipped to the range asked; where holes cannot be seen, the whole range is data. Every byte outside
   the ranges reads as zero.
+- `open_image` opens an image (or a file laid out like one) close-on-exec, so child processes
+  (qemu-io, nbdkit, a broker) never inherit it; a new file gets `mode`.
 - `fsync_dir` makes a folder's entries (a rename, a new or removed file) durable.
 - `lock` takes a non-blocking flock; a held lock raises `FileLockedError` naming the path and what
   the holder wrote into it (`write_holder`: "pid N (purpose)").
@@ -63,6 +65,12 @@ class FileLockedError(TidemarkError):
         self.path = path
         self.holder = holder
         super().__init__(f"{path} is locked by {holder or 'another process'}; stop that process first")
+
+
+def open_image(path: Path | str, *, writable: bool, create: bool = False, mode: int = 0o600) -> int:
+    """An fd of the file at `path`, read-write or read-only, created (empty, `mode`) if `create`."""
+    flags = (os.O_RDWR if writable else os.O_RDONLY) | (os.O_CREAT if create else 0) | os.O_CLOEXEC
+    return os.open(path, flags, mode)
 
 
 def pread_full(fd: int, length: int, offset: int, path: Path | str) -> bytes:
@@ -229,7 +237,7 @@ def write_holder(fd: int, purpose: str) -> None:
 
 def file_data_ranges(path: Path | str, size: int) -> list[Range]:
     """The data ranges of the file at `path` within `[0, size)` (opened read-only for the call)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = open_image(path, writable=False)
     try:
         return list(data_ranges(fd, 0, size))
     finally:

@@ -21,6 +21,7 @@ from tidemark.core.image_io import (
     file_data_ranges,
     fsync_dir,
     lock,
+    open_image,
     pread_full,
     pread_padded,
     pwrite_full,
@@ -209,3 +210,29 @@ def test_fsync_dir_and_a_durable_replacement(tmp_path: Path) -> None:
     assert not target.with_name("epoch.tmp").exists()
     with pytest.raises(NotADirectoryError):
         fsync_dir(target)
+
+
+def test_open_image_creates_with_the_mode_and_closes_on_exec(tmp_path: Path) -> None:
+    path = tmp_path / "new.img"
+    with pytest.raises(FileNotFoundError):
+        open_image(path, writable=False)
+    fd = open_image(path, writable=True, create=True, mode=0o640)
+    try:
+        assert os.stat(path).st_mode & 0o777 == 0o640 & ~_umask()
+        assert not os.get_inheritable(fd)
+        pwrite_full(fd, b"abc", 0)
+    finally:
+        os.close(fd)
+    reader = open_image(path, writable=False)
+    try:
+        assert pread_full(reader, 3, 0, path) == b"abc"
+        with pytest.raises(OSError):
+            os.pwrite(reader, b"x", 0)
+    finally:
+        os.close(reader)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
