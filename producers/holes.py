@@ -6,10 +6,10 @@ block holding any data byte is read. Filesystems without SEEK_DATA report the wh
 
 from __future__ import annotations
 
-import errno
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from tidemark.core.image_io import data_ranges
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,28 +26,14 @@ class Segment:
 def segments(fd: int, size: int, block_size: int) -> Iterator[Segment]:
     """Alternating, block-aligned data and hole segments covering `[0, size)` in order."""
     position = 0
-    while position < size:
-        data_at = _seek(fd, position, os.SEEK_DATA, size)
-        if data_at is None:
-            yield Segment(position, size - position, False)
-            return
-        data_start = data_at - data_at % block_size
+    for start, end in data_ranges(fd, 0, size):
+        data_start = max(position, start - start % block_size)
+        data_end = min(size, -(-end // block_size) * block_size)
+        if data_end <= position:  # inside the block the previous segment was widened to
+            continue
         if data_start > position:
             yield Segment(position, data_start - position, False)
-        hole_at = _seek(fd, data_at, os.SEEK_HOLE, size)
-        data_end = size if hole_at is None else min(size, -(-hole_at // block_size) * block_size)
         yield Segment(data_start, data_end - data_start, True)
         position = data_end
-
-
-def _seek(fd: int, offset: int, whence: int, size: int) -> int | None:
-    """Where the next data/hole starts, clipped to `size`; None when there is no more data."""
-    try:
-        found = os.lseek(fd, offset, whence)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:
-            return None
-        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
-            return offset if whence == os.SEEK_DATA else size
-        raise
-    return found if found < size else None
+    if position < size:
+        yield Segment(position, size - position, False)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tidemark.core.image_io import open_image
+
 from .exceptions import ImageSizeError, TrackerError
 
 
 def open_volume_image(path: Path, volume: str, volume_size: int, *, writable: bool) -> int:
     """An fd of the image, refusing one whose size differs from the registered volume size."""
     try:
-        fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
+        fd = open_image(path, writable=writable)
     except OSError as exc:
         mode = "read-write" if writable else "for reading"
         raise TrackerError(

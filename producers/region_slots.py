@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tidemark.core.durable import read_or, write_durably
+from tidemark.core.image_io import pwrite_full
 
 SLOT = struct.Struct("<q")  # a region index, or FREE
 FREE = -1
@@ -49,14 +50,14 @@ class RegionSlots:
         for region in regions:
             slot = self._free.pop()
             self._slot_of[region] = slot
-            os.pwrite(self._fd, SLOT.pack(region), slot * SLOT.size)
+            pwrite_full(self._fd, SLOT.pack(region), slot * SLOT.size)
         os.fdatasync(self._fd)
 
     def remove(self, regions: Iterable[int]) -> None:
         """Free the regions' slots (no flush needed, see the module docstring)."""
         for region in regions:
             slot = self._slot_of.pop(region)
-            os.pwrite(self._fd, SLOT.pack(FREE), slot * SLOT.size)
+            pwrite_full(self._fd, SLOT.pack(FREE), slot * SLOT.size)
             self._free.append(slot)
 
     def clear(self) -> None:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tidemark.core.blocks import Extent, split
+from tidemark.core.image_io import pwrite_full
 
 from .exceptions import TrackerError
 from .image_file import open_volume_image
@@ -101,11 +102,7 @@ class _Image:
         self._fd = open_volume_image(path, volume, volume_size, writable=True)
 
     def pwrite(self, offset: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view = view[written:]
-            offset += written
+        pwrite_full(self._fd, data, offset)
 
     def close(self) -> None:
         try:

@@ -28,6 +28,7 @@ from pathlib import Path
 import xxhash
 
 from tidemark.core.blocks import runs, runs_limited
+from tidemark.core.image_io import pread_padded
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.settings import KIB, MIB
 
@@ -161,7 +162,7 @@ class Scanner:
 
     def _data(self, offset: int, length: int, stats: PassStats, throttle: LatencyThrottle) -> _Chunk:
         began = self._clock()
-        data = _pread(self._fd, offset, length)
+        data = pread_padded(self._fd, length, offset)
         throttle.observe(self._clock() - began)
         first, count = offset // self._bs, length // self._bs
         stored = self._map.range(first, first + count)
@@ -229,18 +230,3 @@ def _open_image(image: Path, tracker: WriteTracker) -> int:
             f"volume {volume!r} is {volume_size} bytes, not a multiple of its block size {tracker.block_size}"
         )
     return open_volume_image(image, volume, volume_size, writable=False)
-
-
-def _pread(fd: int, offset: int, length: int) -> bytes:
-    """Exactly `length` bytes (a file that shrank mid-pass reads as zeros past its end)."""
-    parts: list[bytes] = []
-    remaining = length
-    while remaining:
-        part = os.pread(fd, remaining, offset)
-        if not part:
-            parts.append(bytes(remaining))
-            break
-        parts.append(part)
-        offset += len(part)
-        remaining -= len(part)
-    return b"".join(parts)

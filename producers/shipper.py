@@ -21,7 +21,6 @@ neighbours' data before it.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -35,6 +34,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 
 from tidemark.core.exceptions import KafkaError
+from tidemark.core.image_io import pread_full
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
@@ -432,7 +432,7 @@ class Shipper:
         first, count = run
         offset, length = first * block, count * block
         assert self.image_fd is not None
-        data = os.pread(self.image_fd, length, offset)
+        data = pread_full(self.image_fd, length, offset, f"the image of volume {self.volume.name}")
         ticket = self.window.track(length)
 
         def done(err: RdKafkaError | None, msg: Message) -> None:

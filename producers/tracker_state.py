@@ -7,11 +7,11 @@ partition (see `seq_tail`).
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 from tidemark.core.durable import read_or, write_durably
+from tidemark.core.image_io import FileLockedError, lock
 
 from .exceptions import TrackerError
 
@@ -30,8 +30,8 @@ class TrackerState:
     def lock(self) -> None:
         fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock(fd, self.folder / "lock")
+        except FileLockedError:
             os.close(fd)
             raise TrackerLockedError(
                 f"volume {self.volume}: another tracker holds {self.folder / 'lock'}; "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tidemark.core.image_io import FileLockedError, lock, write_holder
 from tidemark.core.names import validate_name
 
 from .exceptions import MirrorInUseError, MirrorLockedError
@@ -89,16 +89,14 @@ def exclusive(layout: MirrorLayout, purpose: str) -> Iterator[None]:
     fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            lock(fd, layout.lock, names_holder=True)
+        except FileLockedError as exc:
             raise MirrorLockedError(
                 f"cannot {purpose}: the mirror of volume {layout.volume!r} at site {layout.site!r} "
-                f"is in use by {holder}; stop `tidemark mirror --volume {layout.volume} "
+                f"is in use by {exc.holder or 'another process'}; stop `tidemark mirror --volume {layout.volume} "
                 f"--site {layout.site}` first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({purpose})\n".encode(), 0)
+        write_holder(fd, purpose)
         yield
     finally:
         os.close(fd)
@@ -107,26 +105,26 @@ def exclusive(layout: MirrorLayout, purpose: str) -> Iterator[None]:
 @contextmanager
 def reading(layout: MirrorLayout) -> Iterator[None]:
     """Shared hold on the readers lock: a mount serving a recovery point."""
-    with _readers_lock(layout, fcntl.LOCK_SH, "mount"):
+    with _readers_lock(layout, True, "mount"):
         yield
 
 
 @contextmanager
 def no_readers(layout: MirrorLayout, purpose: str) -> Iterator[None]:
     """Exclusive hold on the readers lock: nothing mounted may see the mirror change under it."""
-    with _readers_lock(layout, fcntl.LOCK_EX, purpose):
+    with _readers_lock(layout, False, purpose):
         yield
 
 
 @contextmanager
-def _readers_lock(layout: MirrorLayout, mode: int, purpose: str) -> Iterator[None]:
+def _readers_lock(layout: MirrorLayout, shared: bool, purpose: str) -> Iterator[None]:
     layout.ensure()
     fd = os.open(layout.readers, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if mode == fcntl.LOCK_SH:
+            lock(fd, layout.readers, shared=shared)
+        except FileLockedError:
+            if shared:
                 raise MirrorInUseError(
                     f"cannot {purpose}: the mirror of volume {layout.volume!r} at site {layout.site!r} "
                     "is being reverted, failed over or failed back; wait for it to finish"

@@ -18,6 +18,7 @@ import xxhash
 from pyroaring import BitMap
 
 from tidemark.core.blocks import runs
+from tidemark.core.image_io import pread_full
 
 from .exceptions import SinkError
 from .reading.manifest_index import Chunk
@@ -66,7 +67,7 @@ def against_source(
     with open(source, "rb") as handle:
         for offset in range(0, size, CHUNK_BYTES):
             length = min(CHUNK_BYTES, size - offset)
-            theirs = _digests(os.pread(handle.fileno(), length, offset), block_size)
+            theirs = _digests(pread_full(handle.fileno(), length, offset, source), block_size)
             ours = _digests(mirror.read(offset, length), block_size)
             first = offset // block_size
             report.differing_blocks += [first + i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]

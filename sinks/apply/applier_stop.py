@@ -8,10 +8,11 @@ left with no volume exits). Only a lock holder that says it applies change sets 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import time
+
+from tidemark.core.image_io import FileLockedError, lock
 
 from ..exceptions import MirrorLockedError
 from ..layout import MirrorLayout
@@ -27,11 +28,10 @@ def _holder(layout: MirrorLayout) -> tuple[int, str] | None:
     fd = os.open(layout.lock, os.O_RDWR)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            match = _HOLDER.match(os.pread(fd, 256, 0).decode(errors="replace").strip())
+            lock(fd, layout.lock, names_holder=True)
+        except FileLockedError as exc:
+            match = _HOLDER.match(exc.holder)
             return (int(match.group(1)), match.group(2)) if match else (0, "unknown")
-        fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)

@@ -12,7 +12,6 @@ image being applied, another mount's overlay, a tracked image) is refused.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import threading
@@ -47,7 +46,7 @@ class Overlay:
             )
         self._bitmap_path = self.path.with_name(self.path.name + ".bitmap")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = MirrorFile(self.path, owner.size, create=True, mode=PRIVATE_FILE, lock=fcntl.LOCK_EX)
+        self._file = MirrorFile(self.path, owner.size, create=True, mode=PRIVATE_FILE, exclusive=True)
         try:
             _claim(self.path.with_name(self.path.name + ".json"), owner)
             self.blocks = load_bitmap(self._bitmap_path)

@@ -31,13 +31,14 @@ before the failback are not applied on top of the resynchronised mirror.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
 from pyroaring import BitMap
+
+from tidemark.core.image_io import fsync_dir
 
 from ..exceptions import FailbackConflictError, FailbackError
 from ..layout import MirrorLayout, exclusive, no_readers
@@ -207,8 +208,4 @@ def _swap_roles(mirror: Mirror, layout: MirrorLayout, resume: StreamPosition | N
     mirror.save()
     for path in (layout.failover_reverted, layout.promoted_writes):
         path.unlink(missing_ok=True)
-    folder = os.open(layout.root, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    fsync_dir(layout.root)

@@ -27,6 +27,7 @@ from pathlib import Path
 import xxhash
 
 from tidemark.core.blocks import runs
+from tidemark.core.image_io import data_ranges, open_image, pread_full
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 
@@ -35,7 +36,7 @@ from ..layout import DEFAULT_SITE, MirrorLayout, exclusive
 from ..mirror import Mirror
 from ..reading.stream_head import StreamHead, newest_changeset
 from ..status import publish_status, status_record
-from ..storage.data_ranges import data_ranges, union_aligned
+from ..storage.data_ranges import union_aligned
 from ..storage.progress import REPLICATING, PointRecord
 from ..verify import against_source
 
@@ -92,16 +93,17 @@ def copy_differing(mirror: Mirror, source: Path, on_progress: Progress | None = 
     if os.path.getsize(source) != size:
         raise SinkError(f"source {source} is {os.path.getsize(source)} bytes but the mirror is {size} bytes")
     report = ResyncReport()
-    source_fd = os.open(source, os.O_RDONLY)
-    mirror_fd = os.open(mirror.image.path, os.O_RDONLY)
+    source_fd = open_image(source, writable=False)
+    mirror_fd = open_image(mirror.image.path, writable=False)
     try:
-        regions = union_aligned(data_ranges(source_fd, size) + data_ranges(mirror_fd, size), bs, size)
+        ranges = [*data_ranges(source_fd, 0, size), *data_ranges(mirror_fd, 0, size)]
+        regions = union_aligned(ranges, bs, size)
         total = sum(end - start for start, end in regions)
         report.skipped_bytes = size - total
         for start, end in regions:
             for offset in range(start, end, CHUNK_BYTES):
                 length = min(CHUNK_BYTES, end - offset)
-                report.copied_blocks += _sync_chunk(mirror, os.pread(source_fd, length, offset), offset)
+                report.copied_blocks += _sync_chunk(mirror, pread_full(source_fd, length, offset, source), offset)
                 report.scanned_bytes += length
                 if on_progress is not None:
                     on_progress(report.scanned_bytes, total)

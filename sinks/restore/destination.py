@@ -16,15 +16,14 @@ that were never flushed.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from pathlib import Path
 
 from pyroaring import BitMap
 
+from tidemark.core.image_io import file_data_ranges
+
 from ..storage.block_bitmap import load_bitmap, save_bitmap
-from ..storage.data_ranges import data_ranges
 from ..storage.mirror_file import MirrorFile
 from .plan import ranges_to_blocks, spans
 from .record import relocated_path, written_path
@@ -36,7 +35,7 @@ class Destination:
     def __init__(self, path: Path, size: int, block_size: int) -> None:
         self.path = path
         self.block_size = block_size
-        self.image = MirrorFile(path, size, create=True, lock=fcntl.LOCK_EX)
+        self.image = MirrorFile(path, size, create=True, exclusive=True)
         self.lock = threading.Lock()
         self.relocated = load_bitmap(relocated_path(path))
         self.written = load_bitmap(written_path(path))
@@ -49,11 +48,7 @@ class Destination:
 
     def stale_blocks(self) -> BitMap:
         """Blocks holding data in the image that are not known final (see the module docstring)."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            found = ranges_to_blocks(data_ranges(fd, self.size), self.block_size, self.size)
-        finally:
-            os.close(fd)
+        found = ranges_to_blocks(file_data_ranges(self.path, self.size), self.block_size, self.size)
         return found - self.relocated
 
     def copy_run(self, first: int, data: bytes) -> int:

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 
 from pyroaring import BitMap
 
-from ..storage.data_ranges import Range, union_aligned
+from tidemark.core.image_io import Range
+
+from ..storage.data_ranges import union_aligned
 
 Span = tuple[int, int, bool]  # (first block, block count, inside the bitmap)
 

@@ -11,7 +11,6 @@ alone at once, with no mirror needed.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -20,11 +19,11 @@ from pathlib import Path
 
 from pyroaring import BitMap
 
+from tidemark.core.image_io import file_data_ranges
 from tidemark.core.metrics import stage_metrics
 
 from ..layout import MirrorLayout, reading
 from ..mount.live_view import LivePointView
-from ..storage.data_ranges import data_ranges
 from ..storage.pins import pinned
 from .activity import ClientActivity
 from .copier import Copier, CopyOptions, FirstBlocks, OnProgress
@@ -178,11 +177,7 @@ def _found_complete(destination: Path, request: RestoreRequest) -> RestoreRecord
 def _point_blocks(view: LivePointView) -> BitMap:
     view.undo.catch_up()
     changed = view.undo.changed_since(view.rp_id)
-    fd = os.open(view.image.path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        mirror_ranges = data_ranges(fd, view.volume_size)
-    finally:
-        os.close(fd)
+    mirror_ranges = file_data_ranges(view.image.path, view.volume_size)
     return point_blocks(mirror_ranges, changed, view.block_size, view.volume_size)
 
 

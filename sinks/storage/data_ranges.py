@@ -1,33 +1,11 @@
-"""Where a sparse file holds data (SEEK_DATA/SEEK_HOLE), so scans skip what is a hole everywhere."""
+"""Data ranges (from `tidemark.core.image_io.data_ranges`) widened to whole blocks and merged, so
+scans skip what is a hole everywhere."""
 
 from __future__ import annotations
 
-import errno
-import os
 from collections.abc import Iterable
 
-Range = tuple[int, int]  # [start, end) in bytes
-
-
-def data_ranges(fd: int, size: int) -> list[Range]:
-    """The data ranges of the file up to `size`; the whole file where holes cannot be seen."""
-    found: list[Range] = []
-    position = 0
-    while position < size:
-        try:
-            start = os.lseek(fd, position, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # no data after position
-                break
-            if exc.errno == errno.EINVAL:  # the filesystem does not report holes
-                return [(0, size)] if size else []
-            raise
-        if start >= size:
-            break
-        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
-        found.append((start, end))
-        position = end
-    return found
+from tidemark.core.image_io import Range
 
 
 def union_aligned(ranges: Iterable[Range], block_size: int, size: int) -> list[Range]:

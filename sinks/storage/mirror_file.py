@@ -1,7 +1,7 @@
 """The mirror image: a sparse raw file exactly the size of the volume.
 
 Every open holds an flock on the file, shared by default: a process of tidemark that has the file
-open says so to the others. An overlay opens its file with `lock=LOCK_EX` and fails fast when
+open says so to the others. An overlay opens its file with `exclusive=True` and fails fast when
 another holds it (a mirror, a failback, another mount), so writes never land in a file in use.
 New files are created with `mode` (the image 0640: the owner and the group of readers; overlays
 and state files 0600).
@@ -9,27 +9,16 @@ and state files 0600).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
-import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
+from tidemark.core.image_io import FileLockedError, Zeroer, lock, open_image, pread_padded, pwrite_full
+
 from ..exceptions import FileInUseError, MirrorSizeError, SinkError
 
 IMAGE_MODE = 0o640
-FALLOC_FL_KEEP_SIZE = 0x01
-FALLOC_FL_PUNCH_HOLE = 0x02
-ZERO_CHUNK = 1 << 20
 RUN_BYTES = 1 << 20
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-_fallocate = getattr(_libc, "fallocate", None)
-if _fallocate is not None:
-    _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    _fallocate.restype = ctypes.c_int
 
 
 class MirrorFile:
@@ -37,19 +26,18 @@ class MirrorFile:
 
     def __init__(
         self, path: Path, size: int, create: bool = True, writable: bool = True, *,
-        mode: int = IMAGE_MODE, lock: int = fcntl.LOCK_SH,
+        mode: int = IMAGE_MODE, exclusive: bool = False,
     ) -> None:  # fmt: skip
         self.path = Path(path)
         self.size = size
         exists = self.path.exists()
         if not exists and not create:
             raise SinkError(f"mirror {self.path} does not exist; run `tidemark mirror` to create it")
-        flags = (os.O_RDWR if writable else os.O_RDONLY) | (os.O_CREAT if create else 0)
-        self._fd = os.open(self.path, flags, mode)
+        self._fd = open_image(self.path, writable=writable, create=create, mode=mode)
         try:
             try:
-                fcntl.flock(self._fd, lock | fcntl.LOCK_NB)
-            except BlockingIOError:
+                lock(self._fd, self.path, shared=not exclusive)
+            except FileLockedError:
                 raise FileInUseError(
                     f"{self.path} is held by another tidemark process (a mirror, mount, failback or "
                     "tracker); stop it first, or pick another file"
@@ -66,40 +54,22 @@ class MirrorFile:
         except BaseException:
             os.close(self._fd)
             raise
-        self._punch = _fallocate is not None
+        self._zeroer = Zeroer(self._fd, self.path)
 
     def pread(self, offset: int, length: int) -> bytes:
         self._check(offset, length)
-        data = os.pread(self._fd, length, offset)
-        if len(data) < length:
-            data += bytes(length - len(data))
-        return data
+        return pread_padded(self._fd, length, offset)
 
     read = pread  # the BlockReader interface shared with PointView
 
     def pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._check(offset, len(data))
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view = view[written:]
-            offset += written
+        pwrite_full(self._fd, data, offset)
 
     def zero(self, offset: int, length: int) -> None:
         """Make the range read as zeros: a punched hole, or written zeros where punching fails."""
         self._check(offset, length)
-        if self._punch and _fallocate is not None and length > 0:
-            if _fallocate(self._fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0:
-                return
-            if ctypes.get_errno() not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise OSError(ctypes.get_errno(), f"fallocate(PUNCH_HOLE) on {self.path}")
-            self._punch = False
-        zeros = bytes(min(length, ZERO_CHUNK))
-        end = offset + length
-        while offset < end:
-            step = min(len(zeros), end - offset)
-            self.pwrite(offset, zeros[:step])
-            offset += step
+        self._zeroer.punch(offset, length)
 
     def fsync(self) -> None:
         os.fsync(self._fd)

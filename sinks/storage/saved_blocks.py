@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from tidemark.core.image_io import open_image, pread_full, pwrite_full
+
 from .block_bitmap import load_bitmap, save_bitmap
 from .private import PRIVATE_FILE
 
@@ -24,14 +26,14 @@ class SavedBlocks:
         self.bitmap = Path(folder) / f"{name}.bitmap"
         self.block_size = block_size
         self.blocks = load_bitmap(self.bitmap)
-        self._fd = os.open(self.image, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        self._fd = open_image(self.image, writable=True, create=True, mode=PRIVATE_FILE)
         os.ftruncate(self._fd, size)
 
     def save(self, block: int, content: bytes) -> None:
         """Keep `content` as block `block`'s saved copy, unless a copy is already kept."""
         if block in self.blocks:
             return
-        os.pwrite(self._fd, content, block * self.block_size)
+        pwrite_full(self._fd, content, block * self.block_size)
         self.blocks.add(block)
 
     def commit(self) -> None:
@@ -40,7 +42,7 @@ class SavedBlocks:
         save_bitmap(self.bitmap, self.blocks)
 
     def read(self, block: int) -> bytes:
-        return os.pread(self._fd, self.block_size, block * self.block_size)
+        return pread_full(self._fd, self.block_size, block * self.block_size, self.image)
 
     def drop(self) -> None:
         self.close()

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
 import pytest
 
-_FALLOC_FL_KEEP_SIZE = 0x01
-_FALLOC_FL_PUNCH_HOLE = 0x02
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+from tidemark.core.image_io import PUNCH, fallocate
 
 
 def create(path: Path, size: int) -> Path:
@@ -33,8 +28,7 @@ def punch(path: Path, offset: int, length: int) -> None:
     """Deallocate a range (it reads as zeros); skips the test where the filesystem cannot."""
     fd = os.open(path, os.O_WRONLY)
     try:
-        if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
-            error = ctypes.get_errno()
-            pytest.skip(f"cannot punch holes in {path}: {os.strerror(error)}")
+        if not fallocate(fd, PUNCH, offset, length, path):
+            pytest.skip(f"cannot punch holes in {path}")
     finally:
         os.close(fd)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tidemark.core.image_io import data_ranges
 from tidemark.sinks.exceptions import ChangeSetGapError, ResyncNeededError
 from tidemark.sinks.ops.resync import copy_differing
-from tidemark.sinks.storage.data_ranges import data_ranges, union_aligned
+from tidemark.sinks.storage.data_ranges import union_aligned
 from tidemark.sinks.storage.progress import RESYNC_NEEDED
 
 from .conftest import MakeHarness
@@ -43,7 +44,7 @@ def test_data_ranges_see_holes(tmp_path: Path) -> None:
         os.pwrite(handle.fileno(), b"y" * BS, 40 << 20)
     fd = os.open(path, os.O_RDONLY)
     try:
-        ranges = data_ranges(fd, 64 << 20)
+        ranges = list(data_ranges(fd, 0, 64 << 20))
     finally:
         os.close(fd)
     assert sum(end - start for start, end in ranges) < 4 << 20
