@@ -21,28 +21,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from tidemark.core.nbd.tls import TlsMode, TlsOptions
-
 from .context import AppContext, app_context
 from .metrics_option import MetricsPort
-from .nbd_server_options import (
-    UNIX,
-    IdleTimeoutOption,
-    ListenOption,
-    MaxConnectionsOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsOption,
-    listen_address,
-    server_options,
-)
+from .nbd_server_options import NbdServerFlags, nbd_server_flags
 
 if TYPE_CHECKING:
     from pyroaring import BitMap
 
     from tidemark.core.nbd.export import Export
-    from tidemark.core.nbd.limits import ServerOptions
     from tidemark.core.nbd.server import ReadyCallback
     from tidemark.sinks.restore.copier import FirstBlocks, OnProgress
     from tidemark.sinks.restore.session import Restore
@@ -52,12 +38,12 @@ app = typer.Typer(help="Restore a recovery point instantly, relocating it in the
 
 
 @app.command("restore")
+@nbd_server_flags
 def restore(
     ctx: typer.Context,
     volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
     rp: Annotated[int, typer.Option(help="recovery point to restore")],
     to: Annotated[Path, typer.Option("--to", help="destination image: a new file, or this restore's, to resume")],
-    listen: ListenOption = "127.0.0.1:10809",
     site: Annotated[str, typer.Option(help="site of the mirror holding the point")] = "default",
     protect: Annotated[
         bool,
@@ -81,13 +67,9 @@ def restore(
         float | None,
         typer.Option(min=0.01, help="cap on the relocation's reads of the point, in MiB/s [default: no cap]"),
     ] = None,
-    tls: TlsOption = TlsMode.OFF,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_ca: TlsCaOption = None,
-    max_connections: MaxConnectionsOption = None,
-    idle_timeout: IdleTimeoutOption = None,
     metrics_port: MetricsPort = None,
+    *,
+    server: NbdServerFlags,
 ) -> None:
     """Serve point RP of VOLUME over NBD now, and relocate it into TO while clients use it."""
     from tidemark.core.metrics import serve_metrics
@@ -97,20 +79,10 @@ def restore(
     from tidemark.sinks.restore.session import RestoreRequest, restoring
 
     app_ctx = app_context(ctx)
-    address = listen_address(listen)
-    options = server_options(TlsOptions(tls, tls_cert, tls_key, tls_ca), max_connections, idle_timeout)
     serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = Console(soft_wrap=True, highlight=False)
     request = RestoreRequest(volume, rp, to, site)
-    scheme = "nbds" if tls == TlsMode.REQUIRE else "nbd"
-
-    def url(bound_host: str, bound_port: int) -> str:
-        if bound_host.startswith(UNIX):
-            return f"nbd+unix:///{volume}?socket={bound_host.removeprefix(UNIX)}"
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        return f"{scheme}://{shown}:{bound_port}/{volume}"
-
     columns = (TextColumn("relocating"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     copy = CopyOptions(max_bytes_per_second=None if max_rate is None else max_rate * MIB)
     first = _profile_of(app_ctx, volume) if read_profile else None
@@ -119,7 +91,7 @@ def restore(
 
         def ready(bound_host: str, bound_port: int) -> None:
             state = "relocated already" if session.done.is_set() else f"relocating into {to}"
-            where = url(bound_host, bound_port)
+            where = server.url(bound_host, bound_port, volume)
             out.print(f"serving recovery point {rp} of {volume!r} ({state}): {where} (Ctrl-C to stop)")
 
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
@@ -134,7 +106,7 @@ def restore(
                     "a standalone image" + ("; handing it to a tracker" if protect else "")
                 )
 
-            _serve(ThreadedExport(session.export), address, ready, options, session, progress, finished, protect)
+            _serve(ThreadedExport(session.export), server, ready, session, progress, finished, protect)
         if session.error is not None:
             raise session.error
         diverged = session.diverged_blocks() if protect and session.done.is_set() else None
@@ -143,9 +115,9 @@ def restore(
     from .restore_protect import protect as run_protect
 
     def tracked(bound_host: str, bound_port: int) -> None:
-        out.print(f"protecting {to} as the primary of volume {volume!r}: {url(bound_host, bound_port)}")
+        out.print(f"protecting {to} as the primary of volume {volume!r}: {server.url(bound_host, bound_port, volume)}")
 
-    run_protect(app_ctx, volume, to, protect_site, diverged, address, tracked, options)
+    run_protect(app_ctx, volume, to, protect_site, diverged, server.address, tracked, server.options)
 
 
 def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
@@ -168,9 +140,8 @@ def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
 
 def _serve(
     export: Export,
-    address: tuple[str, int],
+    server: NbdServerFlags,
     ready: ReadyCallback,
-    options: ServerOptions,
     session: Restore,
     progress: OnProgress,
     finished: Callable[[], None],
@@ -191,7 +162,8 @@ def _serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         session.start(progress, done)
-        await run_export(export, address[0], address[1], stop=stop, ready=ready, options=options)
+        host, port = server.address
+        await run_export(export, host, port, stop=stop, ready=ready, options=server.options)
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve())
