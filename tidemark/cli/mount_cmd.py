@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from .context import app_context
-from .mirror_options import DEFAULT_SITE, MirrorSite
+from .mirror_options import DEFAULT_SITE, MirrorSite, ServedMirrorVolume
 from .nbd_server_options import NbdServerFlags, nbd_server_flags
 
 # Registered without a group name, so the command is `tidemark mount`.
@@ -25,7 +25,7 @@ app = typer.Typer(help="Serve a recovery point over NBD.")
 @nbd_server_flags
 def mount(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
+    volume: ServedMirrorVolume,
     rp: Annotated[
         int | None,
         typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),

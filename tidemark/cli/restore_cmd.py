@@ -23,6 +23,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from .context import AppContext, app_context
 from .metrics_option import MetricsPort
+from .mirror_options import DEFAULT_SITE, MirrorSite, ServedMirrorVolume
 from .nbd_server_options import NbdServerFlags, nbd_server_flags
 
 if TYPE_CHECKING:
@@ -41,10 +42,10 @@ app = typer.Typer(help="Restore a recovery point instantly, relocating it in the
 @nbd_server_flags
 def restore(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
+    volume: ServedMirrorVolume,
     rp: Annotated[int, typer.Option(help="recovery point to restore")],
     to: Annotated[Path, typer.Option("--to", help="destination image: a new file, or this restore's, to resume")],
-    site: Annotated[str, typer.Option(help="site of the mirror holding the point")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     protect: Annotated[
         bool,
         typer.Option(
