@@ -10,9 +10,7 @@ volume's new primary (the NBD clients reconnect to it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -29,10 +27,7 @@ from .nbd_server_options import NbdServerFlags, nbd_server_flags
 if TYPE_CHECKING:
     from pyroaring import BitMap
 
-    from tidemark.core.nbd.export import Export
-    from tidemark.core.nbd.server import ReadyCallback
-    from tidemark.sinks.restore.copier import FirstBlocks, OnProgress
-    from tidemark.sinks.restore.session import Restore
+    from tidemark.sinks.restore.copier import FirstBlocks
 
 # Registered without a group name, so the command is `tidemark restore`.
 app = typer.Typer(help="Restore a recovery point instantly, relocating it in the background.")
@@ -75,6 +70,7 @@ def restore(
     """Serve point RP of VOLUME over NBD now, and relocate it into TO while clients use it."""
     from tidemark.core.metrics import serve_metrics
     from tidemark.core.nbd.export import ThreadedExport
+    from tidemark.core.nbd.server import serve_export
     from tidemark.core.settings import MIB
     from tidemark.sinks.restore.copier import CopyOptions
     from tidemark.sinks.restore.session import RestoreRequest, restoring
@@ -101,13 +97,22 @@ def restore(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done * bs, total=total * bs)
 
-            def finished() -> None:
-                out.print(
-                    f"relocation complete: {to} is recovery point {rp} of {volume!r} plus the clients' writes, "
-                    "a standalone image" + ("; handing it to a tracker" if protect else "")
-                )
+            def started(stop: Callable[[], None]) -> None:
+                """Relocate meanwhile; with --protect, stop serving once the relocation is complete."""
 
-            _serve(ThreadedExport(session.export), server, ready, session, progress, finished, protect)
+                def finished() -> None:
+                    out.print(
+                        f"relocation complete: {to} is recovery point {rp} of {volume!r} plus the clients' "
+                        "writes, a standalone image" + ("; handing it to a tracker" if protect else "")
+                    )
+                    if protect:
+                        stop()
+
+                session.start(progress, finished)
+
+            host, port = server.address
+            serve_export(ThreadedExport(session.export), host, port, ready=ready, options=server.options,
+                         started=started)  # fmt: skip
         if session.error is not None:
             raise session.error
         diverged = session.diverged_blocks() if protect and session.done.is_set() else None
@@ -138,33 +143,3 @@ def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
 
     return lookup
 
-
-def _serve(
-    export: Export,
-    server: NbdServerFlags,
-    ready: ReadyCallback,
-    session: Restore,
-    progress: OnProgress,
-    finished: Callable[[], None],
-    stop_when_done: bool,
-) -> None:
-    """Serve until SIGINT/SIGTERM, or (`stop_when_done`) until the relocation is complete."""
-    from tidemark.core.nbd.server import new_event_loop, run_export
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def done() -> None:
-            finished()
-            if stop_when_done:
-                loop.call_soon_threadsafe(stop.set)
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        session.start(progress, done)
-        host, port = server.address
-        await run_export(export, host, port, stop=stop, ready=ready, options=server.options)
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve())
