@@ -4,9 +4,9 @@ RPO_LAG_HIGH and MIRROR_RESYNC_NEEDED episodes. "Now" is the status's own timest
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from .alerts import Episode, alert_record
+from .alerts import Episode, Kind, alert_record
 from .settings import AnalyticsSettings
 
 HISTORY_MIN_STEP_MS = 1000
@@ -54,28 +54,40 @@ def on_status(
     if not view.history or now - view.history[-1][0] >= HISTORY_MIN_STEP_MS:
         view.history.append([now, view.lag_seconds])
         del view.history[:-history_kept]
-    alerts = []
-    lag_change = view.lag.update(view.lag_seconds > settings.rpo_lag_s, now)
-    if lag_change is not None:
-        state, started = lag_change
-        alerts.append(alert_record(
-            "RPO_LAG_HIGH", state, volume=view.volume, site=view.site, timestamp_ms=now,
-            episode_start_ms=started, window_start_ms=started, window_end_ms=now,
-            message=(f"site {view.site} is {view.lag_seconds:.1f} s behind on volume {view.volume} "
-                     f"(threshold {settings.rpo_lag_s:.0f} s): check its mirror process and link")
-            if state == "RAISED" else f"site {view.site} caught up on volume {view.volume}",
-            evidence={"lag_seconds": view.lag_seconds, "lag_events": float(view.lag_events),
-                      "threshold_seconds": settings.rpo_lag_s},
-        ))  # fmt: skip
-    resync_change = view.resync.update(view.state == "RESYNC_NEEDED", now)
-    if resync_change is not None:
-        state, started = resync_change
-        alerts.append(alert_record(
-            "MIRROR_RESYNC_NEEDED", state, volume=view.volume, site=view.site, timestamp_ms=now,
-            episode_start_ms=started, window_start_ms=started, window_end_ms=now,
-            message=(f"site {view.site} needs a resync of volume {view.volume}: "
-                     f"run `tidemark resync --volume {view.volume}` ({view.message or 'no detail'})")
-            if state == "RAISED" else f"site {view.site} is {view.state} again on volume {view.volume}",
-            evidence={"lag_events": float(view.lag_events)},
-        ))  # fmt: skip
-    return alerts
+    lag = _episode_alert(
+        view, "RPO_LAG_HIGH", view.lag.update(view.lag_seconds > settings.rpo_lag_s, now), now,
+        raised=f"site {view.site} is {view.lag_seconds:.1f} s behind on volume {view.volume} "
+        f"(threshold {settings.rpo_lag_s:.0f} s): check its mirror process and link",
+        cleared=f"site {view.site} caught up on volume {view.volume}",
+        evidence={"lag_seconds": view.lag_seconds, "lag_events": float(view.lag_events),
+                  "threshold_seconds": settings.rpo_lag_s},
+    )  # fmt: skip
+    resync = _episode_alert(
+        view, "MIRROR_RESYNC_NEEDED", view.resync.update(view.state == "RESYNC_NEEDED", now), now,
+        raised=f"site {view.site} needs a resync of volume {view.volume}: "
+        f"run `tidemark resync --volume {view.volume}` ({view.message or 'no detail'})",
+        cleared=f"site {view.site} is {view.state} again on volume {view.volume}",
+        evidence={"lag_events": float(view.lag_events)},
+    )  # fmt: skip
+    return [alert for alert in (lag, resync) if alert is not None]
+
+
+def _episode_alert(
+    view: MirrorView,
+    kind: Kind,
+    change: tuple[Literal["RAISED", "CLEARED"], int] | None,
+    now: int,
+    *,
+    raised: str,
+    cleared: str,
+    evidence: dict[str, float],
+) -> dict[str, Any] | None:
+    """The Alert record of an episode of `view`'s mirror that `change` (Episode.update's) raised or cleared."""
+    if change is None:
+        return None
+    state, started = change
+    return alert_record(
+        kind, state, volume=view.volume, site=view.site, timestamp_ms=now, episode_start_ms=started,
+        window_start_ms=started, window_end_ms=now, message=raised if state == "RAISED" else cleared,
+        evidence=evidence,
+    )  # fmt: skip

@@ -35,6 +35,17 @@ BLOCK = 4096
 SUBINTERVALS_PER_POINT = 5
 
 
+def fold_write(
+    folder: VolumeFolder, state: VolumeState, journal: MemoryJournal, block: int, seq: int, now: float
+) -> None:
+    """Fold a one-block BlockWrite of epoch 1 at `now` (seconds) whose content is seeded by `seq`."""
+    size = state.block_size
+    data = random.Random(seq).randbytes(size)
+    record = {"seq": seq, "epoch": 1, "offset": block * size, "length": size, "op": "WRITE",
+              "timestamp": int(now * 1e6), "checksum": xxhash.xxh3_64_digest(data)}  # fmt: skip
+    folder.on_write(state, journal.append(record, data), record, now)
+
+
 @dataclass
 class Buffered:
     """Emitter that holds change-set events until drained, so a timed cut excludes the apply."""
@@ -96,10 +107,7 @@ def one_volume(root: Path, size: int, changes: list[list[int]]) -> Timings:
             step = -(-len(blocks) // SUBINTERVALS_PER_POINT)
             for first in range(0, len(blocks), step):
                 for block in blocks[first : first + step]:
-                    data = random.Random(seq).randbytes(BLOCK)
-                    record = {"seq": seq, "epoch": 1, "offset": block * BLOCK, "length": BLOCK, "op": "WRITE",
-                              "timestamp": int(now * 1e6), "checksum": xxhash.xxh3_64_digest(data)}  # fmt: skip
-                    folder.on_write(state, journal.append(record, data), record, now)
+                    fold_write(folder, state, journal, block, seq, now)
                     seq += 1
                 now += 1.0
                 if first + step < len(blocks):

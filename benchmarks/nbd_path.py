@@ -15,10 +15,16 @@ from .env import MIB, BenchEnv, Stage, free_port, random_image, sparse_file, sto
 from .results import Figure, ratio_at_least
 
 
-def _copy(source: Path, uri: str) -> float:
-    started = time.perf_counter()
-    subprocess.run(["nbdcopy", str(source), uri], check=True, stdin=subprocess.DEVNULL, timeout=900)
-    return source.stat().st_size / (time.perf_counter() - started) / 1e6
+def _copy_into(server: subprocess.Popen[bytes], port: int, source: Path, uri: str, target: Path) -> float:
+    """MB/s of `nbdcopy SOURCE URI` once `server` listens on `port`; stops it and removes `target` after."""
+    try:
+        wait_for_port(port, server)
+        started = time.perf_counter()
+        subprocess.run(["nbdcopy", str(source), uri], check=True, stdin=subprocess.DEVNULL, timeout=900)
+        return source.stat().st_size / (time.perf_counter() - started) / 1e6
+    finally:
+        stop_process(server)
+        target.unlink()
 
 
 def into_nbdkit(stage: Stage, source: Path) -> float:
@@ -27,12 +33,7 @@ def into_nbdkit(stage: Stage, source: Path) -> float:
     server = subprocess.Popen(
         ["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), "file", str(target)], stdin=subprocess.DEVNULL
     )
-    try:
-        wait_for_port(port, server)
-        return _copy(source, f"nbd://127.0.0.1:{port}")
-    finally:
-        stop_process(server)
-        target.unlink()
+    return _copy_into(server, port, source, f"nbd://127.0.0.1:{port}", target)
 
 
 def into_tracker(stage: Stage, source: Path) -> float:
@@ -42,12 +43,7 @@ def into_tracker(stage: Stage, source: Path) -> float:
     port = free_port()
     server = stage.cli("track", "nbd", "--volume", "nbdpath", "--image", str(target),
                        "--listen", f"127.0.0.1:{port}", log=stage.root / "track-nbd.log")  # fmt: skip
-    try:
-        wait_for_port(port, server)
-        return _copy(source, f"nbd://127.0.0.1:{port}/nbdpath")
-    finally:
-        stop_process(server)
-        target.unlink()
+    return _copy_into(server, port, source, f"nbd://127.0.0.1:{port}/nbdpath", target)
 
 
 def run(env: BenchEnv, quick: bool) -> list[Figure]:

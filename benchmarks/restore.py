@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import xxhash
 from pyroaring import BitMap
 
 from tidemark.core.nbd.export import Export, ThreadedExport
@@ -48,7 +47,7 @@ from tidemark.sinks.restore.copier import CopyOptions
 from tidemark.sinks.restore.session import RestoreRequest, restoring
 from tidemark.sinks.stream_applier import StreamApplier
 
-from .cost import Buffered
+from .cost import Buffered, fold_write
 from .env import GIB, MIB, BenchEnv
 from .fio_runner import FioJob, run_fio
 from .results import INFO, Figure, ratio_at_least, value_at_most
@@ -90,10 +89,7 @@ def build_mirror(root: Path, size: int) -> None:
         now, seq = 1000.0, 0
         for blocks in ([0], range(0, 4 * MIB // BLOCK)):  # point 1 (one block), point 2 (4 MiB over data)
             for block in blocks:
-                data = random.Random(seq).randbytes(BLOCK)
-                record = {"seq": seq, "epoch": 1, "offset": block * BLOCK, "length": BLOCK, "op": "WRITE",
-                          "timestamp": int(now * 1e6), "checksum": xxhash.xxh3_64_digest(data)}  # fmt: skip
-                folder.on_write(state, journal.append(record, data), record, now)
+                fold_write(folder, state, journal, block, seq, now)
                 seq += 1
             now += 1.0
             folder.cut(state, now, "REQUESTED", None, None, None)

@@ -17,13 +17,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
 
 from .exceptions import UnknownRecoveryPointError
 from .reading.key_partitions import key_partitions
 from .reading.manifest_index import Chunk, ChunkSequence, HeaderIndex, PointLocation, chunk_of
 from .reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
+from .reading.volume_records import volume_records
 
 HEADER = "RecoveryPoint"
 CHUNK = "RecoveryPointChunk"
@@ -68,42 +67,22 @@ def point_chunks(clients: KafkaClients, topics: Topics, volume: str, location: P
 
 
 def _locations(consumer: Consumer, topic: str, volume: str) -> dict[int, PointLocation]:
-    codec = default_codec()
-    key = volume.encode()
     found: dict[int, PointLocation] = {}
     for partition in key_partitions(volume, len(partitions_of(consumer, topic))):
         index = HeaderIndex(volume, partition, 0)
-        for msg in read_partitions(consumer, topic, {partition: OFFSET_BEGINNING}):
-            value = msg.value()
-            if msg.key() != key or not value:
-                continue
-            try:
-                if codec.record_type_of(value) != HEADER:
-                    continue
-                _, record = codec.decode(value)
-            except DecodeError:
-                continue
+        messages = read_partitions(consumer, topic, {partition: OFFSET_BEGINNING})
+        for msg, record in volume_records(messages, volume, HEADER):
             index.header(position(msg)[1], record)
         found.update(index.points)
     return dict(sorted(found.items()))
 
 
 def _chunks(consumer: Consumer, topic: str, volume: str, location: PointLocation) -> Iterator[Chunk]:
-    codec = default_codec()
-    key = volume.encode()
     sequence = ChunkSequence(volume, location.header)
     if sequence.chunk_count:
         starts = {location.partition: location.start_offset}
-        for msg in read_partitions(consumer, topic, starts, {location.partition: location.header_offset}):
-            value = msg.value()
-            if msg.key() != key or not value:
-                continue
-            try:
-                if codec.record_type_of(value) != CHUNK:
-                    continue
-                _, record = codec.decode(value)
-            except DecodeError:
-                continue
+        messages = read_partitions(consumer, topic, starts, {location.partition: location.header_offset})
+        for msg, record in volume_records(messages, volume, CHUNK):
             if record["volume"] == volume and record["rp_id"] == location.rp_id:
                 yield sequence.accept(chunk_of(record), position(msg)[1])
     sequence.finish()

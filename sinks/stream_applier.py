@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .apply.changeset_buffer import ChangeSetBuffer
 from .exceptions import ChangeSetGapError, FencedChangeSetError, InvalidChangeSetError
@@ -110,9 +110,7 @@ class StreamApplier:
             f"change set {cs_id} of volume {self.volume!r} arrived but the mirror applied only up to "
             f"{self.applied}: change sets {self.applied + 1}..{cs_id - 1} are missing from the topic"
         )
-        self.buffer.reset()
-        self.mirror.mark_resync_needed(message)
-        raise ChangeSetGapError(message)
+        self._stop_for_resync(message)
 
     def _error(self, message: str) -> None:
         state = self.mirror.progress
@@ -132,6 +130,10 @@ class StreamApplier:
             f"the journal of volume {self.volume!r} has a gap after change set {self.applied} "
             f"(ResyncRequest at offset {offset}: {record['reason']}; {lost}); the mirror stopped there"
         )
+        self._stop_for_resync(message)
+
+    def _stop_for_resync(self, message: str) -> NoReturn:
+        """Drop the buffered sets, record RESYNC_NEEDED with `message`, and stop this volume's apply."""
         self.buffer.reset()
         self.mirror.mark_resync_needed(message)
         raise ChangeSetGapError(message)

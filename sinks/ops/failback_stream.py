@@ -20,11 +20,10 @@ from pyroaring import BitMap
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
-from tidemark.schemas.codec import default_codec
-from tidemark.schemas.exceptions import DecodeError
 
 from ..reading.key_partitions import key_partitions
 from ..reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
+from ..reading.volume_records import volume_records
 from .failback import StreamPosition
 
 SEAL = "ChangeSetSealed"
@@ -50,22 +49,12 @@ def changed_after(
     clients: KafkaClients, topics: Topics, volume: str, after_changeset: int, generation: int = 0
 ) -> StreamChanges:
     """The seal bitmaps after `after_changeset`, split at `generation`, and the position after the last."""
-    codec = default_codec()
-    key = volume.encode()
     changes = StreamChanges()
     consumer = reader_consumer(clients)
     try:
         partitions = key_partitions(volume, len(partitions_of(consumer, topics.changesets)))
-        for msg in read_partitions(consumer, topics.changesets, dict.fromkeys(partitions, OFFSET_BEGINNING)):
-            value = msg.value()
-            if msg.key() != key or not value:
-                continue
-            try:
-                if codec.record_type_of(value) != SEAL:
-                    continue
-                _, record = codec.decode(value)
-            except DecodeError:
-                continue
+        messages = read_partitions(consumer, topics.changesets, dict.fromkeys(partitions, OFFSET_BEGINNING))
+        for msg, record in volume_records(messages, volume, SEAL):
             if record["volume"] != volume or record["changeset_id"] <= after_changeset:
                 continue
             side = changes.since if record["generation"] >= generation else changes.before

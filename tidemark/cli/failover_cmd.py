@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from .context import AppContext, app_context
-from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
+from .mirror_options import DEFAULT_SITE, MirrorImage, MirrorSite, MirrorVolume
 from .nbd_server_options import parse_listen
 from .progress_bars import progress_bar
 
@@ -25,7 +25,7 @@ app = typer.Typer(help="Fail over to a mirror and back.")
 def failover(
     ctx: typer.Context,
     volume: MirrorVolume,
-    mirror: Annotated[Path, typer.Option(help="mirror image (as given to `tidemark mirror --path`)")],
+    mirror: MirrorImage,
     to: Annotated[
         int | None, typer.Option("--to", help="recovery point [default: the last complete one]")
     ] = None,

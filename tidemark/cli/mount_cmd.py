@@ -13,36 +13,23 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tidemark.core.nbd.tls import TlsMode, TlsOptions
-
 from .context import app_context
-from .mirror_options import DEFAULT_SITE, MirrorSite
-from .nbd_server_options import (
-    UNIX,
-    IdleTimeoutOption,
-    ListenOption,
-    MaxConnectionsOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsOption,
-    listen_address,
-    server_options,
-)
+from .mirror_options import DEFAULT_SITE, MirrorSite, ServedMirrorVolume
+from .nbd_server_options import NbdServerFlags, nbd_server_flags
 
 # Registered without a group name, so the command is `tidemark mount`.
 app = typer.Typer(help="Serve a recovery point over NBD.")
 
 
 @app.command("mount")
+@nbd_server_flags
 def mount(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
+    volume: ServedMirrorVolume,
     rp: Annotated[
         int | None,
         typer.Option(help="recovery point to serve; omit on a failed-over mirror to serve the promoted volume"),
     ] = None,
-    listen: ListenOption = "127.0.0.1:10809",
     site: MirrorSite = DEFAULT_SITE,
     writable: Annotated[
         bool, typer.Option(help="accept writes into a copy-on-write overlay (the mirror is never written)")
@@ -50,12 +37,8 @@ def mount(
     overlay: Annotated[
         Path | None, typer.Option(help="overlay file for --writable [default: under the state directory]")
     ] = None,
-    tls: TlsOption = TlsMode.OFF,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_ca: TlsCaOption = None,
-    max_connections: MaxConnectionsOption = None,
-    idle_timeout: IdleTimeoutOption = None,
+    *,
+    server: NbdServerFlags,
 ) -> None:
     """Serve the point straight from the mirror and its undo data, while the applier may go on."""
     from tidemark.core.nbd.export import ThreadedExport
@@ -63,8 +46,6 @@ def mount(
     from tidemark.sinks.mount.serve import MountRequest, mounted
 
     app_ctx = app_context(ctx)
-    host, port = listen_address(listen)
-    options = server_options(TlsOptions(tls, tls_cert, tls_key, tls_ca), max_connections, idle_timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console = Console(soft_wrap=True, highlight=False)
     request = MountRequest(volume, rp, site, writable, overlay)
@@ -72,12 +53,9 @@ def mount(
     mode = "" if rp is None else (" with a copy-on-write overlay" if writable else " read-only")
 
     def ready(bound_host: str, bound_port: int) -> None:
-        if bound_host.startswith(UNIX):
-            url = f"nbd+unix:///{volume}?socket={bound_host.removeprefix(UNIX)}"
-        else:
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            url = f"{'nbds' if tls == TlsMode.REQUIRE else 'nbd'}://{shown}:{bound_port}/{volume}"
+        url = server.url(bound_host, bound_port, volume)
         console.print(f"serving {what} of {volume!r}{mode}: {url} (Ctrl-C to stop)")
 
     with mounted(app_ctx.settings.state_dir, request) as backend:
-        serve_export(ThreadedExport(backend), host, port, ready=ready, options=options)
+        host, port = server.address
+        serve_export(ThreadedExport(backend), host, port, ready=ready, options=server.options)

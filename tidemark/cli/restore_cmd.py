@@ -10,9 +10,7 @@ volume's new primary (the NBD clients reconnect to it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,44 +19,28 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from tidemark.core.nbd.tls import TlsMode, TlsOptions
-
 from .context import AppContext, app_context
 from .metrics_option import MetricsPort
-from .nbd_server_options import (
-    UNIX,
-    IdleTimeoutOption,
-    ListenOption,
-    MaxConnectionsOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsOption,
-    listen_address,
-    server_options,
-)
+from .mirror_options import DEFAULT_SITE, MirrorSite, ServedMirrorVolume
+from .nbd_server_options import NbdServerFlags, nbd_server_flags
 
 if TYPE_CHECKING:
     from pyroaring import BitMap
 
-    from tidemark.core.nbd.export import Export
-    from tidemark.core.nbd.limits import ServerOptions
-    from tidemark.core.nbd.server import ReadyCallback
-    from tidemark.sinks.restore.copier import FirstBlocks, OnProgress
-    from tidemark.sinks.restore.session import Restore
+    from tidemark.sinks.restore.copier import FirstBlocks
 
 # Registered without a group name, so the command is `tidemark restore`.
 app = typer.Typer(help="Restore a recovery point instantly, relocating it in the background.")
 
 
 @app.command("restore")
+@nbd_server_flags
 def restore(
     ctx: typer.Context,
-    volume: Annotated[str, typer.Option(help="volume of the mirror; also the NBD export name")],
+    volume: ServedMirrorVolume,
     rp: Annotated[int, typer.Option(help="recovery point to restore")],
     to: Annotated[Path, typer.Option("--to", help="destination image: a new file, or this restore's, to resume")],
-    listen: ListenOption = "127.0.0.1:10809",
-    site: Annotated[str, typer.Option(help="site of the mirror holding the point")] = "default",
+    site: MirrorSite = DEFAULT_SITE,
     protect: Annotated[
         bool,
         typer.Option(
@@ -81,36 +63,23 @@ def restore(
         float | None,
         typer.Option(min=0.01, help="cap on the relocation's reads of the point, in MiB/s [default: no cap]"),
     ] = None,
-    tls: TlsOption = TlsMode.OFF,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_ca: TlsCaOption = None,
-    max_connections: MaxConnectionsOption = None,
-    idle_timeout: IdleTimeoutOption = None,
     metrics_port: MetricsPort = None,
+    *,
+    server: NbdServerFlags,
 ) -> None:
     """Serve point RP of VOLUME over NBD now, and relocate it into TO while clients use it."""
     from tidemark.core.metrics import serve_metrics
     from tidemark.core.nbd.export import ThreadedExport
+    from tidemark.core.nbd.server import serve_export
     from tidemark.core.settings import MIB
     from tidemark.sinks.restore.copier import CopyOptions
     from tidemark.sinks.restore.session import RestoreRequest, restoring
 
     app_ctx = app_context(ctx)
-    address = listen_address(listen)
-    options = server_options(TlsOptions(tls, tls_cert, tls_key, tls_ca), max_connections, idle_timeout)
     serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = Console(soft_wrap=True, highlight=False)
     request = RestoreRequest(volume, rp, to, site)
-    scheme = "nbds" if tls == TlsMode.REQUIRE else "nbd"
-
-    def url(bound_host: str, bound_port: int) -> str:
-        if bound_host.startswith(UNIX):
-            return f"nbd+unix:///{volume}?socket={bound_host.removeprefix(UNIX)}"
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        return f"{scheme}://{shown}:{bound_port}/{volume}"
-
     columns = (TextColumn("relocating"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     copy = CopyOptions(max_bytes_per_second=None if max_rate is None else max_rate * MIB)
     first = _profile_of(app_ctx, volume) if read_profile else None
@@ -119,7 +88,7 @@ def restore(
 
         def ready(bound_host: str, bound_port: int) -> None:
             state = "relocated already" if session.done.is_set() else f"relocating into {to}"
-            where = url(bound_host, bound_port)
+            where = server.url(bound_host, bound_port, volume)
             out.print(f"serving recovery point {rp} of {volume!r} ({state}): {where} (Ctrl-C to stop)")
 
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
@@ -128,13 +97,22 @@ def restore(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done * bs, total=total * bs)
 
-            def finished() -> None:
-                out.print(
-                    f"relocation complete: {to} is recovery point {rp} of {volume!r} plus the clients' writes, "
-                    "a standalone image" + ("; handing it to a tracker" if protect else "")
-                )
+            def started(stop: Callable[[], None]) -> None:
+                """Relocate meanwhile; with --protect, stop serving once the relocation is complete."""
 
-            _serve(ThreadedExport(session.export), address, ready, options, session, progress, finished, protect)
+                def finished() -> None:
+                    out.print(
+                        f"relocation complete: {to} is recovery point {rp} of {volume!r} plus the clients' "
+                        "writes, a standalone image" + ("; handing it to a tracker" if protect else "")
+                    )
+                    if protect:
+                        stop()
+
+                session.start(progress, finished)
+
+            host, port = server.address
+            serve_export(ThreadedExport(session.export), host, port, ready=ready, options=server.options,
+                         started=started)  # fmt: skip
         if session.error is not None:
             raise session.error
         diverged = session.diverged_blocks() if protect and session.done.is_set() else None
@@ -143,9 +121,9 @@ def restore(
     from .restore_protect import protect as run_protect
 
     def tracked(bound_host: str, bound_port: int) -> None:
-        out.print(f"protecting {to} as the primary of volume {volume!r}: {url(bound_host, bound_port)}")
+        out.print(f"protecting {to} as the primary of volume {volume!r}: {server.url(bound_host, bound_port, volume)}")
 
-    run_protect(app_ctx, volume, to, protect_site, diverged, address, tracked, options)
+    run_protect(app_ctx, volume, to, protect_site, diverged, server.address, tracked, server.options)
 
 
 def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
@@ -165,33 +143,3 @@ def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
 
     return lookup
 
-
-def _serve(
-    export: Export,
-    address: tuple[str, int],
-    ready: ReadyCallback,
-    options: ServerOptions,
-    session: Restore,
-    progress: OnProgress,
-    finished: Callable[[], None],
-    stop_when_done: bool,
-) -> None:
-    """Serve until SIGINT/SIGTERM, or (`stop_when_done`) until the relocation is complete."""
-    from tidemark.core.nbd.server import new_event_loop, run_export
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def done() -> None:
-            finished()
-            if stop_when_done:
-                loop.call_soon_threadsafe(stop.set)
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        session.start(progress, done)
-        await run_export(export, address[0], address[1], stop=stop, ready=ready, options=options)
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve())

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from .context import app_context
-from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
+from .mirror_options import DEFAULT_SITE, MirrorImage, MirrorSite, MirrorVolume
 from .progress_bars import progress_bar
 
 # Registered without a group name, so the command is `tidemark resync`.
@@ -20,7 +20,7 @@ app = typer.Typer(help="Resync a mirror from a source image.")
 def resync(
     ctx: typer.Context,
     volume: MirrorVolume,
-    mirror: Annotated[Path, typer.Option(help="mirror image to repair")],
+    mirror: MirrorImage,
     source: Annotated[Path, typer.Option(help="the volume's image, quiesced (no writes during the resync)")],
     site: MirrorSite = DEFAULT_SITE,
 ) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from .context import app_context
-from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
+from .mirror_options import DEFAULT_SITE, MirrorImage, MirrorSite, MirrorVolume
 from .progress_bars import progress_bar
 
 # Registered without a group name, so the command is `tidemark revert`.
@@ -20,7 +19,7 @@ app = typer.Typer(help="Revert a mirror to a recovery point.")
 def revert(
     ctx: typer.Context,
     volume: MirrorVolume,
-    mirror: Annotated[Path, typer.Option(help="mirror image (as given to `tidemark mirror --path`)")],
+    mirror: MirrorImage,
     to: Annotated[int, typer.Option("--to", help="recovery point id (see `tidemark rp list`)")],
     site: MirrorSite = DEFAULT_SITE,
 ) -> None:

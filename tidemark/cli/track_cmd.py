@@ -10,23 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tidemark.core.nbd.tls import TlsMode, TlsOptions
-
 from .compression_option import Compression, CompressionOption
 from .context import app_context
 from .metrics_option import MetricsPort
-from .nbd_server_options import (
-    DEFAULT_LISTEN,
-    IdleTimeoutOption,
-    ListenOption,
-    MaxConnectionsOption,
-    TlsCaOption,
-    TlsCertOption,
-    TlsKeyOption,
-    TlsOption,
-    listen_address,
-    server_options,
-)
+from .nbd_server_options import NbdServerFlags, nbd_server_flags
 from .track_scan_cmd import scan
 
 app = typer.Typer(help="Track a volume's writes and publish them to Kafka.", no_args_is_help=True)
@@ -39,11 +26,11 @@ class Ack(StrEnum):
 
 
 @app.command()
+@nbd_server_flags
 def nbd(
     ctx: typer.Context,
     volume: Annotated[str, typer.Option(help="registered volume to track; also the NBD export name")],
     image: Annotated[Path, typer.Option(help="raw image file of exactly the volume's size")],
-    listen: ListenOption = DEFAULT_LISTEN,
     compression: CompressionOption = Compression.NONE,
     delivery_timeout_ms: Annotated[
         int | None,
@@ -77,12 +64,6 @@ def nbd(
             "[default: the registry's current primary]"
         ),
     ] = None,
-    tls: TlsOption = TlsMode.OFF,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    tls_ca: TlsCaOption = None,
-    max_connections: MaxConnectionsOption = None,
-    idle_timeout: IdleTimeoutOption = None,
     metrics_port: MetricsPort = None,
     read_profile_blocks: Annotated[
         int | None,
@@ -92,6 +73,8 @@ def nbd(
             "restore` to copy first (0: none) [default 16384]",
         ),
     ] = None,
+    *,
+    server: NbdServerFlags,
 ) -> None:
     """Serve IMAGE over NBD and publish every write, trim and flush of its clients until SIGINT/SIGTERM."""
     from tidemark.core.metrics import serve_metrics
@@ -100,14 +83,11 @@ def nbd(
     from tidemark.producers.read_profile import recorded
     from tidemark.producers.tracker import open_tracker
 
-    host, port = listen_address(listen)
-    options = server_options(TlsOptions(tls, tls_cert, tls_key, tls_ca), max_connections, idle_timeout)
     serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def ready(bound_host: str, bound_port: int) -> None:
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        console.print(f"tracking volume {volume!r}: nbd://{shown}:{bound_port}/{volume} (Ctrl-C to stop)")
+        console.print(f"tracking volume {volume!r}: {server.url(bound_host, bound_port, volume)} (Ctrl-C to stop)")
 
     unshipped_max_bytes = unshipped_max_mib * MIB if unshipped_max_mib else None
     app = app_context(ctx)
@@ -117,7 +97,8 @@ def nbd(
         ) as tracker,
         recorded(app.clients, app.topics, volume, tracker.block_size, read_profile_blocks) as profile,
     ):
-        serve_nbd(tracker, image, host, port, ready=ready, options=options, profile=profile)
+        host, port = server.address
+        serve_nbd(tracker, image, host, port, ready=ready, options=server.options, profile=profile)
 
 
 app.command("scan")(scan)

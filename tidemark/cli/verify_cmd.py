@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from .context import app_context
-from .mirror_options import DEFAULT_SITE, MirrorSite, MirrorVolume
+from .mirror_options import DEFAULT_SITE, MirrorImage, MirrorSite, MirrorVolume
 from .progress_bars import progress_bar
 
 # Registered without a group name, so the command is `tidemark verify`.
@@ -22,7 +22,7 @@ MAX_LISTED = 50
 def verify(
     ctx: typer.Context,
     volume: MirrorVolume,
-    mirror: Annotated[Path, typer.Option(help="mirror image")],
+    mirror: MirrorImage,
     source: Annotated[Path | None, typer.Option(help="compare every block with this image")] = None,
     rp: Annotated[
         int | None, typer.Option(help="recovery point (default: the last one the mirror holds)")

@@ -28,6 +28,8 @@ from .limits import ServerOptions, SharedBudget
 log = logging.getLogger(__name__)
 
 ReadyCallback = Callable[[str, int], None]
+StartedCallback = Callable[[Callable[[], None]], None]
+"""Called with a thread-safe `stop()` once serving starts (`serve_export`)."""
 UNIX_PREFIX = "unix:"
 
 
@@ -160,15 +162,29 @@ async def run_export(
 
 
 def serve_export(
-    export: Export, host: str, port: int, *, ready: ReadyCallback | None = None, options: ServerOptions | None = None
+    export: Export,
+    host: str,
+    port: int,
+    *,
+    ready: ReadyCallback | None = None,
+    options: ServerOptions | None = None,
+    started: StartedCallback | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM (call from the main thread)."""
+    """Serve until SIGINT or SIGTERM (call from the main thread).
+
+    `started(stop)` runs once the signal handlers are in place, before the server listens; `stop()`
+    ends the serving like a signal, from any thread (say, a background job that finished)."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_serve_until_signalled(export, host, port, ready, options))
+        runner.run(_serve_until_signalled(export, host, port, ready, options, started))
 
 
 async def _serve_until_signalled(
-    export: Export, host: str, port: int, ready: ReadyCallback | None, options: ServerOptions | None
+    export: Export,
+    host: str,
+    port: int,
+    ready: ReadyCallback | None,
+    options: ServerOptions | None,
+    started: StartedCallback | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -176,6 +192,12 @@ async def _serve_until_signalled(
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     try:
+        if started is not None:
+
+            def stop_serving() -> None:
+                loop.call_soon_threadsafe(stop.set)
+
+            started(stop_serving)
         await run_export(export, host, port, stop=stop, ready=ready, options=options)
     finally:
         for signum in signals:
