@@ -54,8 +54,8 @@ def check_on(topic: Topic, record_type: str) -> None:
     carried = CARRIES[topic]
     if record_type not in carried:
         raise WrongTopicError(
-            f"a {record_type} event does not belong on the {topic} topic (it carries {', '.join(sorted(carried))}); "
-            "the producer that wrote it sends to the wrong topic"
+            f"record type {record_type} does not belong on the {topic} topic (it carries "
+            f"{', '.join(sorted(carried))}); the producer that wrote it sends to the wrong topic"
         )
 
 

@@ -19,6 +19,7 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, record_type_on
 
 from .exceptions import UnknownRecoveryPointError
 from .reading.key_partitions import key_partitions
@@ -78,7 +79,7 @@ def _locations(consumer: Consumer, topic: str, volume: str) -> dict[int, PointLo
             if msg.key() != key or not value:
                 continue
             try:
-                if codec.record_type_of(value) != HEADER:
+                if record_type_on(Topic.RECOVERY_POINTS, value, codec) != HEADER:
                     continue
                 _, record = codec.decode(value)
             except DecodeError:
@@ -99,7 +100,7 @@ def _chunks(consumer: Consumer, topic: str, volume: str, location: PointLocation
             if msg.key() != key or not value:
                 continue
             try:
-                if codec.record_type_of(value) != CHUNK:
+                if record_type_on(Topic.RECOVERY_POINTS, value, codec) != CHUNK:
                     continue
                 _, record = codec.decode(value)
             except DecodeError:

@@ -22,6 +22,7 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, record_type_on
 
 from ..reading.key_partitions import key_partitions
 from ..reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
@@ -61,7 +62,7 @@ def changed_after(
             if msg.key() != key or not value:
                 continue
             try:
-                if codec.record_type_of(value) != SEAL:
+                if record_type_on(Topic.CHANGESETS, value, codec) != SEAL:
                     continue
                 _, record = codec.decode(value)
             except DecodeError:

@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, decode_on
 
 from .exceptions import InvalidNameError, KafkaError, UnknownVolumeError, VolumeSpecError
 from .kafka import KafkaClients
@@ -181,7 +182,7 @@ def _apply_registry_message(volumes: dict[str, VolumeSpec], key: bytes | None, v
             volumes.pop(name, None)
         return
     try:
-        _, record = default_codec().decode(value, expect="Volume")
+        _, record = decode_on(Topic.VOLUMES, value)
         spec = VolumeSpec.from_record(record)
     except (DecodeError, VolumeSpecError, InvalidNameError):
         return

@@ -33,7 +33,7 @@ def test_a_record_on_its_topic_decodes() -> None:
 @pytest.mark.parametrize("topic", sorted(set(Topic) - {Topic.VOLUMES}))
 def test_a_volume_record_is_refused_on_every_other_topic(topic: Topic) -> None:
     value = default_codec().encode("Volume", volume(name="vm1", size=4096, block_size=4096, created_at=0))
-    with pytest.raises(WrongTopicError, match=f"a Volume event does not belong on the {topic} topic"):
+    with pytest.raises(WrongTopicError, match=f"record type Volume does not belong on the {topic} topic"):
         decode_on(topic, value)
     with pytest.raises(DecodeError):
         record_type_on(topic, value)
