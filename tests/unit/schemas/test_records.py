@@ -82,7 +82,8 @@ def _strategy(record: str, field: str, avro_type: Any) -> st.SearchStrategy[Any]
     return simple[avro_type]
 
 
-def _arguments(name: str) -> st.SearchStrategy[dict[str, Any]]:
+def constructor_arguments(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Keyword arguments of record `name`'s constructor, drawn from its .avsc (one per field)."""
     fields = SCHEMAS[name]["fields"]
     return st.fixed_dictionaries({f["name"]: _strategy(name, f["name"], f["type"]) for f in fields})
 
@@ -91,7 +92,7 @@ def _arguments(name: str) -> st.SearchStrategy[dict[str, Any]]:
 @settings(max_examples=40)
 @given(data=st.data())
 def test_constructed_records_round_trip_through_the_codec(name: str, data: st.DataObject) -> None:
-    arguments = data.draw(_arguments(name))
+    arguments = data.draw(constructor_arguments(name))
     if name == "RecoveryPointChunk":
         arguments["last_block"] = arguments["first_block"] + data.draw(st.integers(0, 1 << 20))
     record = CONSTRUCTORS[name](**arguments)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 from tidemark.schemas.records import CONSTRUCTORS, dead_letter, marker, volume
 from tidemark.schemas.topic_records import CARRIES, Topic, WrongTopicError, check_on, decode_on, record_type_on
+
+from .test_records import COMPUTED, constructor_arguments
 
 NOT_AVRO = {"tracker_checkpoints"}
 
@@ -54,3 +58,19 @@ def test_a_wrong_type_is_refused_before_its_body_is_decoded() -> None:
         decode_on(Topic.CHANGESETS, truncated)
     with pytest.raises(DecodeError, match="corrupt DeadLetter"):
         decode_on(Topic.DEAD_LETTERS, truncated)
+
+
+@pytest.mark.parametrize("name", sorted(set(CONSTRUCTORS) - COMPUTED))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_every_record_decodes_on_its_topic_and_is_refused_on_every_other(name: str, data: st.DataObject) -> None:
+    arguments = data.draw(constructor_arguments(name))
+    if name == "RecoveryPointChunk":
+        arguments["last_block"] = arguments["first_block"]
+    value = default_codec().encode(name, CONSTRUCTORS[name](**arguments))
+    for topic in Topic:
+        if name in CARRIES[topic]:
+            assert decode_on(topic, value) == (name, arguments)
+        else:
+            with pytest.raises(WrongTopicError):
+                decode_on(topic, value)
