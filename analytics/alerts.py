@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tidemark.schemas import records
+
 Kind = Literal["ENCRYPTION_SUSPECTED", "RPO_LAG_HIGH", "MIRROR_RESYNC_NEEDED", "DEAD_LETTERS"]
 KINDS: tuple[Kind, ...] = ("ENCRYPTION_SUSPECTED", "RPO_LAG_HIGH", "MIRROR_RESYNC_NEEDED", "DEAD_LETTERS")
 NO_VOLUME = "*"
@@ -31,24 +33,25 @@ def alert_record(
     change_seq: int | None = None,
     last_normal_seq: int | None = None,
 ) -> dict[str, Any]:
-    return {
-        "alert_id": alert_id(kind, site, volume, episode_start_ms),
-        "kind": kind,
-        "state": state,
-        "volume": volume,
-        "site": site,
-        "timestamp": timestamp_ms,
-        "window_start": window_start_ms,
-        "window_end": window_end_ms,
-        "message": message,
-        "evidence": evidence,
-        "change_seq": change_seq,
-        "last_normal_seq": last_normal_seq,
-        "clean_rp_id": clean["rp_id"] if clean else None,
-        "clean_rp_seq": clean["seq"] if clean else None,
-        "clean_rp_created_at": clean["created_at"] if clean else None,
-        "clean_rp_label": clean.get("label") if clean else None,
-    }
+    """An Alert record (as the plain dict the engine passes around, like the records it decodes)."""
+    return dict(records.alert(
+        alert_id=alert_id(kind, site, volume, episode_start_ms),
+        kind=kind,
+        state=state,
+        volume=volume,
+        site=site,
+        timestamp=timestamp_ms,
+        window_start=window_start_ms,
+        window_end=window_end_ms,
+        message=message,
+        evidence=evidence,
+        change_seq=change_seq,
+        last_normal_seq=last_normal_seq,
+        clean_rp_id=clean["rp_id"] if clean else None,
+        clean_rp_seq=clean["seq"] if clean else None,
+        clean_rp_created_at=clean["created_at"] if clean else None,
+        clean_rp_label=clean.get("label") if clean else None,
+    ))
 
 
 @dataclass

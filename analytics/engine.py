@@ -26,6 +26,7 @@ from typing import Any
 from tidemark.core.partitioning import volume_partition
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, record_type_on
 
 from .alerts import NO_VOLUME
 from .deadletters import DeadLetterWatch, advance, on_dead_letter
@@ -97,7 +98,7 @@ class Engine:
                 alerts += flush_pending(state, self._points(state.volume), now, self.s, force=False)
             self.flush(partition)
             return self._remember(alerts)
-        record = self._decode(value, ("BlockWrite",), ("Marker",))
+        record = self._decode(value, Topic.WRITES, "BlockWrite")
         if record is None:
             return []
         state = self._state(record["volume"])
@@ -170,7 +171,7 @@ class Engine:
     # -- recovery points, mirrors, dead letters, the registry ------------------------------------
     def on_point(self, value: bytes | None, now: int) -> None:
         self.clock_ms = max(self.clock_ms, now)
-        record = self._decode(value, ("RecoveryPoint",), ("RecoveryPointChunk",))
+        record = self._decode(value, Topic.RECOVERY_POINTS, "RecoveryPoint")
         if record is None:
             return
         kept = [p for p in self._points(record["volume"]) if p["rp_id"] != record["rp_id"]]
@@ -180,7 +181,7 @@ class Engine:
 
     def on_mirror_status(self, value: bytes | None, now: int) -> list[Alert]:
         self.clock_ms = max(self.clock_ms, now)
-        record = self._decode(value, ("MirrorStatus",), ())
+        record = self._decode(value, Topic.MIRROR_STATUS, "MirrorStatus")
         if record is None:
             return []
         key = f"{record['site']}/{record['volume']}"
@@ -192,7 +193,7 @@ class Engine:
 
     def on_dead_letter(self, value: bytes | None, now: int) -> list[Alert]:
         self.clock_ms = max(self.clock_ms, now)
-        record = self._decode(value, ("DeadLetter",), ())
+        record = self._decode(value, Topic.DEAD_LETTERS, "DeadLetter")
         if record is None:
             return []
         subject = record["volume"] or NO_VOLUME
@@ -220,22 +221,20 @@ class Engine:
                 self.cached("registry").pop(key.decode(errors="replace"), None)
                 self.stores.registry.pop(key.decode(errors="replace"), None)
             return
-        record = self._decode(value, ("Volume",), ())
+        record = self._decode(value, Topic.VOLUMES, "Volume")
         if record is not None:
             self._put("registry", record["name"], {"size": record["size"], "block_size": record["block_size"]})
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _decode(self, value: bytes | None, wanted: tuple[str, ...], ignored: tuple[str, ...]) -> dict[str, Any] | None:
-        """The record when it is one of `wanted`; None (counted in `skipped` unless `ignored`)."""
+    def _decode(self, value: bytes | None, topic: Topic, wanted: str) -> dict[str, Any] | None:
+        """The record when it is a `wanted`; None for the topic's other record types, and None counted
+        in `skipped` for an empty value or one that does not belong on `topic` or does not decode."""
         if not value:
             self.skipped += 1
             return None
         try:
-            kind = self.codec.record_type_of(value)
-            if kind in ignored:
+            if record_type_on(topic, value, self.codec) != wanted:
                 return None
-            if kind not in wanted:
-                raise DecodeError(f"a {kind} event where {' or '.join(wanted)} was expected")
             decoded: dict[str, Any] = self.codec.decode(value)[1]
             return decoded
         except DecodeError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,16 @@ class Buffered:
     manifests: dict[int, dict[str, Any]] = field(default_factory=dict)
     chunks: dict[int, list[Chunk]] = field(default_factory=dict)
 
-    def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
-        self.events.append((record_type, record))
+    def changeset_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
+        self.events.append((record_type, dict(record)))
 
-    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def recovery_point_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         if record_type == "RecoveryPoint":
-            self.manifests[record["rp_id"]] = record
+            self.manifests[record["rp_id"]] = dict(record)
         else:
-            self.chunks.setdefault(record["rp_id"], []).append(chunk_of(record))
+            self.chunks.setdefault(record["rp_id"], []).append(chunk_of(dict(record)))
 
-    def metrics(self, volume: str, record: dict[str, Any]) -> None:
+    def metrics(self, volume: str, record: Mapping[str, Any]) -> None:
         pass
 
 

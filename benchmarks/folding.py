@@ -13,7 +13,7 @@ volume, aligned to 4 KiB; generated content) and split at the tracker's extent s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,19 +56,19 @@ class Counts:
     points: int = 0
     changesets: int = 0
 
-    def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def changeset_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         if record_type == "Extent":
             self.shipped += record["length"]
         elif record_type == "ChangeSetSealed":
             self.changesets += 1
 
-    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def recovery_point_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         if record_type == "RecoveryPoint":
             self.points += 1
             self.cut_shipped += record["cut_bytes"]
             self.rp_changed += record["changed_bytes"]
 
-    def metrics(self, volume: str, record: dict[str, Any]) -> None:
+    def metrics(self, volume: str, record: Mapping[str, Any]) -> None:
         pass
 
 

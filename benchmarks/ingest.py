@@ -14,11 +14,13 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+import xxhash
 from confluent_kafka.admin import NewTopic
 
-from tidemark.producers.events import Compression, block_write
+from tidemark.producers.events import now_micros
 from tidemark.producers.tracker import Tracker, TrackerOptions
 from tidemark.schemas.codec import default_codec
+from tidemark.schemas.records import block_write
 
 from .env import MIB, BenchEnv, Stage
 from .kafka_perf import PerfResult, producer_performance, tools_lib
@@ -40,7 +42,11 @@ class IngestResult:
 
 
 def encoded_size(write_bytes: int) -> int:
-    record = block_write("v" * 12, 1, 10**6, 0, write_bytes, "WRITE", os.urandom(write_bytes), Compression.NONE)
+    data = os.urandom(write_bytes)
+    record = block_write(
+        volume="v" * 12, epoch=1, seq=10**6, timestamp=now_micros(), offset=0, length=write_bytes, op="WRITE",
+        compression="NONE", data=data, checksum=xxhash.xxh3_64_digest(data),
+    )  # fmt: skip
     return len(default_codec().encode("BlockWrite", record))
 
 

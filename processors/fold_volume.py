@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
+
+from tidemark.schemas import records
 
 from .admission import DROP, REFUSE, Verdict, admit_write, fenced, generation_of, remember, skip_to
 from .block_refs import BlockRefs
@@ -36,11 +38,11 @@ HOT_REGION_BYTES = 1 << 20
 
 
 class Emitter(Protocol):
-    def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None: ...
+    def changeset_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None: ...
 
-    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None: ...
+    def recovery_point_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None: ...
 
-    def metrics(self, volume: str, record: dict[str, Any]) -> None: ...
+    def metrics(self, volume: str, record: records.VolumeMetrics) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -182,17 +184,17 @@ class VolumeFolder:
             self.emit.changeset_event(
                 state.volume,
                 "Extent",
-                {
-                    "volume": state.volume,
-                    "changeset_id": changeset,
-                    "index": extent.index,
-                    "offset": extent.offset,
-                    "length": extent.length,
-                    "op": extent.op,
-                    "compression": "NONE",
-                    "data": extent.data,
-                    "checksum": extent.checksum,
-                },
+                records.extent(
+                    volume=state.volume,
+                    changeset_id=changeset,
+                    index=extent.index,
+                    offset=extent.offset,
+                    length=extent.length,
+                    op=extent.op,
+                    compression="NONE",
+                    data=extent.data,
+                    checksum=extent.checksum,
+                ),
             )
             checksums.append(extent.checksum)
             shipped += extent.length
@@ -201,23 +203,23 @@ class VolumeFolder:
         self.emit.changeset_event(
             state.volume,
             "ChangeSetSealed",
-            {
-                "volume": state.volume,
-                "changeset_id": changeset,
-                "epoch": max(state.epoch, 0),
-                "seq_first": open_.first_seq,
-                "seq_last": open_.last_seq,
-                "extent_count": len(checksums),
-                "block_size": state.block_size,
-                "block_count": state.refs.block_count,
-                "bytes": shipped,
-                "bitmap": bitmap.serialize(),
-                "digest": changeset_digest(checksums),
-                "sealed_at": int(now * 1000),
-                "reason": reason,
-                "rp_id": rp_id,
-                "generation": state.generation,
-            },
+            records.change_set_sealed(
+                volume=state.volume,
+                changeset_id=changeset,
+                epoch=max(state.epoch, 0),
+                seq_first=open_.first_seq,
+                seq_last=open_.last_seq,
+                extent_count=len(checksums),
+                block_size=state.block_size,
+                block_count=state.refs.block_count,
+                bytes=shipped,
+                bitmap=bitmap.serialize(),
+                digest=changeset_digest(checksums),
+                sealed_at=int(now * 1000),
+                reason=reason,
+                rp_id=rp_id,
+                generation=state.generation,
+            ),
         )
         runs = (Batch.run(first, sealer.digests[first]) for first in sorted(sealer.digests))
         store_batches(self.store, state.volume, changeset, runs)
@@ -249,40 +251,40 @@ class VolumeFolder:
             self.emit.recovery_point_event(
                 state.volume,
                 "RecoveryPointChunk",
-                {
-                    "volume": state.volume,
-                    "rp_id": rp_id,
-                    "index": chunk.index,
-                    "first_block": chunk.first_block,
-                    "last_block": chunk.last_block,
-                    "bitmap": chunk.bitmap,
-                    "checksums": chunk.checksums,
-                },
+                records.recovery_point_chunk(
+                    volume=state.volume,
+                    rp_id=rp_id,
+                    index=chunk.index,
+                    first_block=chunk.first_block,
+                    last_block=chunk.last_block,
+                    bitmap=chunk.bitmap,
+                    checksums=chunk.checksums,
+                ),
             )
             chunk_count += 1
             block_count += chunk.count
         self.emit.recovery_point_event(
             state.volume,
             "RecoveryPoint",
-            {
-                "volume": state.volume,
-                "rp_id": rp_id,
-                "seq": state.last_seq,
-                "created_at": int(now * 1000),
-                "kind": kind,
-                "label": label,
-                "parent": state.last_rp,
-                "block_size": state.block_size,
-                "volume_size": state.size,
-                "block_count": block_count,
-                "chunk_count": chunk_count,
-                "changeset_first": first_changeset,
-                "changeset_last": state.next_changeset - 1,
-                "changed_bytes": block_count * state.block_size,
-                "cut_bytes": cut_bytes,
-                "group": group,
-                "barrier_id": barrier_id,
-            },
+            records.recovery_point(
+                volume=state.volume,
+                rp_id=rp_id,
+                seq=state.last_seq,
+                created_at=int(now * 1000),
+                kind=kind,
+                label=label,
+                parent=state.last_rp,
+                block_size=state.block_size,
+                volume_size=state.size,
+                block_count=block_count,
+                chunk_count=chunk_count,
+                changeset_first=first_changeset,
+                changeset_last=state.next_changeset - 1,
+                changed_bytes=block_count * state.block_size,
+                cut_bytes=cut_bytes,
+                group=group,
+                barrier_id=barrier_id,
+            ),
         )
         for changeset in changesets:
             delete_checksums(self.store, state.volume, changeset)
@@ -336,15 +338,14 @@ class VolumeFolder:
         self.emit.changeset_event(
             state.volume,
             "ResyncRequest",
-            {
-                "volume": state.volume,
-                "epoch": max(state.epoch, 0),
-                "expected_seq": state.last_seq + 1,
-                "seen_seq": seen,
-                "reason": reason,
-                "bitmap": None,
-                "timestamp": int(now * 1000),
-            },
+            records.resync_request(
+                volume=state.volume,
+                epoch=max(state.epoch, 0),
+                expected_seq=state.last_seq + 1,
+                seen_seq=seen,
+                reason=reason,
+                timestamp=int(now * 1000),
+            ),
         )
 
     def _emit_metrics(self, state: VolumeState, window: MetricsWindow, now: float) -> None:
@@ -355,24 +356,25 @@ class VolumeFolder:
             lag = max(0.0, now - state.open.oldest_write_us / 1e6)
         self.emit.metrics(
             state.volume,
-            {
-                "volume": state.volume,
-                "window_start": int(window.started_at * 1000),
-                "window_end": int(now * 1000),
-                "writes": window.writes,
-                "bytes_written": window.bytes_written,
-                "bytes_shipped": window.bytes_shipped,
-                "writes_per_second": window.writes / span,
-                "bytes_per_second": window.bytes_written / span,
-                "overwrite_ratio": window.bytes_written / window.bytes_shipped if window.bytes_shipped else 0.0,
-                "hottest_extents": [
-                    {"offset": r * HOT_REGION_BYTES, "length": HOT_REGION_BYTES, "writes": n} for r, n in hottest
+            records.volume_metrics(
+                volume=state.volume,
+                window_start=int(window.started_at * 1000),
+                window_end=int(now * 1000),
+                writes=window.writes,
+                bytes_written=window.bytes_written,
+                bytes_shipped=window.bytes_shipped,
+                writes_per_second=window.writes / span,
+                bytes_per_second=window.bytes_written / span,
+                overwrite_ratio=window.bytes_written / window.bytes_shipped if window.bytes_shipped else 0.0,
+                hottest_extents=[
+                    records.hot_extent(offset=r * HOT_REGION_BYTES, length=HOT_REGION_BYTES, writes=n)
+                    for r, n in hottest
                 ],
-                "rpo_lag_seconds": lag,
-                "resync_requests": window.resync_requests,
-                "dead_letters": window.dead_letters,
-                "fenced_events": window.fenced_events,
-            },
+                rpo_lag_seconds=lag,
+                resync_requests=window.resync_requests,
+                dead_letters=window.dead_letters,
+                fenced_events=window.fenced_events,
+            ),
         )
 
 

@@ -23,6 +23,7 @@ from tidemark.core.metrics import stage_metrics
 from tidemark.core.volumes import VolumeSpec
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, decode_on
 
 from .admission import generation_of
 from .block_refs import BlockRefs
@@ -141,7 +142,7 @@ class Handler:
             if key == TICK_KEY or value is None:
                 continue
             try:
-                record_type, record = self.codec.decode(value)
+                record_type, record = decode_on(Topic.WRITES, value, self.codec)
                 state = states.get(record["volume"]) if record_type == "BlockWrite" else None
                 if state is None or state.open is None or offset < state.open.first_ref:
                     continue
@@ -221,9 +222,7 @@ class Handler:
         try:
             if value is None:
                 raise InvalidEventError("empty message (no value)")
-            record_type, record = self.codec.decode(value)
-            if record_type not in ("BlockWrite", "Marker"):
-                raise InvalidEventError(f"{record_type} does not belong on the writes topic")
+            record_type, record = decode_on(Topic.WRITES, value, self.codec)
             spec = self.registry.get(record["volume"])
             if record_type == "BlockWrite":
                 data = validate_write(record, spec)

@@ -2,21 +2,21 @@
 
 Nothing it sends can crash the worker by size: an event whose encoding would pass
 `message_max_bytes` is not produced; a DeadLetter (bounded, see
-`tidemark.schemas.dead_letter`) says which event of which volume it was, naming the writes
+`tidemark.schemas.records.dead_letter`) says which event of which volume it was, naming the writes
 message being handled, and the partition flows on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tidemark.core.metrics import stage_metrics
 from tidemark.core.topics import Topics
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
-from tidemark.schemas.dead_letter import dead_letter_record
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +46,18 @@ class KafkaEmitter:
         self.source = SourceMessage(-1, -1, None, 0)
         self.dead_letters = 0
 
-    def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def changeset_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         if self._send(self.topics.changesets, volume, record_type, record):
             if record_type == "ChangeSetSealed":
                 stage_metrics(COMPONENT, volume).handled(0, record["bytes"])
             elif record_type == "ResyncRequest":
                 stage_metrics(COMPONENT, volume).resync_request()
 
-    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def recovery_point_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         if self._send(self.topics.recovery_points, volume, record_type, record) and record_type == "RecoveryPoint":
             stage_metrics(COMPONENT, volume).recovery_point()
 
-    def metrics(self, volume: str, record: dict[str, Any]) -> None:
+    def metrics(self, volume: str, record: records.VolumeMetrics) -> None:
         if self._send(self.topics.metrics, volume, "VolumeMetrics", record):
             stage_metrics(COMPONENT, volume).lag(record["rpo_lag_seconds"])
 
@@ -71,7 +71,7 @@ class KafkaEmitter:
         source = self.source
         stage_metrics(COMPONENT, volume or "").dead_letter()
         log.warning("dead letter from %s[%d]@%d: %s", self.topics.writes, source.partition, source.offset, reason)
-        record = dead_letter_record(
+        record = records.dead_letter(
             stage=COMPONENT,
             reason=reason,
             topic=self.topics.writes,
@@ -80,11 +80,11 @@ class KafkaEmitter:
             key=source.key,
             value=value,
             volume=volume,
-            timestamp_ms=source.timestamp_ms,
+            timestamp=source.timestamp_ms,
         )
         self.produce(self.topics.dead_letters, source.key, self.codec.encode("DeadLetter", record))
 
-    def _send(self, topic: str, volume: str, record_type: str, record: dict[str, Any]) -> bool:
+    def _send(self, topic: str, volume: str, record_type: str, record: Mapping[str, Any]) -> bool:
         value = self.codec.encode(record_type, record)
         key = volume.encode()
         if len(value) + len(key) + RECORD_OVERHEAD_BYTES > self.message_max_bytes:

@@ -1,14 +1,15 @@
-"""Building the BlockWrite and Marker records a tracker publishes."""
+"""What a tracker adds to the events it publishes: compressed data and its clock.
+
+The records themselves are built by `tidemark.schemas.records` (BlockWrite by the shipper's fast
+encoder, `producers/blockwrite_encoder.py`, tested byte-equal to `records.block_write`).
+"""
 
 from __future__ import annotations
 
 import time
-import uuid
 from enum import StrEnum
-from typing import Any
 
 import lz4.frame
-import xxhash
 import zstandard
 
 
@@ -34,38 +35,3 @@ def compress(data: bytes | memoryview, compression: Compression) -> tuple[str, b
 
 def now_micros() -> int:
     return time.time_ns() // 1000
-
-
-def block_write(
-    volume: str, epoch: int, seq: int, offset: int, length: int, op: str, data: bytes, compression: Compression
-) -> dict[str, Any]:
-    symbol, payload = compress(data, compression)
-    return {
-        "volume": volume,
-        "epoch": epoch,
-        "seq": seq,
-        "timestamp": now_micros(),
-        "offset": offset,
-        "length": length,
-        "op": op,
-        "compression": symbol,
-        "data": payload,
-        "checksum": xxhash.xxh3_64_digest(data),
-    }
-
-
-def marker(
-    volume: str, kind: str, epoch: int | None, after_seq: int | None, label: str | None, generation: int = 0
-) -> dict[str, Any]:
-    return {
-        "volume": volume,
-        "marker_id": str(uuid.uuid4()),
-        "kind": kind,
-        "timestamp": now_micros(),
-        "epoch": epoch,
-        "after_seq": after_seq,
-        "label": label,
-        "group": None,
-        "barrier_id": None,
-        "generation": generation,
-    }

@@ -28,6 +28,7 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, decode_on
 
 from .exceptions import TrackerError
 
@@ -147,7 +148,7 @@ class PrimaryWatch:
         if key != self._key or value is None:
             return None
         try:
-            _, record = self._codec.decode(value, expect="Volume")
+            _, record = decode_on(Topic.VOLUMES, value, self._codec)
         except DecodeError:
             return None
         return Primary(int(record.get("generation") or 0), record.get("primary_site"))

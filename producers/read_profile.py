@@ -25,6 +25,7 @@ from pyroaring import BitMap
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,10 @@ class ProfilePublisher:
         self._producer: Producer | None = None
 
     def __call__(self, blocks: BitMap, connected_at: float) -> None:
-        record = {
-            "volume": self._volume, "recorded_at": int(connected_at * 1000), "block_size": self._block_size,
-            "block_count": len(blocks), "blocks": blocks.serialize(),
-        }  # fmt: skip
+        record = records.read_profile(
+            volume=self._volume, recorded_at=int(connected_at * 1000), block_size=self._block_size,
+            block_count=len(blocks), blocks=blocks.serialize(),
+        )  # fmt: skip
         if self._producer is None:
             self._producer = self._clients.producer()
         value = default_codec().encode("ReadProfile", record)

@@ -40,12 +40,13 @@ from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
 
 from .activity_log import ActivityLog
 from .blockwrite_encoder import BlockWriteEncoder
 from .dirty_bitmap import DirtyBitmap
-from .events import Compression, compress, marker, now_micros
+from .events import Compression, compress, now_micros
 from .exceptions import TrackerError
 from .parked_markers import ParkedMarkers
 from .seq_checkpoint import (
@@ -291,7 +292,10 @@ class Shipper:
 
     def _produce_marker(self, mark: MarkItem) -> None:
         after_seq = self._next_seq - 1
-        record = marker(self.volume.name, mark.kind, self._epoch, after_seq, mark.label, self.config.generation)
+        record = records.marker(
+            volume=self.volume.name, marker_id=records.new_marker_id(), kind=mark.kind, timestamp=now_micros(),
+            epoch=self._epoch, after_seq=after_seq, label=mark.label, generation=self.config.generation,
+        )  # fmt: skip
         with self.stats.lock:
             self.stats.markers += 1
 
@@ -495,7 +499,10 @@ class Shipper:
         )
         self._settled_out = True  # the latest checkpoint may be a settled one: unsettle before a seq
         after_seq = self._next_seq - 1
-        record = marker(self.volume.name, "EPOCH_START", self._epoch, after_seq, None, self.config.generation)
+        record = records.marker(
+            volume=self.volume.name, marker_id=records.new_marker_id(), kind="EPOCH_START", timestamp=now_micros(),
+            epoch=self._epoch, after_seq=after_seq, generation=self.config.generation,
+        )  # fmt: skip
 
         def started(err: RdKafkaError | None, msg: Message) -> None:
             if err is not None:

@@ -9,6 +9,9 @@ Wire layout (Avro specification, "Single-object encoding"):
 Readers decode with the newest schema of a record type (the reader schema) and resolve from the
 writer schema named by the fingerprint, so old and new producers and consumers interoperate as
 long as fields are added with defaults.
+
+Records are built by the typed constructors of `tidemark.schemas.records` (one per `.avsc`); which
+record types each topic carries is declared in `tidemark.schemas.topic_records`.
 """
 
 from __future__ import annotations
@@ -144,11 +147,10 @@ class Codec:
             )
         return writer
 
-    def decode(self, data: bytes, expect: str | None = None) -> tuple[str, Record]:
-        """Return `(record_type, record)`. With `expect`, any other record type is an error."""
+    def decode(self, data: bytes) -> tuple[str, Record]:
+        """Return `(record_type, record)`. A stage reading a topic decodes with
+        `tidemark.schemas.topic_records.decode_on`, which also refuses record types the topic does not carry."""
         writer = self._writer_of(data)
-        if expect is not None and writer.name != expect:
-            raise DecodeError(f"expected a {expect} event, got {writer.name}")
         reader = self._current.get(writer.name, writer)
         body = io.BytesIO(memoryview(data)[HEADER.size :])
         try:

@@ -13,3 +13,7 @@ class EncodeError(SchemaError):
 
 class DecodeError(SchemaError):
     """Bytes are not a tidemark event this codec can read."""
+
+
+class InvalidRecordError(EncodeError):
+    """A record constructor was given a value its schema allows but the design does not (a negative offset)."""

@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
+from tidemark.schemas.topic_records import Topic
 
 from .exceptions import UnknownRecoveryPointError
 from .reading.key_partitions import key_partitions
@@ -71,7 +72,7 @@ def _locations(consumer: Consumer, topic: str, volume: str) -> dict[int, PointLo
     for partition in key_partitions(volume, len(partitions_of(consumer, topic))):
         index = HeaderIndex(volume, partition, 0)
         messages = read_partitions(consumer, topic, {partition: OFFSET_BEGINNING})
-        for msg, record in volume_records(messages, volume, HEADER):
+        for msg, record in volume_records(messages, Topic.RECOVERY_POINTS, volume, HEADER):
             index.header(position(msg)[1], record)
         found.update(index.points)
     return dict(sorted(found.items()))
@@ -82,7 +83,7 @@ def _chunks(consumer: Consumer, topic: str, volume: str, location: PointLocation
     if sequence.chunk_count:
         starts = {location.partition: location.start_offset}
         messages = read_partitions(consumer, topic, starts, {location.partition: location.header_offset})
-        for msg, record in volume_records(messages, volume, CHUNK):
+        for msg, record in volume_records(messages, Topic.RECOVERY_POINTS, volume, CHUNK):
             if record["volume"] == volume and record["rp_id"] == location.rp_id:
                 yield sequence.accept(chunk_of(record), position(msg)[1])
     sequence.finish()

@@ -1,6 +1,6 @@
 """Send input the mirror cannot accept to the dead-letter topic, with the reason.
 
-The record is built by `dead_letter_record`: the raw value cut to a bound, with its whole length
+The record is built by `tidemark.schemas.records.dead_letter`: the raw value cut to a bound, with its whole length
 and xxh3, so a dead letter always fits in one message.
 """
 
@@ -11,8 +11,8 @@ import time
 from confluent_kafka import Message, Producer
 
 from tidemark.core.topics import Topics
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
-from tidemark.schemas.dead_letter import dead_letter_record
 
 from ..reading.topic_reader import position
 
@@ -21,7 +21,7 @@ STAGE = "sink.mirror"
 
 def dead_letter(producer: Producer, topics: Topics, msg: Message, reason: str, volume: str | None) -> None:
     partition, offset = position(msg)
-    record = dead_letter_record(
+    record = records.dead_letter(
         stage=STAGE,
         reason=reason,
         topic=msg.topic() or "",
@@ -30,7 +30,7 @@ def dead_letter(producer: Producer, topics: Topics, msg: Message, reason: str, v
         key=msg.key(),
         value=msg.value(),
         volume=volume,
-        timestamp_ms=int(time.time() * 1000),
+        timestamp=int(time.time() * 1000),
     )
     producer.produce(topics.dead_letters, key=msg.key(), value=default_codec().encode("DeadLetter", record))
     producer.flush(30)

@@ -22,8 +22,8 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import lookup_volume
-from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, decode_on
 
 from ..exceptions import ChangeSetGapError, InvalidChangeSetError, MirrorDiskFullError, PromotedMirrorError
 from ..layout import MirrorLayout, exclusive
@@ -126,7 +126,7 @@ class VolumeApplier:
         DiskFull on a full disk; bad input goes to dead letters here."""
         partition, offset = position(msg)
         try:
-            record_type, record = default_codec().decode(msg.value() or b"")
+            record_type, record = decode_on(Topic.CHANGESETS, msg.value() or b"")
             applied = self.stream.handle(record_type, record, partition, offset)
         except ChangeSetGapError:
             self.resync_needed()

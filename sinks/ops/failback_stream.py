@@ -20,6 +20,7 @@ from pyroaring import BitMap
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
+from tidemark.schemas.topic_records import Topic
 
 from ..reading.key_partitions import key_partitions
 from ..reading.topic_reader import partitions_of, position, read_partitions, reader_consumer
@@ -54,7 +55,7 @@ def changed_after(
     try:
         partitions = key_partitions(volume, len(partitions_of(consumer, topics.changesets)))
         messages = read_partitions(consumer, topics.changesets, dict.fromkeys(partitions, OFFSET_BEGINNING))
-        for msg, record in volume_records(messages, volume, SEAL):
+        for msg, record in volume_records(messages, Topic.CHANGESETS, volume, SEAL):
             if record["volume"] != volume or record["changeset_id"] <= after_changeset:
                 continue
             side = changes.since if record["generation"] >= generation else changes.before

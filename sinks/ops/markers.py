@@ -18,6 +18,7 @@ from tidemark.core.names import validate_name
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec, lookup_volume, read_volumes
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
 
 from ..exceptions import SinkError
@@ -48,17 +49,17 @@ def _publish(
     barrier_id: str | None,
 ) -> str:
     volume = spec.name
-    marker_id = str(uuid.uuid4())
-    record = {
-        "volume": volume,
-        "marker_id": marker_id,
-        "kind": "BARRIER" if barrier_id else "REQUESTED",
-        "timestamp": time.time_ns() // 1000,
-        "label": label,
-        "group": group,
-        "barrier_id": barrier_id,
-        "generation": spec.generation,
-    }
+    marker_id = records.new_marker_id()
+    record = records.marker(
+        volume=volume,
+        marker_id=marker_id,
+        kind="BARRIER" if barrier_id else "REQUESTED",
+        timestamp=time.time_ns() // 1000,
+        label=label,
+        group=group,
+        barrier_id=barrier_id,
+        generation=spec.generation,
+    )
     producer = clients.producer()
     partition = volume_partition(volume, len(partitions_of(producer, topics.writes)))
     errors: list[str] = []

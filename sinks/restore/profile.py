@@ -15,6 +15,7 @@ from pyroaring import BitMap
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
+from tidemark.schemas.topic_records import Topic, decode_on
 
 from ..reading.topic_reader import read_messages
 
@@ -30,7 +31,7 @@ def latest_profile(clients: KafkaClients, topics: Topics, volume: str, block_siz
             if value is None:
                 found = None
                 continue
-            _kind, record = codec.decode(value)
+            _kind, record = decode_on(Topic.READ_PROFILES, value, codec)
             found = BitMap.deserialize(record["blocks"]) if record["block_size"] == block_size else None
     except Exception as exc:  # noqa: BLE001  (no profile only makes the restore copy in block order)
         log.warning("volume %s: no read profile in %s (%s); copying in block order", volume, topics.read_profiles, exc)

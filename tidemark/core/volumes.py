@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
+from tidemark.schemas.topic_records import Topic, decode_on
 
 from .exceptions import InvalidNameError, KafkaError, UnknownVolumeError, VolumeSpecError
 from .kafka import KafkaClients
@@ -63,17 +64,17 @@ class VolumeSpec:
     def blocks(self) -> int:
         return self.size // self.block_size
 
-    def to_record(self, deleted: bool = False) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "size": self.size,
-            "block_size": self.block_size,
-            "group": self.group,
-            "created_at": int(time.time() * 1000),
-            "deleted": deleted,
-            "generation": self.generation,
-            "primary_site": self.primary_site,
-        }
+    def to_record(self, deleted: bool = False) -> records.Volume:
+        return records.volume(
+            name=self.name,
+            size=self.size,
+            block_size=self.block_size,
+            group=self.group,
+            created_at=int(time.time() * 1000),
+            deleted=deleted,
+            generation=self.generation,
+            primary_site=self.primary_site,
+        )
 
     @classmethod
     def from_record(cls, record: dict[str, object]) -> VolumeSpec:
@@ -90,20 +91,16 @@ class VolumeSpec:
         """The spec after a failover to `primary_site`: the generation one higher."""
         return dataclasses.replace(self, generation=self.generation + 1, primary_site=primary_site)
 
-    def generation_marker(self, timestamp_us: int) -> dict[str, object]:
+    def generation_marker(self, timestamp_us: int) -> records.Marker:
         """The Marker that fences older generations in the journal: EPOCH_START, no epoch (no tracker)."""
-        return {
-            "volume": self.name,
-            "marker_id": str(uuid.uuid4()),
-            "kind": "EPOCH_START",
-            "timestamp": timestamp_us,
-            "epoch": None,
-            "after_seq": None,
-            "label": f"generation {self.generation}" + (f" at {self.primary_site}" if self.primary_site else ""),
-            "group": None,
-            "barrier_id": None,
-            "generation": self.generation,
-        }
+        return records.marker(
+            volume=self.name,
+            marker_id=records.new_marker_id(),
+            kind="EPOCH_START",
+            timestamp=timestamp_us,
+            label=f"generation {self.generation}" + (f" at {self.primary_site}" if self.primary_site else ""),
+            generation=self.generation,
+        )
 
 
 def publish_volume(clients: KafkaClients, topics: Topics, spec: VolumeSpec, deleted: bool = False) -> None:
@@ -185,7 +182,7 @@ def _apply_registry_message(volumes: dict[str, VolumeSpec], key: bytes | None, v
             volumes.pop(name, None)
         return
     try:
-        _, record = default_codec().decode(value, expect="Volume")
+        _, record = decode_on(Topic.VOLUMES, value)
         spec = VolumeSpec.from_record(record)
     except (DecodeError, VolumeSpecError, InvalidNameError):
         return

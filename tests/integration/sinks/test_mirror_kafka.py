@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tidemark.schemas import records
+from tidemark.schemas.codec import default_codec
 from tidemark.sinks.apply.applier import Applier, ApplierOptions, RunSummary
 from tidemark.sinks.exceptions import UnknownRecoveryPointError
 from tidemark.sinks.layout import MirrorLayout
@@ -102,15 +104,18 @@ def test_bad_input_goes_to_dead_letters(tm, tmp_path: Path) -> None:  # noqa: AN
     second = model.seal()
     bad_seal = (second[-1][0], dict(second[-1][1], digest=b"\0" * 8))
     publish_changesets(tm.clients, tm.topics, model.volume, good + second[:-1] + [bad_seal])
-    publish_raw(tm.clients, tm.topics, model.volume, [b"not an event"])
+    registry_record = records.volume(name=model.volume, size=16 * BS, block_size=BS, created_at=0)
+    stray = default_codec().encode("Volume", registry_record)  # a registry event on the change-set topic
+    publish_raw(tm.clients, tm.topics, model.volume, [b"not an event", stray])
 
     mirror = tmp_path / "mirror.img"
     summary = _apply(tm, model.volume, mirror)
-    assert (summary.changeset_id, summary.dead_letters) == (1, 2)
+    assert (summary.changeset_id, summary.dead_letters) == (1, 3)
     assert mirror.read_bytes() == model.points[1]
     letters = list(read_records(tm.clients, tm.topics.dead_letters, "DeadLetter"))
     reasons = sorted(letter["reason"] for letter in letters)
     assert any("digest" in r for r in reasons) and any("marker" in r for r in reasons), reasons
+    assert any("record type Volume does not belong on the changesets topic" in r for r in reasons), reasons
     assert {letter["volume"] for letter in letters} == {model.volume}
     assert b"not an event" in {letter["value"] for letter in letters}
     assert latest_statuses(tm.clients, tm.topics, model.volume)["default"]["state"] == "ERROR"

@@ -16,7 +16,7 @@ def test_generation_and_primary_site_round_trip_through_the_registry_record() ->
 
 
 def test_a_record_written_before_generations_reads_as_generation_0() -> None:
-    record = VolumeSpec("vm1", 1 << 20).to_record()
+    record: dict[str, object] = dict(VolumeSpec("vm1", 1 << 20).to_record())
     del record["generation"], record["primary_site"]
     assert VolumeSpec.from_record(record).generation == 0
 

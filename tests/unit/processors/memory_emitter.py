@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pyroaring import BitMap
@@ -9,21 +10,21 @@ from pyroaring import BitMap
 
 class MemoryEmitter:
     def __init__(self) -> None:
-        self.changesets: list[tuple[str, dict[str, Any]]] = []
-        self.rp_events: list[tuple[str, dict[str, Any]]] = []
-        self.metric_records: list[dict[str, Any]] = []
+        self.changesets: list[tuple[str, Mapping[str, Any]]] = []
+        self.rp_events: list[tuple[str, Mapping[str, Any]]] = []
+        self.metric_records: list[Mapping[str, Any]] = []
 
-    def changeset_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def changeset_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         self.changesets.append((record_type, record))
 
-    def recovery_point_event(self, volume: str, record_type: str, record: dict[str, Any]) -> None:
+    def recovery_point_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         self.rp_events.append((record_type, record))
 
-    def metrics(self, volume: str, record: dict[str, Any]) -> None:
+    def metrics(self, volume: str, record: Mapping[str, Any]) -> None:
         self.metric_records.append(record)
 
     @property
-    def recovery_points(self) -> list[dict[str, Any]]:
+    def recovery_points(self) -> list[Mapping[str, Any]]:
         return [r for t, r in self.rp_events if t == "RecoveryPoint"]
 
     def point(self, rp_id: int) -> tuple[list[int], list[bytes]]:
@@ -43,10 +44,10 @@ class MemoryEmitter:
         assert header["block_count"] == len(blocks)
         return blocks, digests
 
-    def extents(self) -> list[dict[str, Any]]:
+    def extents(self) -> list[Mapping[str, Any]]:
         return [r for t, r in self.changesets if t == "Extent"]
 
-    def seals(self) -> list[dict[str, Any]]:
+    def seals(self) -> list[Mapping[str, Any]]:
         return [r for t, r in self.changesets if t == "ChangeSetSealed"]
 
     def apply_to(self, mirror: bytearray) -> None:

@@ -20,6 +20,7 @@ from tidemark.processors.kafka_emitter import KafkaEmitter
 from tidemark.processors.recent_writes import RecentWrites
 from tidemark.processors.state_store import PartitionStore
 from tidemark.processors.ticker import TICK_KEY
+from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
 
 TOPICS = Topics("t")
@@ -83,19 +84,15 @@ class Run:
 
 
 def _write(volume: str, seq: int, block: int, data: bytes, ts: float) -> Message:
-    record = {
-        "volume": volume, "epoch": 1, "seq": seq, "timestamp": int(ts * 1e6), "offset": block * BLOCK,
-        "length": len(data), "op": "WRITE", "compression": "NONE", "data": data,
-        "checksum": xxhash.xxh3_64_digest(data),
-    }  # fmt: skip
+    record = records.block_write(
+        volume=volume, epoch=1, seq=seq, timestamp=int(ts * 1e6), offset=block * BLOCK, length=len(data), op="WRITE",
+        compression="NONE", data=data, checksum=xxhash.xxh3_64_digest(data),
+    )  # fmt: skip
     return volume.encode(), default_codec().encode("BlockWrite", record), ts
 
 
 def _marker(volume: str, ts: float) -> Message:
-    record = {
-        "volume": volume, "marker_id": f"m{ts}", "kind": "REQUESTED", "timestamp": int(ts * 1e6), "epoch": 1,
-        "after_seq": None, "label": None, "group": None, "barrier_id": None,
-    }  # fmt: skip
+    record = records.marker(volume=volume, marker_id=f"m{ts}", kind="REQUESTED", timestamp=int(ts * 1e6), epoch=1)
     return volume.encode(), default_codec().encode("Marker", record), ts
 
 
@@ -174,3 +171,27 @@ def test_an_event_over_the_message_size_becomes_a_bounded_dead_letter_and_the_pa
     assert all(d["volume"] == "v" and d["topic"] == TOPICS.writes for d in letters)
     extents = [codec.decode(v)[1] for t, _, v in outputs if t == TOPICS.changesets]
     assert any(r.get("length") == BLOCK for r in extents), "the next change set went out"
+
+
+def test_a_record_type_that_does_not_belong_on_the_writes_topic_is_dead_lettered_and_the_partition_flows(
+    tmp_path: Path,
+) -> None:
+    volumes = {"v": VolumeSpec("v", 64 * BLOCK)}
+    stray = records.extent(
+        volume="v", changeset_id=1, index=0, offset=0, length=BLOCK, op="WRITE", compression="NONE",
+        data=b"\x07" * BLOCK, checksum=xxhash.xxh3_64_digest(b"\x07" * BLOCK),
+    )  # fmt: skip
+    messages = [(b"v", default_codec().encode("Extent", stray), 1000.0), _write("v", 0, 3, b"\x01" * BLOCK, 1000.1)]
+    messages.append((TICK_KEY, b"", 1002.0))
+    outputs: list[tuple[str, bytes | None, bytes]] = []
+    emitter = KafkaEmitter(TOPICS, lambda t, k, v: outputs.append((t, k, v)), 4 << 20)
+    handler = Handler(emitter, volumes, FoldOptions(), RecentWrites(), ListJournal(messages))
+    handler.assign(0, PartitionStore(tmp_path / "s"))
+    for offset, (key, value, ts) in enumerate(messages):
+        handler.handle(0, offset, key, value, ts)
+    codec = default_codec()
+    (letter,) = [codec.decode(v)[1] for t, _, v in outputs if t == TOPICS.dead_letters]
+    assert "record type Extent does not belong on the writes topic" in letter["reason"]
+    assert letter["offset"] == 0 and letter["volume"] == "v"
+    extents = [codec.decode(v)[1] for t, _, v in outputs if t == TOPICS.changesets]
+    assert [(r["offset"], r["data"]) for r in extents if "data" in r] == [(3 * BLOCK, b"\x01" * BLOCK)]

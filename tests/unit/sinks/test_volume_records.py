@@ -5,6 +5,7 @@ from __future__ import annotations
 from confluent_kafka import Message
 
 from tidemark.schemas.codec import default_codec
+from tidemark.schemas.topic_records import Topic
 from tidemark.sinks.reading.volume_records import volume_records
 
 from .stream_model import StreamModel
@@ -29,9 +30,9 @@ def test_only_the_volumes_records_of_the_type_are_decoded_in_order() -> None:
         _message(len(messages) + 1, b"v1", b"\xc3\x01not avro"),  # undecodable: passed over
         _message(len(messages) + 2, None, messages[1].value()),  # no key
     ]
-    sealed = volume_records(messages, "v1", "ChangeSetSealed")
+    sealed = volume_records(messages, Topic.CHANGESETS, "v1", "ChangeSetSealed")
     found = [(msg.offset(), record["changeset_id"]) for msg, record in sealed]
     seals = [i for i, (volume, kind, _) in enumerate(events) if volume == "v1" and kind == "ChangeSetSealed"]
     assert found == [(seals[0], 1), (seals[1], 2)]
-    extents = [record["offset"] for _, record in volume_records(messages, "v1", "Extent")]
+    extents = [record["offset"] for _, record in volume_records(messages, Topic.CHANGESETS, "v1", "Extent")]
     assert extents == [0, 8192]

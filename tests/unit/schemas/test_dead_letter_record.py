@@ -5,13 +5,13 @@ from __future__ import annotations
 import xxhash
 
 from tidemark.schemas.codec import default_codec
-from tidemark.schemas.dead_letter import MAX_VALUE_BYTES, dead_letter_record
+from tidemark.schemas.records import MAX_VALUE_BYTES, DeadLetter, dead_letter
 
 
-def _record(value: bytes) -> dict[str, object]:
-    return dead_letter_record(
+def _record(value: bytes) -> DeadLetter:
+    return dead_letter(
         stage="processor", reason="too large", topic="t", partition=0, offset=7,
-        key=b"vm1", value=value, volume="vm1", timestamp_ms=1,
+        key=b"vm1", value=value, volume="vm1", timestamp=1,
     )  # fmt: skip
 
 
