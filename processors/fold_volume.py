@@ -284,6 +284,7 @@ class VolumeFolder:
                 cut_bytes=cut_bytes,
                 group=group,
                 barrier_id=barrier_id,
+                generation=state.generation,
             ),
         )
         for changeset in changesets:

@@ -304,3 +304,15 @@ def test_an_epoch_start_behind_the_folded_seqs_skips_nothing(tmp_path: Path) -> 
     resyncs = [r for t, r in decoded(run, TOPICS.changesets) if t == "ResyncRequest"]
     assert [(r["expected_seq"], r["seen_seq"]) for r in resyncs] == [(5, 3)]
     assert run.handler.partitions[0].states[SPEC.name].skipped_seqs == 0
+
+
+def test_a_point_names_the_generation_of_its_writes(tmp_path: Path) -> None:
+    """A point cut before the failover holds generation 0's writes; one cut after it, generation 1's."""
+    messages = failover_journal()
+    messages[4:4] = [marker("REQUESTED", 100.05, None, 0)]
+    messages += [marker("REQUESTED", 106.0, None, 1), tick(107.0)]
+    run = Run(tmp_path / "s", ListJournal(messages), {SPEC.name: SPEC}, OPTIONS, cache=128 << 20)
+    run.handle(0, len(messages), 4, {})
+
+    points = [r for t, r in decoded(run, TOPICS.recovery_points) if t == "RecoveryPoint"]
+    assert [p["generation"] for p in points] == [0, 1]
