@@ -19,12 +19,12 @@ from pyroaring import BitMap
 
 from tidemark.core.blocks import runs
 from tidemark.core.image_io import pread_full
+from tidemark.core.progress import OnProgress
 
 from .exceptions import SinkError
 from .reading.manifest_index import Chunk
 
 CHUNK_BYTES = 1 << 20
-Progress = Callable[[int, int], None]  # (done, total) in blocks
 
 
 class BlockReader(Protocol):
@@ -57,7 +57,7 @@ def _digests(data: bytes, block_size: int) -> list[bytes]:
 
 
 def against_source(
-    mirror: BlockReader, source: Path, block_size: int, on_progress: Progress | None = None
+    mirror: BlockReader, source: Path, block_size: int, on_progress: OnProgress | None = None
 ) -> VerifyReport:
     size = os.path.getsize(source)
     if size != mirror.size:
@@ -103,7 +103,7 @@ def against_manifests(
     read_block: Callable[[int], bytes],
     chain: Iterable[tuple[dict[str, Any], Iterable[Chunk]]],
     block_size: int,
-    on_progress: Progress | None = None,
+    on_progress: OnProgress | None = None,
 ) -> VerifyReport:
     """Compare each block with the checksum of the newest manifest naming it.
 

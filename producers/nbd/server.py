@@ -16,8 +16,8 @@ from tidemark.producers.exceptions import TrackerError
 from tidemark.producers.tracker_api import WriteTracker
 
 from ..read_profile import ReadProfile
-from .commands import TrackingExport
 from .image import RawImage
+from .tracking_export import TrackingExport
 
 
 def open_image(tracker: WriteTracker, image_path: Path) -> RawImage:

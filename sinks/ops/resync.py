@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import xxhash
 from tidemark.core.blocks import runs
 from tidemark.core.image_io import data_ranges, open_image, pread_full
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.progress import OnProgress
 from tidemark.core.topics import Topics
 
 from ..exceptions import SinkError, VerifyMismatchError
@@ -41,7 +41,6 @@ from ..storage.progress import REPLICATING, PointRecord
 from ..verify import against_source
 
 CHUNK_BYTES = 1 << 20
-Progress = Callable[[int, int], None]  # (bytes scanned, bytes to scan)
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,11 @@ class ResyncReport:
 
 
 def run_resync(
-    clients: KafkaClients, topics: Topics, state_dir: Path, request: ResyncRequest, on_progress: Progress | None = None
+    clients: KafkaClients,
+    topics: Topics,
+    state_dir: Path,
+    request: ResyncRequest,
+    on_progress: OnProgress | None = None,
 ) -> ResyncReport:
     layout = MirrorLayout.of(state_dir, request.site, request.volume)
     with exclusive(layout, "resync"), Mirror.open_existing(layout, request.mirror) as mirror:
@@ -87,7 +90,7 @@ def run_resync(
     return report
 
 
-def copy_differing(mirror: Mirror, source: Path, on_progress: Progress | None = None) -> ResyncReport:
+def copy_differing(mirror: Mirror, source: Path, on_progress: OnProgress | None = None) -> ResyncReport:
     """Make the mirror's blocks equal to the source's, writing only those that differ."""
     size, bs = mirror.image.size, mirror.block_size
     if os.path.getsize(source) != size:

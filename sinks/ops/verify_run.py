@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.progress import OnProgress
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import DEFAULT_BLOCK_SIZE
 
@@ -19,7 +20,6 @@ from ..storage.mirror_file import MirrorFile
 from ..storage.pins import pinned
 from ..storage.progress import RESYNC_NEEDED
 from ..verify import (
-    Progress,
     VerifyReport,
     against_manifests,
     against_source,
@@ -38,7 +38,11 @@ class VerifyRequest:
 
 
 def run_verify(
-    clients: KafkaClients, topics: Topics, state_dir: Path, request: VerifyRequest, on_progress: Progress | None = None
+    clients: KafkaClients,
+    topics: Topics,
+    state_dir: Path,
+    request: VerifyRequest,
+    on_progress: OnProgress | None = None,
 ) -> VerifyReport:
     layout = MirrorLayout.of(state_dir, request.site, request.volume)
     if request.rp is None and request.source is not None:
@@ -67,7 +71,12 @@ def _note_gap(report: VerifyReport, state: progress_file.Progress) -> None:
 
 
 def _verify_point(
-    clients: KafkaClients, topics: Topics, mirror: Mirror, request: VerifyRequest, rp: int, on_progress: Progress | None
+    clients: KafkaClients,
+    topics: Topics,
+    mirror: Mirror,
+    request: VerifyRequest,
+    rp: int,
+    on_progress: OnProgress | None,
 ) -> VerifyReport:
     view = mirror.view(rp)
     if request.source is not None:
@@ -82,15 +91,15 @@ def _verify_point(
             f"no manifest of recovery point {rp} of volume {request.volume!r} in "
             f"{topics.recovery_points}; verify against --source instead"
         )
-    streams = [
-        (header, point_chunks(clients, topics, request.volume, locations[header["rp_id"]])) for header in chain
-    ]
+    streams = [(header, point_chunks(clients, topics, request.volume, locations[header["rp_id"]])) for header in chain]
     report = against_manifests(view.read_block, streams, mirror.block_size, on_progress)
     report.notes += notes
     return report
 
 
-def _current_against_source(layout: MirrorLayout, request: VerifyRequest, on_progress: Progress | None) -> VerifyReport:
+def _current_against_source(
+    layout: MirrorLayout, request: VerifyRequest, on_progress: OnProgress | None
+) -> VerifyReport:
     """The mirror file as it is now, block by block; needs no state and no lock."""
     state = progress_file.load(layout.progress)
     block_size = state.block_size if state is not None else DEFAULT_BLOCK_SIZE

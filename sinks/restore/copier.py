@@ -25,6 +25,7 @@ from pyroaring import BitMap
 
 from tidemark.core.blocks import runs_limited
 from tidemark.core.metrics import StageMetrics
+from tidemark.core.progress import OnProgress
 
 from .activity import ClientActivity
 from .destination import Destination
@@ -34,7 +35,6 @@ from .plan import widened
 RUN_BYTES = 1 << 20
 SYNC_BYTES = 64 << 20
 
-OnProgress = Callable[[int, int], None]  # (blocks done, blocks in the plan)
 FirstBlocks = Callable[[], BitMap | None]  # the blocks to copy first, or None
 
 log = logging.getLogger(__name__)

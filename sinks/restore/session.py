@@ -21,12 +21,13 @@ from pyroaring import BitMap
 
 from tidemark.core.image_io import file_data_ranges
 from tidemark.core.metrics import stage_metrics
+from tidemark.core.progress import OnProgress
 
 from ..layout import MirrorLayout, reading
 from ..mount.live_view import LivePointView
 from ..storage.pins import pinned
 from .activity import ClientActivity
-from .copier import Copier, CopyOptions, FirstBlocks, OnProgress
+from .copier import Copier, CopyOptions, FirstBlocks
 from .destination import Destination
 from .export import RestoreExport
 from .plan import pending_blocks, point_blocks

@@ -14,8 +14,8 @@ from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
-from tidemark.producers.nbd.commands import TrackingExport
 from tidemark.producers.nbd.image import RawImage
+from tidemark.producers.nbd.tracking_export import TrackingExport
 from tidemark.producers.parked_markers import ParkedMarkers
 from tidemark.producers.primary_watch import Primary
 from tidemark.producers.tracker import (

@@ -37,8 +37,8 @@ from tidemark.core.nbd.connection import REQUEST_CHARGE
 from tidemark.core.nbd.dispatch import Request, check
 from tidemark.core.nbd.export import ThreadedExport
 from tidemark.core.nbd.limits import ServerOptions
-from tidemark.producers.nbd.commands import TrackingExport
 from tidemark.producers.nbd.server import open_image
+from tidemark.producers.nbd.tracking_export import TrackingExport
 
 from . import fuzz_client as fc
 from .adversaries import CLOSE_SLACK_S, Adversaries
