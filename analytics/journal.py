@@ -156,6 +156,8 @@ class JournalReader:
         for msg in batch:
             error = msg.error()
             partition, offset = msg.partition(), msg.offset()
+            if error is not None and error.fatal():
+                raise AnalyticsError(f"reading the journal {self.topic} failed for good ({error}); restart the app")
             if error is not None or partition is None or offset is None:
                 log.warning("journal %s: %s", self.topic, error)
                 continue

@@ -160,8 +160,16 @@ class ProcessorWorker:
 
     def _handle(self, msg: Any) -> int:
         """Handle one consumed message; returns its size in bytes."""
-        if msg.error():
-            log.warning("consumer error on %s: %s", self.topics.writes, msg.error())
+        error = msg.error()
+        if error is not None:
+            if error.fatal():
+                # e.g. a static member fenced after the whole cluster was down longer than the session
+                # timeout: this consumer can never read again, and polling it would stall the volume.
+                raise ProcessorError(
+                    f"consuming {self.topics.writes} failed for good ({error}); the worker stops so that a "
+                    "restart rejoins the group and resumes from the last committed state"
+                )
+            log.warning("consumer error on %s: %s", self.topics.writes, error)
             return 0
         partition = msg.partition()
         value = msg.value()
