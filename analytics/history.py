@@ -34,7 +34,7 @@ def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int
     Raises AnalyticsError naming the partition when the broker does not answer in READ_TIMEOUT_S.
     """
     try:
-        return kafka_io.watermarks(consumer, topic, partition, READ_TIMEOUT_S)
+        return kafka_io.watermarks(consumer, topic, partition, READ_TIMEOUT_S, wait_for_leader=True)
     except KafkaError as exc:
         raise AnalyticsError(f"{exc}; then start again") from exc
 
@@ -45,11 +45,11 @@ def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int
     codec = default_codec()
     found: list[dict[str, Any]] = []
     try:
-        starts = {}
+        starts, ends = {}, {}
         for partition in range(partitions):
-            low, high = watermarks(consumer, topic, partition)
-            starts[partition] = max(low, high - limit)
-        for msg in kafka_io.read_to_end(consumer, topic, starts, timeout=READ_TIMEOUT_S, stall=None):
+            low, ends[partition] = watermarks(consumer, topic, partition)
+            starts[partition] = max(low, ends[partition] - limit)
+        for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=READ_TIMEOUT_S, stall=None):
             try:
                 kind, record = codec.decode(msg.value() or b"")
             except DecodeError:
@@ -98,7 +98,8 @@ def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
         except TopicMissingError:
             return table
         starts = dict.fromkeys(parts, OFFSET_BEGINNING)
-        for msg in kafka_io.read_to_end(consumer, topic, starts, timeout=READ_TIMEOUT_S, stall=None):
+        ends = {partition: watermarks(consumer, topic, partition)[1] for partition in parts}
+        for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=READ_TIMEOUT_S, stall=None):
             key, value = msg.key(), msg.value()
             if key is None:
                 continue

@@ -2,7 +2,7 @@
 
 - `topic_partitions`: a topic's partition ids, with the one "run `tidemark topics create`" error.
 - `watermarks`: a partition's (low, high) offsets; a read_committed consumer gets the last stable
-  offset as `high`. Retried while a new topic's partition has no leader yet.
+  offset as `high`. On request, retried while a new topic's partition has no leader yet.
 - `reader`: a throwaway consumer (no group commits, read_committed, end-of-file events).
 - `read_to_end`: the messages of some partitions from their starts to the ends captured when the
   read starts (see `kafka_ends` for where a partition stops), as a generator: memory stays bounded
@@ -70,9 +70,18 @@ def topic_partitions(
     return sorted(found.partitions)
 
 
-def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = METADATA_TIMEOUT_S) -> tuple[int, int]:
-    """(low, high) offsets of a partition, retried while a retriable error (a new topic's partition
-    without a leader yet) lasts, up to `timeout`; then ReadError naming the partition."""
+def watermarks(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    timeout: float = METADATA_TIMEOUT_S,
+    *,
+    wait_for_leader: bool = False,
+) -> tuple[int, int]:
+    """(low, high) offsets of a partition; ReadError naming the partition when they cannot be read.
+    With `wait_for_leader`, retriable errors (a new topic's partition without a leader yet) are
+    retried up to `timeout`; without, the first error fails (a tracker reconnecting to a cluster
+    that is down gives up at once and tries again later)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -81,7 +90,7 @@ def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             retriable = isinstance(error, RdKafkaError) and (error.retriable() or error.code() in NO_LEADER_YET)
-            if not retriable or time.monotonic() > deadline:
+            if not (wait_for_leader and retriable) or time.monotonic() > deadline:
                 raise ReadError(
                     f"cannot read the offsets of {topic}[{partition}]: {exc}; "
                     "check the broker (`tidemark kafka status`) and try again"
