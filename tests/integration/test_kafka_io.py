@@ -139,3 +139,22 @@ def test_produce_gives_up_on_a_queue_that_stays_full() -> None:
         kafka_io.produce(producer, "nowhere", b"second", block_s=1)
     assert 1 <= time.monotonic() - started < 5
     producer.purge()
+
+
+def test_a_read_that_cannot_reach_its_end_stops_with_an_error_naming_the_place(tm: TidemarkTest) -> None:
+    topic = tm.topics.metrics
+    producer = tm.clients.producer()
+    for n in range(10):
+        kafka_io.produce(producer, topic, str(n).encode(), partition=0)
+    assert producer.flush(30) == 0
+    consumer = tm.clients.consumer(tm.group())  # no end-of-file events: only the end it was given
+    try:
+        read: list[int] = []
+        stalled = rf"reading {topic} stalled: nothing for 2 s; partition 0 at offset 10 of 100"
+        with pytest.raises(kafka_io.ReadError, match=stalled):
+            read.extend(m.offset() or 0 for m in kafka_io.read_to_end(consumer, topic, {0: 0}, {0: 100}, stall=2))
+        assert read == list(range(10))
+        with pytest.raises(kafka_io.ReadError, match=rf"reading {topic} did not reach its end within 3 s"):
+            list(kafka_io.read_to_end(consumer, topic, {0: 0}, {0: 100}, timeout=3, stall=None))
+    finally:
+        consumer.close()

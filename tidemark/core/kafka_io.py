@@ -12,8 +12,9 @@
 - `produce`: one bounded policy for a full producer queue (BufferError): serve delivery reports and
   retry until a deadline, then fail with an error that names the topic.
 
-Reads fail with ReadError (a KafkaError) when they stall (nothing read and the position not moving
-for `stall` seconds) or exceed their overall `timeout`; either can be None (no limit).
+Reads fail with ReadError (a KafkaError) on an error that librdkafka does not retry, when they
+stall (nothing read and the position not moving for `stall` seconds) or exceed their overall
+`timeout`; either limit can be None, and every caller sets at least one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PRODUCE_BLOCK_S = 120.0
 """How long `produce` waits for room in a full producer queue before it gives up."""
 PRODUCE_POLL_S = 0.05
 WATERMARK_RETRY_S = 0.5
+TRANSIENT = frozenset({RdKafkaError._TRANSPORT, RdKafkaError._ALL_BROKERS_DOWN, RdKafkaError._TIMED_OUT})
+"""Client errors a read waits out (a broker restarting): librdkafka reconnects and fetches again."""
 NO_LEADER_YET = frozenset(
     {RdKafkaError.NOT_LEADER_FOR_PARTITION, RdKafkaError.LEADER_NOT_AVAILABLE, RdKafkaError.UNKNOWN_TOPIC_OR_PART}
 )
@@ -160,15 +163,17 @@ def read_to_end(
                     if read.advance(tp.partition, tp.offset):
                         last_progress = time.monotonic()
                 continue
-            last_progress = time.monotonic()
             for msg in batch:
                 partition, offset = msg.partition(), msg.offset()
                 error = msg.error()
+                if error is None or error.code() == RdKafkaError._PARTITION_EOF:
+                    last_progress = time.monotonic()
                 if error is not None:
                     if error.code() == RdKafkaError._PARTITION_EOF and partition is not None:
                         read.reached_eof(partition)
-                        continue
-                    raise ReadError(f"reading {topic}[{partition}]: {error}")
+                    elif error.fatal() or not (error.retriable() or error.code() in TRANSIENT):
+                        raise ReadError(f"reading {topic}[{partition}]: {error}")
+                    continue  # librdkafka retries by itself; the stall and timeout limits still hold
                 if partition is not None and offset is not None and read.take(partition, offset):
                     yield msg
     finally:
