@@ -25,6 +25,7 @@ from typing import Any
 import faust
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.kafka_io import topic_partitions
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.settings import Settings
 from tidemark.core.topic_admin import cluster_replication, create_topics, topic_specs
@@ -33,7 +34,6 @@ from tidemark.schemas.codec import default_codec
 
 from .alerts import NO_VOLUME
 from .engine import RECENT_ALERTS, Engine, Stores
-from .exceptions import AnalyticsError
 from .history import read_changelog, recent_alerts, unread_ends
 from .journal import FETCH_OVERRIDES, DeliveryWatch, JournalReader
 from .metrics import AnalyticsMetrics
@@ -63,24 +63,16 @@ class Inputs:
 def prepare_topics(clients: KafkaClients, topics: Topics, settings: Settings) -> Inputs:
     """Create `<prefix>.alerts` when missing; return every topic's partition count.
 
-    Raises AnalyticsError naming the topic when an input topic does not exist yet.
+    Raises TopicMissingError naming the topic when an input topic does not exist yet.
     """
     admin = clients.admin()
     name = topics.alerts
-    metadata = admin.list_topics(timeout=CREATE_TIMEOUT_S)
-    if name not in metadata.topics:
+    if name not in admin.list_topics(timeout=CREATE_TIMEOUT_S).topics:
         replication = cluster_replication(clients, settings)
         create_topics(clients, [s for s in topic_specs(topics, settings, replication) if s.name == name])
-        metadata = admin.list_topics(timeout=CREATE_TIMEOUT_S)
 
     def partitions(topic: str) -> int:
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise AnalyticsError(
-                f"topic {topic} does not exist on {clients.bootstrap}; create the topics first with "
-                "`tidemark topics create` (same TIDEMARK_TOPIC_PREFIX)"
-            )
-        return len(found.partitions)
+        return len(topic_partitions(admin, topic, CREATE_TIMEOUT_S))
 
     return Inputs(
         partitions(topics.writes), partitions(topics.recovery_points), partitions(topics.mirror_status),

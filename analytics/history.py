@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from tidemark.core import kafka_io
+from tidemark.core.exceptions import KafkaError, TopicMissingError
 from tidemark.core.kafka import KafkaClients
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
@@ -26,10 +26,6 @@ from .exceptions import AnalyticsError
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 30.0
-WATERMARK_RETRY_S = 0.5
-NO_LEADER_YET = frozenset(
-    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
-)
 
 
 def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
@@ -37,52 +33,31 @@ def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int
 
     Raises AnalyticsError naming the partition when the broker does not answer in READ_TIMEOUT_S.
     """
-    deadline = time.monotonic() + READ_TIMEOUT_S
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=READ_TIMEOUT_S)
-            return int(low), int(high)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if not (error.retriable() or error.code() in NO_LEADER_YET) or time.monotonic() > deadline:
-                raise AnalyticsError(
-                    f"cannot read the offsets of {topic} partition {partition}: {error.str()}; "
-                    "check the broker (`tidemark kafka status`) and start again"
-                ) from exc
-            time.sleep(WATERMARK_RETRY_S)
+    try:
+        return kafka_io.watermarks(consumer, topic, partition, READ_TIMEOUT_S, wait_for_leader=True)
+    except KafkaError as exc:
+        raise AnalyticsError(f"{exc}; then start again") from exc
 
 
 def recent_alerts(clients: KafkaClients, topic: str, partitions: int, limit: int) -> list[dict[str, Any]]:
     """The last `limit` Alerts of each partition, oldest first by timestamp."""
-    consumer = clients.consumer(f"tidemark-analytics-history-{uuid.uuid4().hex}")
+    consumer = kafka_io.reader(clients, "analytics-history")
     codec = default_codec()
     found: list[dict[str, Any]] = []
     try:
-        ends: dict[int, int] = {}
-        starts = []
+        starts, ends = {}, {}
         for partition in range(partitions):
-            low, high = watermarks(consumer, topic, partition)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, max(low, high - limit)))
-        consumer.assign(starts)
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while ends and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            part, offset = msg.partition(), msg.offset()
-            if part is not None and offset is not None and offset + 1 >= ends.get(part, 0):
-                ends.pop(part, None)
+            low, ends[partition] = watermarks(consumer, topic, partition)
+            starts[partition] = max(low, ends[partition] - limit)
+        for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=READ_TIMEOUT_S, stall=None):
             try:
                 kind, record = codec.decode(msg.value() or b"")
             except DecodeError:
                 continue
             if kind == "Alert":
                 found.append(record)
-        if ends:
-            log.warning("read the recent alerts of %s partially: partitions %s did not reach their end in %.0f s",
-                        topic, sorted(ends), READ_TIMEOUT_S)  # fmt: skip
+    except KafkaError as exc:
+        log.warning("read the recent alerts of %s partially: %s", topic, exc)
     finally:
         consumer.close()
     return sorted(found, key=lambda alert: alert["timestamp"])
@@ -115,28 +90,17 @@ def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
     state its RocksDB store lists no key until a partition database is opened again, so the app
     starts from the changelog itself.
     """
-    consumer = clients.consumer(f"tidemark-analytics-restore-{uuid.uuid4().hex}")
+    consumer = kafka_io.reader(clients, "analytics-restore")
     table: dict[str, Any] = {}
     try:
-        metadata = consumer.list_topics(topic, timeout=READ_TIMEOUT_S).topics.get(topic)
-        if metadata is None or metadata.error is not None:
+        try:
+            parts = kafka_io.topic_partitions(consumer, topic, READ_TIMEOUT_S)
+        except TopicMissingError:
             return table
-        ends: dict[int, int] = {}
-        starts = []
-        for partition in metadata.partitions:
-            low, high = watermarks(consumer, topic, partition)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
-        consumer.assign(starts)
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while ends and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            part, offset, key, value = msg.partition(), msg.offset(), msg.key(), msg.value()
-            if part is not None and offset is not None and offset + 1 >= ends.get(part, 0):
-                ends.pop(part, None)
+        starts = dict.fromkeys(parts, OFFSET_BEGINNING)
+        ends = {partition: watermarks(consumer, topic, partition)[1] for partition in parts}
+        for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=READ_TIMEOUT_S, stall=None):
+            key, value = msg.key(), msg.value()
             if key is None:
                 continue
             name = json.loads(key)
@@ -144,11 +108,8 @@ def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
                 table.pop(name, None)
             else:
                 table[name] = json.loads(value)
-        if ends:
-            raise AnalyticsError(
-                f"restoring {topic}: partitions {sorted(ends)} did not reach their end in {READ_TIMEOUT_S:.0f} s; "
-                "check the broker and start again"
-            )
+    except KafkaError as exc:
+        raise AnalyticsError(f"restoring {topic}: {exc}; check the broker and start again") from exc
     finally:
         consumer.close()
     return table

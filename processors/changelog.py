@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import NewTopic
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topic_admin import cluster_replication
 
@@ -45,27 +43,11 @@ def ensure_changelog(clients: KafkaClients, topic: str, partitions: int) -> None
 
 def restore(clients: KafkaClients, topic: str, partition: int, store: PartitionStore, timeout: float = 300.0) -> int:
     """Replay the committed changelog of one partition into `store`; returns the records read."""
-    consumer = clients.consumer(
-        f"tidemark-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
-    )
-    try:
-        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
-        records = 0
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    return records
-                raise ProcessorError(f"restoring {topic}[{partition}]: {error}")
-            key = msg.key()
-            if key is None:
-                raise ProcessorError(f"restoring {topic}[{partition}]: a record without a key at {msg.offset()}")
-            store.restore(key, msg.value())
-            records += 1
-        raise ProcessorError(f"restoring {topic}[{partition}] took longer than {timeout} s")
-    finally:
-        consumer.close()
+    records = 0
+    for msg in kafka_io.read_topic(clients, topic, [partition], timeout=timeout, stall=None):
+        key = msg.key()
+        if key is None:
+            raise ProcessorError(f"restoring {topic}[{partition}]: a record without a key at {msg.offset()}")
+        store.restore(key, msg.value())
+        records += 1
+    return records

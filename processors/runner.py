@@ -23,6 +23,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
@@ -186,13 +187,7 @@ class ProcessorWorker:
         self._produce_raw(topic, key, value, partition)
 
     def _produce_raw(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
-        kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                self._producer.produce(topic, key=key, value=value, **kwargs)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        kafka_io.produce(self._producer, topic, value, key=key, partition=partition)
 
     # -- rebalancing ---------------------------------------------------------------------------
     def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -242,8 +237,4 @@ class ProcessorWorker:
                 store.close()
 
     def _partitions_of(self, name: str) -> int:
-        metadata = self._consumer.list_topics(name, timeout=30)
-        topic = metadata.topics.get(name)
-        if topic is None or topic.error is not None or not topic.partitions:
-            raise ProcessorError(f"topic {name} missing: run `tidemark topics create`")
-        return len(topic.partitions)
+        return len(kafka_io.topic_partitions(self._consumer, name, 30))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from confluent_kafka import Producer
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 
 TICK_KEY = b"__tidemark_tick__"
@@ -23,10 +24,7 @@ class Ticker:
 
     def tick(self) -> None:
         for partition in range(self._partitions):
-            try:
-                self._producer.produce(self._topic, key=TICK_KEY, value=b"", partition=partition)
-            except BufferError:
-                break
+            kafka_io.produce(self._producer, self._topic, b"", key=TICK_KEY, partition=partition)
         self._producer.poll(0)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
@@ -90,33 +91,19 @@ class PrimaryWatch:
         self._thread: threading.Thread | None = None
 
     def current(self, timeout: float = 30.0) -> Primary:
-        """The volume's primary after reading the registry to its current end (default if no record)."""
-        consumer = self._consumer
-        try:
-            metadata = consumer.list_topics(self._topic, timeout=timeout).topics.get(self._topic)
-            if metadata is None or metadata.error is not None:
-                raise TrackerError(f"volume registry topic {self._topic} is missing: run `tidemark topics create`")
-            ends = {}
-            for partition in metadata.partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, partition), timeout=timeout)
-                ends[partition] = high
-            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in ends])
-        except KafkaException as exc:
-            raise TrackerError(f"volume {self.volume}: cannot read the registry {self._topic}: {exc}") from exc
+        """The volume's primary after reading the registry to its current end (default if no
+        record); the tail (`start`) goes on from that end."""
+        consumer, topic = self._consumer, self._topic
         primary = Primary()
-        pending = {p for p, high in ends.items() if high > 0}
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TrackerError(
-                    f"volume {self.volume}: timed out reading the registry {self._topic} after {timeout} s"
-                )
-            msg = consumer.poll(POLL_SECONDS)
-            if msg is None or msg.error():
-                continue
-            primary = self._parse(msg.key(), msg.value()) or primary
-            if (msg.offset() or 0) + 1 >= ends[msg.partition() or 0]:
-                pending.discard(msg.partition())
+        try:
+            parts = kafka_io.topic_partitions(consumer, topic, timeout)
+            ends = {p: kafka_io.watermarks(consumer, topic, p, timeout)[1] for p in parts}
+            starts = dict.fromkeys(ends, OFFSET_BEGINNING)
+            for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=timeout, stall=None):
+                primary = self._parse(msg.key(), msg.value()) or primary
+            consumer.assign([TopicPartition(topic, p, end) for p, end in ends.items()])
+        except KafkaException as exc:
+            raise TrackerError(f"volume {self.volume}: cannot read the registry {topic}: {exc}") from exc
         return primary
 
     def start(self, own: Primary, on_fenced: Callable[[str], None]) -> None:

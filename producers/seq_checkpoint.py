@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 
+from tidemark.core import kafka_io
+from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topic_admin import cluster_replication, create_topics, topic_specs
 from tidemark.core.topics import Topics
 
 CHECKPOINT_INTERVAL_SECONDS = 1.0
-POLL_SECONDS = 0.5
 
 
 def checkpoint_topic(topics: Topics) -> str:
@@ -75,25 +75,14 @@ def read_checkpoint(
 ) -> Checkpoint | None:
     """The volume's latest checkpoint in writes partition `partition`, or None."""
     key = volume.encode()
-    try:
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout)
-    except KafkaException:
-        return None
     found: Checkpoint | None = None
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    deadline = time.monotonic() + timeout
-    position = 0
     try:
-        while position < high and time.monotonic() < deadline:
-            for msg in consumer.consume(1024, POLL_SECONDS):
-                if msg.error():
-                    continue
-                position = (msg.offset() or 0) + 1
-                if msg.key() == key:
-                    checkpoint = decode_checkpoint(msg.value())
-                    found = checkpoint if checkpoint is not None and checkpoint.partition == partition else None
-    finally:
-        consumer.unassign()
+        for msg in kafka_io.read_to_end(consumer, topic, {0: OFFSET_BEGINNING}, timeout=timeout, stall=None):
+            if msg.key() == key:
+                checkpoint = decode_checkpoint(msg.value())
+                found = checkpoint if checkpoint is not None and checkpoint.partition == partition else None
+    except (KafkaError, KafkaException):
+        return None  # no checkpoint to trust: the caller reads the partition backwards
     return found
 
 

@@ -14,19 +14,16 @@ Both read in batches and decode only the volume's own messages (the key is compa
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, Message
 
-from tidemark.core.exceptions import KafkaError
+from tidemark.core import kafka_io
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from .seq_checkpoint import Checkpoint
 
-BATCH = 2048
-POLL_SECONDS = 0.5
 # A tail read fetches big batches: the partition may hold much of other volumes' data to skip.
 SCAN_CONSUMER_CONFIG = {"fetch.max.bytes": 128 << 20, "max.partition.fetch.bytes": 64 << 20}
 # Reading a checkpoint and the one message a settled checkpoint names fetches little: with the
@@ -38,17 +35,15 @@ POINT_CONSUMER_CONFIG = {"max.partition.fetch.bytes": 64 << 10, "queued.min.mess
 
 def last_seq(consumer: Consumer, topic: str, partition: int, volume: str, timeout: float = 30.0) -> int:
     """The highest BlockWrite seq of `volume` in the partition, or -1 if it has none."""
-    low, high = _watermarks(consumer, topic, partition, volume, timeout)
-    window = 256
-    end = high
-    while end > low:
-        start = max(low, end - window)
-        best, _first = _scan(consumer, topic, partition, start, end, volume, timeout)
-        if best is not None:
-            return best
-        end = start
-        window *= 4
-    return -1
+    scan = _Scan(volume)
+    bounds = kafka_io.watermarks(consumer, topic, partition, timeout)
+
+    def found() -> bool:  # the newest window holding one of the volume's BlockWrites has the answer
+        return scan.best is not None
+
+    for msg in kafka_io.read_backwards(consumer, topic, partition, found, bounds=bounds, timeout=timeout, stall=None):
+        scan.add(msg)
+    return -1 if scan.best is None else scan.best
 
 
 def last_seq_from(
@@ -57,60 +52,38 @@ def last_seq_from(
     """The highest seq of `volume` given its checkpoint: a settled checkpoint's seq, else the
     checkpoint's seq or a higher BlockWrite after it. None when the checkpoint's offset holds no
     message of the volume (a stale checkpoint, the topic recreated: scan backwards instead)."""
-    low, high = _watermarks(consumer, topic, partition, volume, timeout)
+    low, high = kafka_io.watermarks(consumer, topic, partition, timeout)
     if not low <= checkpoint.offset < high:
         return None
     end = checkpoint.offset + 1 if checkpoint.settled else high
-    best, first = _scan(consumer, topic, partition, checkpoint.offset, end, volume, timeout)
-    if first != checkpoint.offset:
+    scan = _Scan(volume)
+    ends = {partition: end}
+    for msg in kafka_io.read_to_end(consumer, topic, {partition: checkpoint.offset}, ends, timeout=timeout, stall=None):
+        scan.add(msg)
+    if scan.first != checkpoint.offset:
         return None
-    return checkpoint.seq if best is None else max(best, checkpoint.seq)
+    return checkpoint.seq if scan.best is None else max(scan.best, checkpoint.seq)
 
 
-def _watermarks(consumer: Consumer, topic: str, partition: int, volume: str, timeout: float) -> tuple[int, int]:
-    try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaError(f"reading the tail of {topic}[{partition}] for volume {volume}: {exc}") from exc
-    return int(low), int(high)
+class _Scan:
+    """The highest seq of the volume's BlockWrites among the messages added, and the offset of the
+    volume's first message (None while there is none). The key is compared before decoding."""
 
+    def __init__(self, volume: str) -> None:
+        self.volume = volume
+        self.key = volume.encode()
+        self.codec: Any = default_codec()
+        self.best: int | None = None
+        self.first: int | None = None
 
-def _scan(
-    consumer: Consumer, topic: str, partition: int, start: int, end: int, volume: str, timeout: float
-) -> tuple[int | None, int | None]:
-    """The highest seq of the volume's BlockWrites in offsets [start, end), and the offset of the
-    volume's first message there (None when there is none)."""
-    codec: Any = default_codec()
-    key = volume.encode()
-    consumer.assign([TopicPartition(topic, partition, start)])
-    best: int | None = None
-    first: int | None = None
-    deadline = time.monotonic() + timeout
-    position = start
-    try:
-        while position < end:
-            if time.monotonic() > deadline:
-                raise KafkaError(
-                    f"timed out after {timeout} s reading {topic}[{partition}] offsets {start}..{end} "
-                    f"for the last seq of volume {volume} (at offset {position})"
-                )
-            batch = consumer.consume(BATCH, POLL_SECONDS)
-            if not batch:  # control records (transaction markers) take offsets but are not returned
-                position = max(position, consumer.position([TopicPartition(topic, partition)])[0].offset)
-            for msg in batch:
-                if msg.error():
-                    raise KafkaError(f"reading {topic}[{partition}] for volume {volume}: {msg.error()}")
-                offset = msg.offset() or 0
-                position = offset + 1
-                if offset >= end or msg.key() != key or msg.value() is None:
-                    continue
-                first = offset if first is None else first
-                try:
-                    record_type, record = codec.decode(msg.value())
-                except DecodeError:
-                    continue
-                if record_type == "BlockWrite" and record["volume"] == volume:
-                    best = record["seq"] if best is None else max(best, record["seq"])
-    finally:
-        consumer.unassign()
-    return best, first
+    def add(self, msg: Message) -> None:
+        value = msg.value()
+        if msg.key() != self.key or value is None:
+            return
+        self.first = msg.offset() if self.first is None else self.first
+        try:
+            record_type, record = self.codec.decode(value)
+        except DecodeError:
+            return
+        if record_type == "BlockWrite" and record["volume"] == self.volume:
+            self.best = record["seq"] if self.best is None else max(self.best, record["seq"])

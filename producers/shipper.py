@@ -33,9 +33,10 @@ import xxhash
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 
-from tidemark.core.exceptions import KafkaError
+from tidemark.core.exceptions import KafkaError, TopicMissingError
 from tidemark.core.image_io import pread_full
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.kafka_io import topic_partitions
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
@@ -468,18 +469,16 @@ class Shipper:
         """New producer, new epoch, seq continued from the partition's tail (shipper thread or start)."""
         self._retire_producer()
         try:
-            admin = self.clients.admin()
-            metadata = admin.list_topics(self.topics.writes, timeout=5)
-            topic = metadata.topics.get(self.topics.writes)
-            if topic is None or topic.error is not None:
-                raise TrackerError(f"writes topic {self.topics.writes} missing: run `tidemark topics create`")
-            self._partition = volume_partition(self.volume.name, len(topic.partitions))
+            count = len(topic_partitions(self.clients.admin(), self.topics.writes, 5))
+            self._partition = volume_partition(self.volume.name, count)
             # Never below a seq this process saw confirmed: a tail read just after a leader change
             # can come back short (a fault run read 591 where epoch 3 had 797 confirmed), and a
             # short tail makes the new epoch reuse seqs the processor has folded.
             tail = max(self._find_tail(), self._checkpoints.latest[1])
         except TrackerError:
             raise
+        except TopicMissingError as exc:
+            raise TrackerError(f"volume {self.volume.name}: {exc}") from exc
         except (KafkaException, Exception) as exc:  # librdkafka surfaces timeouts as several types
             raise TrackerError(f"volume {self.volume.name}: cannot reach Kafka: {exc}") from exc
         self._epoch = self.state.next_epoch()

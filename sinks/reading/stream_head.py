@@ -6,24 +6,20 @@ Reading backwards costs the tail of the partition, not the whole retained topic.
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
-from ..exceptions import SinkError
 from .key_partitions import key_partitions
-from .topic_reader import METADATA_TIMEOUT_S, partitions_of
+from .topic_reader import partitions_of, position
 
-FIRST_WINDOW = 256
-POLL_S = 0.5
-IDLE_POLLS = 20
+STALL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,7 @@ class StreamHead:
 def newest_changeset(clients: KafkaClients, topics: Topics, volume: str) -> StreamHead | None:
     """The last ChangeSetSealed of `volume` in the topic, None when the topic holds none."""
     topic = topics.changesets
-    consumer = clients.consumer(f"tidemark-resync-{uuid.uuid4()}")
+    consumer = kafka_io.reader(clients, "resync")
     try:
         heads = [
             _newest_in(consumer, topic, partition, volume)
@@ -53,46 +49,22 @@ def newest_changeset(clients: KafkaClients, topics: Topics, volume: str) -> Stre
 
 
 def _newest_in(consumer: Consumer, topic: str, partition: int, volume: str) -> StreamHead | None:
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT_S)
-    end, window = high, FIRST_WINDOW
-    while end > low:
-        start = max(low, end - window)
-        found = _last_seal(consumer, topic, partition, start, end, volume)
-        if found is not None:
-            return dataclasses.replace(found, end=high)
-        end, window = start, window * 4
-    return None
-
-
-def _last_seal(consumer: Consumer, topic: str, partition: int, start: int, end: int, volume: str) -> StreamHead | None:
-    consumer.assign([TopicPartition(topic, partition, start)])
+    """The volume's last seal in one partition: the last one of the newest window holding any."""
+    low, high = kafka_io.watermarks(consumer, topic, partition)
     key = volume.encode()
-    found: StreamHead | None = None
-    idle = 0
-    while idle < IDLE_POLLS:
-        msg = consumer.poll(POLL_S)
-        if msg is None:
-            position = consumer.position([TopicPartition(topic, partition)])[0].offset
-            if position >= end:
-                break
-            idle += 1
-            continue
-        offset = msg.offset()
-        if msg.error() is not None or offset is None:
-            raise SinkError(f"reading {topic}[{partition}]: {msg.error()}")
-        idle = 0
-        if offset >= end:
-            break
+    window: list[StreamHead] = []
+    messages = kafka_io.read_backwards(
+        consumer, topic, partition, lambda: bool(window), bounds=(low, high), stall=STALL_S
+    )
+    for msg in messages:
         if msg.key() == key:
-            found = _seal_of(msg.value() or b"", volume, partition, offset) or found
-        if offset >= end - 1:
-            break
-    else:
-        raise SinkError(f"reading {topic}[{partition}] from offset {start} stalled before offset {end}")
-    return found
+            head = _seal_of(msg.value() or b"", volume, *position(msg), high)
+            if head is not None:
+                window.append(head)
+    return window[-1] if window else None
 
 
-def _seal_of(value: bytes, volume: str, partition: int, offset: int) -> StreamHead | None:
+def _seal_of(value: bytes, volume: str, partition: int, offset: int, end: int) -> StreamHead | None:
     try:
         record_type, record = default_codec().decode(value)
     except DecodeError:
@@ -101,5 +73,5 @@ def _seal_of(value: bytes, volume: str, partition: int, offset: int) -> StreamHe
         return None
     return StreamHead(
         record["changeset_id"], record["seq_last"], record["sealed_at"], record.get("rp_id"), partition, offset + 1,
-        offset + 1,
+        end,
     )

@@ -1,63 +1,38 @@
-"""Read a topic once, from a start to its current end, without a consumer group.
+"""The sinks' reads of a topic once, from a start to its end, over `tidemark.core.kafka_io`.
 
-`read_messages` reads a whole small metadata topic (volumes, mirror status). `read_partitions`
-reads only some partitions (a volume's, see key_partitions) of a topic of any size: it has no
-overall time limit, only a stall limit (no message and no progress for STALL_S seconds). The end
-is found by partition EOF events, which respects read_committed (the last stable offset).
+`read_messages` reads a whole small metadata topic (volumes, mirror status) within READ_TIMEOUT_S.
+`read_partitions` reads only some partitions (a volume's, see key_partitions) of a topic of any
+size: it has no overall time limit, only a stall limit (nothing read for kafka_io.STALL_S seconds). Both end
+at the offsets present when the read starts (the last stable offset, under read_committed).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
-from tidemark.core.topic_partitions import topic_partitions
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 
 from ..exceptions import SinkError
 
-METADATA_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 60.0
-STALL_S = 60.0
 
 
 def partitions_of(client: Consumer | Producer, topic: str) -> list[int]:
-    return topic_partitions(client, topic, METADATA_TIMEOUT_S)
+    return kafka_io.topic_partitions(client, topic)
 
 
 def read_messages(clients: KafkaClients, topic: str, key: str | None = None) -> Iterator[Message]:
     """Every message of `topic` (with that key, if given) present when the call starts."""
-    consumer = clients.consumer(
-        f"tidemark-reader-{uuid.uuid4()}", **{"enable.partition.eof": True}
-    )
     wanted = key.encode() if key is not None else None
-    try:
-        parts = partitions_of(consumer, topic)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        open_parts = set(parts)
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while open_parts:
-            if time.monotonic() > deadline:
-                raise SinkError(f"reading {topic} did not reach its end within {READ_TIMEOUT_S:.0f} s")
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    open_parts.discard(msg.partition())
-                    continue
-                raise SinkError(f"reading {topic}: {error}")
-            if wanted is None or msg.key() == wanted:
-                yield msg
-    finally:
-        consumer.close()
+    for msg in kafka_io.read_topic(clients, topic, timeout=READ_TIMEOUT_S, stall=None):
+        if wanted is None or msg.key() == wanted:
+            yield msg
 
 
 def read_records(
@@ -87,43 +62,12 @@ def position(msg: Message) -> tuple[int, int]:
 
 def reader_consumer(clients: KafkaClients) -> Consumer:
     """A throwaway consumer (no commits) that reports partition EOF."""
-    return clients.consumer(f"tidemark-reader-{uuid.uuid4()}", **{"enable.partition.eof": True})
+    return kafka_io.reader(clients, "reader")
 
 
 def read_partitions(
     consumer: Consumer, topic: str, starts: Mapping[int, int], ends: Mapping[int, int] | None = None
 ) -> Iterator[Message]:
     """Messages of the partitions in `starts` (partition -> first offset, or OFFSET_BEGINNING),
-    each up to its end: the partition EOF, or the offset in `ends` (excluded)."""
-    consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
-    open_parts = set(starts)
-    last_seen = time.monotonic()
-    try:
-        while open_parts:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                if time.monotonic() - last_seen > STALL_S:
-                    raise SinkError(
-                        f"reading {topic} partitions {sorted(open_parts)} stalled: nothing for "
-                        f"{STALL_S:.0f} s; is the broker up?"
-                    )
-                continue
-            last_seen = time.monotonic()
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    open_parts.discard(msg.partition())
-                    continue
-                raise SinkError(f"reading {topic}[{msg.partition()}]: {error}")
-            partition, offset = position(msg)
-            if partition not in open_parts:
-                continue
-            end = None if ends is None else ends.get(partition)
-            if end is not None and offset >= end:
-                open_parts.discard(partition)
-                continue
-            yield msg
-            if end is not None and offset + 1 >= end:
-                open_parts.discard(partition)
-    finally:
-        consumer.unassign()
+    each up to the offset in `ends` (excluded), by default its end when the read starts."""
+    return kafka_io.read_to_end(consumer, topic, starts, ends)

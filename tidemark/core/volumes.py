@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from tidemark.schemas import records
 from tidemark.schemas.codec import default_codec
@@ -23,9 +23,9 @@ from tidemark.schemas.topic_records import Topic, decode_on
 
 from .exceptions import InvalidNameError, KafkaError, UnknownVolumeError, VolumeSpecError
 from .kafka import KafkaClients
+from .kafka_io import read_topic, topic_partitions
 from .names import validate_name
 from .partitioning import volume_partition
-from .topic_partitions import topic_partitions
 from .topics import Topics
 
 DEFAULT_BLOCK_SIZE = 4096
@@ -144,35 +144,13 @@ def _produce_confirmed(
 
 def read_volumes(clients: KafkaClients, topics: Topics, timeout: float = 30.0) -> dict[str, VolumeSpec]:
     """Every registered volume: the compacted topic read from its start to its current end."""
-    consumer = clients.consumer(f"tidemark-registry-{time.monotonic_ns()}", **{"enable.auto.offset.store": False})
+    volumes: dict[str, VolumeSpec] = {}
     try:
-        ends: dict[int, int] = {}
-        for p in topic_partitions(consumer, topics.volumes, timeout):
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topics.volumes, p), timeout=timeout)
-            if high > 0:
-                ends[p] = high
-        volumes: dict[str, VolumeSpec] = {}
-        if not ends:
-            return volumes
-        consumer.assign([TopicPartition(topics.volumes, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout
-        while ends and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                raise KafkaError(f"reading {topics.volumes}: {msg.error()}")
+        for msg in read_topic(clients, topics.volumes, timeout=timeout, stall=None):
             _apply_registry_message(volumes, msg.key(), msg.value())
-            partition, offset = msg.partition() or 0, msg.offset() or 0
-            if offset + 1 >= ends.get(partition, 0):
-                ends.pop(partition, None)
-        if ends:
-            raise KafkaError(f"timed out reading the volume registry {topics.volumes} after {timeout} s")
-        return volumes
     except KafkaException as exc:
         raise KafkaError(f"reading the volume registry {topics.volumes}: {exc}") from exc
-    finally:
-        consumer.close()
+    return volumes
 
 
 def _apply_registry_message(volumes: dict[str, VolumeSpec], key: bytes | None, value: bytes | None) -> None:

@@ -19,7 +19,7 @@ from tidemark.sinks.layout import MirrorLayout
 from tidemark.sinks.storage.pins import pinned_points
 
 from .model import PointInfo, SiteInfo, Throughput, TrackerInfo, VolumeStatus
-from .reader import partitions, read_all, read_tail
+from .reader import partition_count, read_all, read_tail
 
 
 def collect(
@@ -61,11 +61,7 @@ def _records(messages: Iterator[Message], *types: str) -> Iterator[tuple[str, di
 
 
 def _trackers(clients: KafkaClients, topics: Topics, statuses: dict[str, VolumeStatus]) -> None:
-    consumer = clients.consumer("tidemark-status-metadata")
-    try:
-        count = len(partitions(consumer, topics.writes))
-    finally:
-        consumer.close()
+    count = partition_count(clients, topics.writes)
     by_partition: dict[int, set[str]] = {}
     for name in statuses:
         by_partition.setdefault(volume_partition(name, count), set()).add(name)

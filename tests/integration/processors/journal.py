@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import xxhash
 from confluent_kafka import Producer
 
+from tidemark.core import kafka_io
 from tidemark.core.partitioning import volume_partition
 from tidemark.processors.ticker import TICK_KEY
 from tidemark.schemas.codec import default_codec
@@ -76,10 +77,5 @@ def _marker(volume: str, ts_ms: int, label: str) -> bytes:
 def publish(producer: Producer, topic: str, partitions: int, journal: Journal) -> None:
     partition = volume_partition(journal.volume, partitions)
     for key, value, ts in journal.messages:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, partition=partition, timestamp=ts)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        kafka_io.produce(producer, topic, value, key=key, partition=partition, timestamp=ts)
     assert producer.flush(60) == 0

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topic_admin import ensure_topics
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 SIZE = 8 << 20
 WAIT_S = 240
+READ_S = 60
 
 
 class Pipeline:
@@ -66,30 +67,10 @@ class Pipeline:
 
     def read(self, topic: str) -> list[tuple[str, dict[str, Any]]]:
         """Every committed event of the topic, in partition order (one volume: one partition)."""
-        consumer = self.clients.consumer(f"{self.prefix}-reader-{uuid.uuid4().hex[:6]}")
-        try:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            events: list[tuple[str, dict[str, Any]]] = []
-            for partition in sorted(metadata.partitions):
-                tp = TopicPartition(topic, partition)
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, low)])
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    msg = consumer.poll(0.5)
-                    if msg is None:
-                        if consumer.position([tp])[0].offset >= high:
-                            break
-                        continue
-                    if not msg.error():
-                        events.append(default_codec().decode(msg.value() or b""))
-                    if (msg.offset() or 0) + 1 >= high:
-                        break
-            return events
-        finally:
-            consumer.close()
+        by_partition: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        for msg in kafka_io.read_topic(self.clients, topic, timeout=READ_S):
+            by_partition.setdefault(msg.partition() or 0, []).append(default_codec().decode(msg.value() or b""))
+        return [event for partition in sorted(by_partition) for event in by_partition[partition]]
 
     def wait_for(self, predicate: Any, what: str, timeout: float = WAIT_S) -> None:
         deadline = time.monotonic() + timeout

@@ -11,7 +11,6 @@ Shared by the NBD tracker's Kafka tests (`test_nbd_tracker_kafka.py`, `test_trac
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -27,9 +26,9 @@ from typing import Any
 import lz4.frame
 import xxhash
 import zstandard
-from confluent_kafka import TopicPartition
 from pyroaring import BitMap
 
+from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.settings import Settings
@@ -125,30 +124,15 @@ def line_buffered(command: list[str]) -> list[str]:
 def read_journal(clients: KafkaClients, topic: str, volume: str, timeout: float = 60.0) -> list[Event]:
     """Every message of `volume` on its partition of `topic`, up to the high watermark now."""
     codec = default_codec()
-    consumer = clients.consumer(f"nbd-harness-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        partition = TopicPartition(topic, volume_partition(volume, partitions))
-        low, high = consumer.get_watermark_offsets(partition, timeout=10)
-        consumer.assign([TopicPartition(topic, partition.partition, low)])
-        events: list[Event] = []
-        position = low
-        deadline = time.monotonic() + timeout
-        while position < high:
-            assert time.monotonic() < deadline, f"reading {topic} offsets {position}..{high} timed out"
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            offset, value = msg.offset(), msg.value()
-            assert offset is not None and value is not None
-            position = offset + 1
-            if msg.key() == volume.encode():
-                record_type, record = codec.decode(value)
-                events.append(Event(offset, record_type, record))
-        return events
-    finally:
-        consumer.close()
+    partition = volume_partition(volume, len(kafka_io.topic_partitions(clients.admin(), topic)))
+    events: list[Event] = []
+    for msg in kafka_io.read_topic(clients, topic, [partition], timeout=timeout):
+        offset, value = msg.offset(), msg.value()
+        assert offset is not None and value is not None
+        if msg.key() == volume.encode():
+            record_type, record = codec.decode(value)
+            events.append(Event(offset, record_type, record))
+    return events
 
 
 def block_writes(events: Sequence[Event]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tidemark.core import kafka_io
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.volumes import VolumeSpec
 from tidemark.producers.blockwrite_encoder import BlockWriteEncoder
@@ -66,11 +67,7 @@ def flood(tm: TidemarkTest, neighbour: str, partition: int) -> None:
     key, topic = neighbour.encode(), tm.topics.writes
     producer = tm.clients.producer(**FLOOD_PRODUCER)
     for _ in range(NEIGHBOUR_EVENTS):
-        try:
-            producer.produce(topic, value, key, partition)
-        except BufferError:
-            producer.flush(30)
-            producer.produce(topic, value, key, partition)
+        kafka_io.produce(producer, topic, value, key=key, partition=partition)
     assert producer.flush(120) == 0, "the neighbour's flood was not confirmed"
 
 
