@@ -147,6 +147,9 @@ def _record(mirror: Mirror, head: StreamHead | None, source: Path) -> None:
         state.changeset_id, state.seq_last, state.sealed_at = head.changeset_id, head.seq_last, head.sealed_at
         state.partition, state.next_offset = head.partition, head.next_offset
         state.resynced_below = head.end
+        # The mirror now holds that set's content: it follows its generation, so a set sealed under
+        # an older primary is refused from here on (stream_applier.py), as for an applied set.
+        state.generation = max(state.generation, head.generation)
         if head.rp_id is not None and state.point(head.rp_id) is None:
             state.rp_id = head.rp_id
             state.points.append(

@@ -31,6 +31,7 @@ class StreamHead:
     partition: int
     next_offset: int  # right after the seal: where an applier resumes
     end: int  # the partition's end when it was read: every ResyncRequest before it predates the resync
+    generation: int = 0  # the primary generation the set was sealed under
 
 
 def newest_changeset(clients: KafkaClients, topics: Topics, volume: str) -> StreamHead | None:
@@ -73,5 +74,5 @@ def _seal_of(value: bytes, volume: str, partition: int, offset: int, end: int) -
         return None
     return StreamHead(
         record["changeset_id"], record["seq_last"], record["sealed_at"], record.get("rp_id"), partition, offset + 1,
-        end,
+        end, int(record.get("generation") or 0),
     )

@@ -9,7 +9,8 @@ import pytest
 
 from tidemark.core.image_io import data_ranges
 from tidemark.sinks.exceptions import ChangeSetGapError, ResyncNeededError
-from tidemark.sinks.ops.resync import copy_differing
+from tidemark.sinks.ops.resync import _record, copy_differing
+from tidemark.sinks.reading.stream_head import StreamHead
 from tidemark.sinks.storage.data_ranges import union_aligned
 from tidemark.sinks.storage.progress import RESYNC_NEEDED
 
@@ -73,3 +74,20 @@ def test_copy_differing_writes_only_differing_blocks_and_keeps_old_points(
     assert h.image() == bytes(source_image)
     assert report.skipped_bytes > 0 or report.scanned_bytes == 256 * BS
     assert bytes(h.mirror.view(1).read(0, 256 * BS)) == at_rp_1, "undo keeps recovery point 1"
+
+
+def test_a_resync_follows_the_generation_of_the_set_it_resumes_after(
+    make_harness: MakeHarness, tmp_path: Path
+) -> None:
+    """Resynced to a set sealed under generation 2, the mirror refuses older primaries' sets from there
+    on, as if it had applied that set (before, its generation stayed where it was)."""
+    model = StreamModel("vol-gen", 16 * BS, block_size=BS)
+    h = make_harness(model)
+    model.write(0, b"1" * BS)
+    h.feed(model.seal(cut=True))
+    source = tmp_path / "source.img"
+    source.write_bytes(h.image())
+    head = StreamHead(changeset_id=7, seq_last=40, sealed_at=0, rp_id=None, partition=0, next_offset=99, end=120,
+                      generation=2)  # fmt: skip
+    _record(h.mirror, head, source)
+    assert (h.mirror.progress.changeset_id, h.mirror.progress.generation) == (7, 2)
