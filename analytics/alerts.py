@@ -34,24 +34,26 @@ def alert_record(
     last_normal_seq: int | None = None,
 ) -> dict[str, Any]:
     """An Alert record (as the plain dict the engine passes around, like the records it decodes)."""
-    return dict(records.alert(
-        alert_id=alert_id(kind, site, volume, episode_start_ms),
-        kind=kind,
-        state=state,
-        volume=volume,
-        site=site,
-        timestamp=timestamp_ms,
-        window_start=window_start_ms,
-        window_end=window_end_ms,
-        message=message,
-        evidence=evidence,
-        change_seq=change_seq,
-        last_normal_seq=last_normal_seq,
-        clean_rp_id=clean["rp_id"] if clean else None,
-        clean_rp_seq=clean["seq"] if clean else None,
-        clean_rp_created_at=clean["created_at"] if clean else None,
-        clean_rp_label=clean.get("label") if clean else None,
-    ))
+    return dict(
+        records.alert(
+            alert_id=alert_id(kind, site, volume, episode_start_ms),
+            kind=kind,
+            state=state,
+            volume=volume,
+            site=site,
+            timestamp=timestamp_ms,
+            window_start=window_start_ms,
+            window_end=window_end_ms,
+            message=message,
+            evidence=evidence,
+            change_seq=change_seq,
+            last_normal_seq=last_normal_seq,
+            clean_rp_id=clean["rp_id"] if clean else None,
+            clean_rp_seq=clean["seq"] if clean else None,
+            clean_rp_created_at=clean["created_at"] if clean else None,
+            clean_rp_label=clean.get("label") if clean else None,
+        )
+    )
 
 
 @dataclass

@@ -156,8 +156,16 @@ def figures(runs: dict[int, list[Timings]]) -> list[Figure]:
         ("revert to the first point", lambda t: t.revert_s, f"{small[0].blocks_reverted} blocks rewritten"),
     )
     return [
-        Figure("5", f"cost: {label}, 64 GiB volume", med(large, pick), "ms", "same on 1 GiB", med(small, pick),
-               ratio_at_most(1.2), [f"{note}; median of {len(small)} runs per size"])  # fmt: skip
+        Figure(
+            "5",
+            f"cost: {label}, 64 GiB volume",
+            med(large, pick),
+            "ms",
+            "same on 1 GiB",
+            med(small, pick),
+            ratio_at_most(1.2),
+            [f"{note}; median of {len(small)} runs per size"],
+        )  # fmt: skip
         for label, pick, note in rows
     ]
 

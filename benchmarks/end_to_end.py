@@ -96,8 +96,6 @@ class Writer:
         return self.tracker.stats.last_seq, future
 
 
-
-
 def sustained(writer: Writer, watcher: AppliedWatcher, total: int) -> float:
     window = 32 * MIB // WRITE
     pending: deque[Future[None]] = deque()
@@ -129,6 +127,7 @@ def lag(writer: Writer, watcher: AppliedWatcher, mb_s: float, seconds: float) ->
         if delay > 0:
             time.sleep(delay)
         seq, future = writer.submit()
+
         def acked(_: Future[None], seq: int = seq) -> None:
             acks[seq] = time.monotonic()
 
@@ -178,7 +177,8 @@ def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[Figure]:
     p50, p99 = percentile(lags, 50), percentile(lags, 99)
     split = "p50 / p99 per stage: " + ", ".join(
         f"{name} {percentile(values, 50):.3f} / {percentile(values, 99):.3f} s"
-        for name, values in zip(STAGES, seals.stages(acked, applied), strict=True) if values
+        for name, values in zip(STAGES, seals.stages(acked, applied), strict=True)
+        if values
     )
     fold = FoldOptions()
     note = (f"{len(lags)} writes of 64 KiB at {rate / 2:.1f} MB/s; processor defaults (sub-interval "

@@ -103,10 +103,17 @@ def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[IngestResult]:
 def figures(results: list[IngestResult]) -> list[Figure]:
     return [
         Figure(
-            "1", f"ingest, tracker core, {r.write_bytes // 1024} KiB writes", r.tracker_mb_s, "MB/s",
-            f"ProducerPerformance, {r.record_bytes} B records", r.anchor.mb_per_s, ratio_at_least(0.8),
-            [f"anchor: {r.anchor.records} records, avg latency {r.anchor.avg_latency_ms:.0f} ms, "
-             "linger.ms=2 batch.size=1000000 like the tracker's producer; one partition each"],
+            "1",
+            f"ingest, tracker core, {r.write_bytes // 1024} KiB writes",
+            r.tracker_mb_s,
+            "MB/s",
+            f"ProducerPerformance, {r.record_bytes} B records",
+            r.anchor.mb_per_s,
+            ratio_at_least(0.8),
+            [
+                f"anchor: {r.anchor.records} records, avg latency {r.anchor.avg_latency_ms:.0f} ms, "
+                "linger.ms=2 batch.size=1000000 like the tracker's producer; one partition each"
+            ],
         )  # fmt: skip
         for r in results
     ]

@@ -22,9 +22,15 @@ def peak_rss_mb(pid: int) -> float:
 
 def figures(peaks: dict[str, float], volume_bytes: int, written_bytes: int) -> list[Figure]:
     return [
-        Figure("7", f"memory: peak RSS of tidemark {name}", peak, "MB", "goal", LIMIT_MB,
-               value_at_most(LIMIT_MB, "MB"),
-               [f"{volume_bytes >> 40} TiB sparse volume, "
-                f"{written_bytes / 1e6:.0f} MB written during figure 3"])  # fmt: skip
+        Figure(
+            "7",
+            f"memory: peak RSS of tidemark {name}",
+            peak,
+            "MB",
+            "goal",
+            LIMIT_MB,
+            value_at_most(LIMIT_MB, "MB"),
+            [f"{volume_bytes >> 40} TiB sparse volume, {written_bytes / 1e6:.0f} MB written during figure 3"],
+        )  # fmt: skip
         for name, peak in peaks.items()
     ]

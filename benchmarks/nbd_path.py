@@ -54,7 +54,14 @@ def run(env: BenchEnv, quick: bool) -> list[Figure]:
         ours = into_tracker(stage, source)
         source.unlink()
     return [
-        Figure("2", f"NBD path, nbdcopy of {size_mib} MiB into track nbd", ours, "MB/s",
-               "nbdcopy into nbdkit file", anchor, ratio_at_least(0.5),
-               ["same nbdcopy command (defaults, no --flush), loopback TCP"])  # fmt: skip
+        Figure(
+            "2",
+            f"NBD path, nbdcopy of {size_mib} MiB into track nbd",
+            ours,
+            "MB/s",
+            "nbdcopy into nbdkit file",
+            anchor,
+            ratio_at_least(0.5),
+            ["same nbdcopy command (defaults, no --flush), loopback TCP"],
+        )  # fmt: skip
     ]

@@ -20,13 +20,13 @@ HOLDS_BACK: dict[str, str] = {
         "as figure 8's writes (see there): the NBD core itself serves reads at the anchor's rate."
     ),
     "3": (
-        'The sustained rate now meets its context goal (0.62 of the anchor, was 0.43) with the processor '
-        'at 213 MB. RPO lag p99 (4.8 s in this run, 0.69-1.79 s in quieter helper runs) is held back by '
+        "The sustained rate now meets its context goal (0.62 of the anchor, was 0.43) with the processor "
+        "at 213 MB. RPO lag p99 (4.8 s in this run, 0.69-1.79 s in quieter helper runs) is held back by "
         'stalls, not by the sub-interval: the per-stage split in the notes puts the p99 in "sealed -> '
-        'produced" (1.8 s, the processor\'s transaction while the CI run competed for the disk and CPU) '
-        'and "visible -> applied" (4.4 s, the mirror\'s apply and fsync), while every stage\'s p50 is '
+        "produced\" (1.8 s, the processor's transaction while the CI run competed for the disk and CPU) "
+        "and \"visible -> applied\" (4.4 s, the mirror's apply and fsync), while every stage's p50 is "
         "under 0.15 s. Next: profile the mirror's apply loop under load and let it apply a set's extents "
-        'without waiting for the previous fsync.'
+        "without waiting for the previous fsync."
     ),
     "5": (
         "Cut and verify follow the change (milliseconds; the ratio is millisecond noise on a shared "
@@ -34,20 +34,20 @@ HOLDS_BACK: dict[str, str] = {
         "and the 64 GiB run pays more: not profiled yet."
     ),
     "8": (
-        'Reads through the same server run near nbdkit, so the NBD core is not the limit; local-ack '
+        "Reads through the same server run near nbdkit, so the NBD core is not the limit; local-ack "
         "writes are. This session's profile (py-spy `--gil`) found the interpreter lock mostly free: the "
-        'event loop waits for a CPU, and shipping (hash, encode, produce, delivery reports) is 55-75% of '
+        "event loop waits for a CPU, and shipping (hash, encode, produce, delivery reports) is 55-75% of "
         "the tracker's CPU per write. With shipping removed entirely the same server reached about 0.2x "
-        'nbdkit at QD1 and 0.45x at QD32, so a shipper process alone would not reach 0.5x on 2 cores. A '
-        '5 ms batch pause cut context switches per write 2-4x and the QD32 p99 (7.6x -> 3.1x in '
-        'back-to-back runs; 4.8x here under CI load). Next: less CPU per write (recycled payload '
-        'buffers, one copy), then the process split on a machine with spare cores.'
+        "nbdkit at QD1 and 0.45x at QD32, so a shipper process alone would not reach 0.5x on 2 cores. A "
+        "5 ms batch pause cut context switches per write 2-4x and the QD32 p99 (7.6x -> 3.1x in "
+        "back-to-back runs; 4.8x here under CI load). Next: less CPU per write (recycled payload "
+        "buffers, one copy), then the process split on a machine with spare cores."
     ),
     "9": (
         "The 553 MB peak is from the previous session's run. The processor's buffers are now all "
-        'fixed-size (input queue 16 MiB, producer queue 32 MiB, read-back 8 MiB, write cache 48 MiB, '
-        'memtables 8 MiB per partition, transactions of about 16 MiB): a 4 GiB seed peaked at 204 MB and '
-        'stayed flat from minute 4 to 12; the 16 GiB seed was not rerun.'
+        "fixed-size (input queue 16 MiB, producer queue 32 MiB, read-back 8 MiB, write cache 48 MiB, "
+        "memtables 8 MiB per partition, transactions of about 16 MiB): a 4 GiB seed peaked at 204 MB and "
+        "stayed flat from minute 4 to 12; the 16 GiB seed was not rerun."
     ),
     "10": (
         "CPU on a loaded machine. The journal reader costs about 160 µs of CPU per 64 KiB write "
@@ -69,9 +69,7 @@ Page cache: dropping caches is not possible here; images are read once before th
 are timed, so both run warm."""
 
 
-def render(
-    results: list[Figure | Failure], kafka: str, command: str, started: datetime.datetime, quick: bool
-) -> str:
+def render(results: list[Figure | Failure], kafka: str, command: str, started: datetime.datetime, quick: bool) -> str:
     lines = ["# Benchmarks", "", f"Command: `{command}`" + (" (quick pass: smaller sizes)" if quick else ""), ""]
     lines.append(f"Date: {started.strftime('%Y-%m-%d %H:%M UTC')}")
     lines += ["", "## Machine", ""]

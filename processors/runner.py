@@ -147,9 +147,7 @@ class ProcessorWorker:
             positions = self._consumer.position(self._consumer.assignment())
             timeout = self.options.offsets_timeout
             with self._watchdog.guard("sending the consumed offsets to the transaction", timeout + WATCHDOG_GRACE_S):
-                self._producer.send_offsets_to_transaction(
-                    positions, self._consumer.consumer_group_metadata(), timeout
-                )
+                self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata(), timeout)
             timeout = self.options.commit_timeout
             with self._watchdog.guard("committing the transaction", timeout + WATCHDOG_GRACE_S):
                 self._producer.commit_transaction(timeout)

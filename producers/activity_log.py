@@ -201,9 +201,7 @@ class ActivityLog:
             self.durable_hook()
         finally:
             self._changed.acquire()
-        leaving = [
-            r for r in regions if r not in self._pending and self._touched.get(r, _NEVER)[1] <= started
-        ]
+        leaving = [r for r in regions if r not in self._pending and self._touched.get(r, _NEVER)[1] <= started]
         if not leaving:
             return 0
         self._durable.difference_update(BitMap(leaving))

@@ -113,9 +113,7 @@ class Codec:
         try:
             return self._current[record_type]
         except KeyError:
-            raise EncodeError(
-                f"unknown record type {record_type!r}; known: {', '.join(self.record_types)}"
-            ) from None
+            raise EncodeError(f"unknown record type {record_type!r}; known: {', '.join(self.record_types)}") from None
 
     def encode(self, record_type: str, record: Mapping[str, Any]) -> bytes:
         schema = self._schema(record_type)
@@ -136,9 +134,7 @@ class Codec:
             raise DecodeError(f"truncated event: {len(data)} bytes, the header alone is {HEADER.size}")
         marker, fp = HEADER.unpack_from(data)
         if marker != MARKER:
-            raise DecodeError(
-                f"not an Avro single-object encoded event: marker {marker.hex()} instead of c301"
-            )
+            raise DecodeError(f"not an Avro single-object encoded event: marker {marker.hex()} instead of c301")
         writer = self._writers.get(fp)
         if writer is None:
             raise DecodeError(
@@ -158,9 +154,7 @@ class Codec:
         except Exception as exc:  # truncation, bad varints, bad UTF-8, bad enum index, ...
             raise DecodeError(f"corrupt {writer.name} event: {type(exc).__name__}: {exc}") from exc
         if body.tell() != len(data) - HEADER.size:
-            raise DecodeError(
-                f"corrupt {writer.name} event: {len(data) - HEADER.size - body.tell()} trailing bytes"
-            )
+            raise DecodeError(f"corrupt {writer.name} event: {len(data) - HEADER.size - body.tell()} trailing bytes")
         if not isinstance(record, dict):
             raise DecodeError(f"corrupt {writer.name} event: not a record")
         return writer.name, record

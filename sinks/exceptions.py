@@ -44,6 +44,7 @@ class FailbackConflictError(FailbackError):
 
     exit_code = 6
 
+
 class UnknownRecoveryPointError(SinkError):
     """The recovery point is not retained by this mirror, or has no manifest."""
 

@@ -188,7 +188,11 @@ class Mirror:
             state.rp_id = changeset.rp_id
             state.points.append(
                 PointRecord(
-                    changeset.rp_id, changeset.changeset_id, changeset.seq_last, next_offset, changeset.sealed_at,
+                    changeset.rp_id,
+                    changeset.changeset_id,
+                    changeset.seq_last,
+                    next_offset,
+                    changeset.sealed_at,
                     changeset.generation,
                 )
             )

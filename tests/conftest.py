@@ -45,6 +45,7 @@ TEST_BROKERS = 1
 def cluster_size() -> int:
     return int(os.environ.get("TIDEMARK_TEST_BROKERS") or TEST_BROKERS)
 
+
 # No wall-clock deadlines: a slow CI machine must not fail a correct property.
 hypothesis_settings.register_profile("tidemark", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("tidemark")

@@ -167,9 +167,7 @@ class TrackingExport:
 
         return step
 
-    def _zero_step(
-        self, offset: int, length: int, *, trim: bool, may_punch: bool
-    ) -> Callable[[], list[Future[None]]]:
+    def _zero_step(self, offset: int, length: int, *, trim: bool, may_punch: bool) -> Callable[[], list[Future[None]]]:
         def step() -> list[Future[None]]:
             span = align_out(offset, length, self._block)
             self._tracker.intent(span.offset, span.length)

@@ -355,11 +355,7 @@ class SiteApplier:
         if until is not None and all(v.holds(until) for v in self._volumes.values()):
             return True
         idle = self.options.exit_when_idle
-        return (
-            idle is not None
-            and all(self._parts.at_eof.values())
-            and time.monotonic() - self._last_activity >= idle
-        )
+        return idle is not None and all(self._parts.at_eof.values()) and time.monotonic() - self._last_activity >= idle
 
 
 class Applier:

@@ -94,14 +94,11 @@ class ChangeSetBuffer:
             raise InvalidChangeSetError(f"change set {cs_id} is not whole: {self.broken}")
         extents = self._extents if count > 0 else []
         if len(extents) != count:
-            raise InvalidChangeSetError(
-                f"change set {cs_id} declares {count} extents but {len(extents)} arrived"
-            )
+            raise InvalidChangeSetError(f"change set {cs_id} declares {count} extents but {len(extents)} arrived")
         digest = xxhash.xxh3_64_digest(b"".join(self._checksums if count > 0 else []))
         if digest != record["digest"]:
             raise InvalidChangeSetError(
-                f"change set {cs_id} digest {record['digest'].hex()} does not match its extents "
-                f"({digest.hex()})"
+                f"change set {cs_id} digest {record['digest'].hex()} does not match its extents ({digest.hex()})"
             )
         if record["block_size"] != self.block_size:
             raise InvalidChangeSetError(

@@ -154,10 +154,14 @@ class VolumeApplier:
 
     def _disk_full_reason(self, exc: BaseException) -> str:
         state = self.mirror.progress
-        reason = str(exc) if isinstance(exc, MirrorDiskFullError) else (
-            f"disk full while receiving change set {self.stream.applied + 1} of volume "
-            f"{self.volume!r} into {self.mirror.layout.spool}: {exc}; free space on that "
-            f"filesystem, the mirror stays at change set {state.changeset_id}"
+        reason = (
+            str(exc)
+            if isinstance(exc, MirrorDiskFullError)
+            else (
+                f"disk full while receiving change set {self.stream.applied + 1} of volume "
+                f"{self.volume!r} into {self.mirror.layout.spool}: {exc}; free space on that "
+                f"filesystem, the mirror stays at change set {state.changeset_id}"
+            )
         )
         self.summary.disk_full += 1
         state.state, state.message = ERROR, reason  # in memory only: the disk is full

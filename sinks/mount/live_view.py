@@ -127,9 +127,7 @@ class LivePointView:
     def __enter__(self) -> LivePointView:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -142,8 +140,7 @@ def _usable_state(layout: MirrorLayout, mirror_path: Path | None, rp_id: int) ->
         )
     if mirror_path is not None and str(mirror_path) != state.mirror_path:
         raise MirrorStateError(
-            f"the mirror of volume {layout.volume!r} at site {layout.site!r} is {state.mirror_path}, "
-            f"not {mirror_path}"
+            f"the mirror of volume {layout.volume!r} at site {layout.site!r} is {state.mirror_path}, not {mirror_path}"
         )
     if state.failover_rp is not None:
         raise PromotedMirrorError(
@@ -170,4 +167,3 @@ def _stat(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_mtime_ns, info.st_ino
-

@@ -72,4 +72,3 @@ def _promoted(layout: MirrorLayout) -> PromotedExport:
         )
     image = MirrorFile(Path(state.mirror_path), state.volume_size, create=False)
     return PromotedExport(layout, image, state.block_size)
-

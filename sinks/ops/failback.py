@@ -106,8 +106,7 @@ def failback(
         state = mirror.progress
         if state.failover_rp is None:
             raise FailbackError(
-                f"the mirror of volume {volume!r} at site {site!r} was not failed over; "
-                "there is nothing to fail back"
+                f"the mirror of volume {volume!r} at site {site!r} was not failed over; there is nothing to fail back"
             )
         bs, size = state.block_size, state.volume_size
         primary_side = load_bitmap(layout.failover_reverted) | (primary_changed or BitMap())

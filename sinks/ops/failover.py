@@ -85,6 +85,4 @@ def failover(
         state.state, state.generation = FAILED_OVER, generation
         state.message = f"failed over at recovery point {rp}; the mirror is the production disk"
         mirror.save()
-        return FailoverReport(
-            volume, site, state.mirror_path, rp, state.failover_at, len(reverted), generation, state
-        )
+        return FailoverReport(volume, site, state.mirror_path, rp, state.failover_at, len(reverted), generation, state)

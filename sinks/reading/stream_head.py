@@ -73,6 +73,12 @@ def _seal_of(value: bytes, volume: str, partition: int, offset: int, end: int) -
     if record_type != "ChangeSetSealed" or record["volume"] != volume:
         return None
     return StreamHead(
-        record["changeset_id"], record["seq_last"], record["sealed_at"], record.get("rp_id"), partition, offset + 1,
-        end, int(record.get("generation") or 0),
+        record["changeset_id"],
+        record["seq_last"],
+        record["sealed_at"],
+        record.get("rp_id"),
+        partition,
+        offset + 1,
+        end,
+        int(record.get("generation") or 0),
     )

@@ -81,16 +81,12 @@ class MirrorFile:
 
     def _check(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
-            raise SinkError(
-                f"range [{offset}, {offset + length}) is outside mirror {self.path} of {self.size} bytes"
-            )
+            raise SinkError(f"range [{offset}, {offset + length}) is outside mirror {self.path} of {self.size} bytes")
 
     def __enter__(self) -> MirrorFile:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 

@@ -46,7 +46,6 @@ def parse_retain(text: str | None) -> Retention:
     match = _DURATION.match(text)
     if not match:
         raise RetentionError(
-            f"--retain {text!r} is neither a number of recovery points (e.g. 24) nor a duration "
-            "(e.g. 90m, 24h, 7d)"
+            f"--retain {text!r} is neither a number of recovery points (e.g. 24) nor a duration (e.g. 90m, 24h, 7d)"
         )
     return Retention(seconds=int(match.group(1)) * _UNITS[match.group(2)])

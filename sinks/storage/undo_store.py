@@ -70,9 +70,7 @@ class UndoStore:
         self._sync = WriteOptions()
         self._sync.sync = True
 
-    def save_pre_images(
-        self, base_rp: int, blocks: Iterable[int], read_block: Callable[[int], bytes]
-    ) -> int:
+    def save_pre_images(self, base_rp: int, blocks: Iterable[int], read_block: Callable[[int], bytes]) -> int:
         """Save the current content of every block not yet saved under base_rp; durable on return.
 
         Returns the number of entries written.
@@ -175,7 +173,5 @@ class UndoStore:
     def __enter__(self) -> UndoStore:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

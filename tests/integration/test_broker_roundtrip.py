@@ -90,8 +90,7 @@ def test_every_record_type_round_trips_through_the_broker(tm: TidemarkTest) -> N
     assert {name for name, _ in samples} == set(default_codec().record_types)
     samples.append(("BlockWrite", _large_block_write(tm, tm.settings.extent_bytes)))
     messages = {
-        uuid.uuid4().bytes: (_topic_for(tm, record_type), record_type, record)
-        for record_type, record in samples
+        uuid.uuid4().bytes: (_topic_for(tm, record_type), record_type, record) for record_type, record in samples
     }
     _produce(tm, messages)
     received = _consume(tm, {topic for topic, _, _ in messages.values()}, set(messages))
@@ -120,9 +119,7 @@ def _topic_configs(tm: TidemarkTest, names: list[str]) -> dict[str, dict[str, st
     }
 
 
-def test_topics_create_via_the_cli_is_idempotent_and_configures_topics(
-    tm: TidemarkTest, cli: CliRunner
-) -> None:
+def test_topics_create_via_the_cli_is_idempotent_and_configures_topics(tm: TidemarkTest, cli: CliRunner) -> None:
     prefix = f"{tm.prefix}-cli"
     env = {"TIDEMARK_TOPIC_PREFIX": prefix, "TIDEMARK_WRITES_RETENTION_MS": "3600000"}
     first = cli("topics", "create", env=env)

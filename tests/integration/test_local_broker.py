@@ -205,4 +205,3 @@ def test_three_nodes_replicate_survive_one_kill_and_stop(own_broker: tuple[Run, 
     assert len(_broker_processes(state_dir)) == 3
     stopped = run("kafka", "stop")
     assert stopped.returncode == 0 and _broker_processes(state_dir) == []
-

@@ -117,9 +117,7 @@ def _kafka(bootstrap: str, ca: Path, password: str) -> KafkaSettings:
     )
 
 
-def test_tidemark_works_over_sasl_ssl_with_the_right_credentials(
-    secured: Secured, tmp_path: Path
-) -> None:
+def test_tidemark_works_over_sasl_ssl_with_the_right_credentials(secured: Secured, tmp_path: Path) -> None:
     bootstrap, ca = secured.bootstrap, secured.ca
     settings = Settings(state_dir=tmp_path, topic_prefix="secure")
     clients = KafkaClients(settings, _kafka(bootstrap, ca, PASSWORD))

@@ -20,7 +20,9 @@ def demo(
     trace: Annotated[
         Path | None,
         typer.Option(
-            exists=True, dir_okay=False, envvar="TIDEMARK_DEMO_TRACE",
+            exists=True,
+            dir_okay=False,
+            envvar="TIDEMARK_DEMO_TRACE",
             help="block trace replayed into the second volume [default: a generated one]",
         ),
     ] = None,

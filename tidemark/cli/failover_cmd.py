@@ -26,9 +26,7 @@ def failover(
     ctx: typer.Context,
     volume: MirrorVolume,
     mirror: MirrorImage,
-    to: Annotated[
-        int | None, typer.Option("--to", help="recovery point [default: the last complete one]")
-    ] = None,
+    to: Annotated[int | None, typer.Option("--to", help="recovery point [default: the last complete one]")] = None,
     site: MirrorSite = DEFAULT_SITE,
     stop_applier: Annotated[
         bool,
@@ -66,6 +64,7 @@ def failover(
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
         if pid is not None:
             out.print(f"the applier (pid {pid}) let go of the mirror")
+
     def fence() -> int:
         return bump_generation(app_ctx.clients, app_ctx.topics, volume, primary_site=site).generation
 

@@ -27,9 +27,7 @@ def _root(
     state_dir: Annotated[
         Path | None, typer.Option(help="state directory [env TIDEMARK_STATE_DIR, default .tidemark]")
     ] = None,
-    bootstrap: Annotated[
-        str | None, typer.Option(help="Kafka bootstrap servers [env TIDEMARK_BOOTSTRAP]")
-    ] = None,
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers [env TIDEMARK_BOOTSTRAP]")] = None,
     topic_prefix: Annotated[
         str | None, typer.Option(help="topic name prefix [env TIDEMARK_TOPIC_PREFIX, default tidemark]")
     ] = None,

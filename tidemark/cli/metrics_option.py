@@ -8,7 +8,5 @@ import typer
 
 MetricsPort = Annotated[
     int | None,
-    typer.Option(
-        min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics [default: not served]"
-    ),
+    typer.Option(min=0, max=65535, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics [default: not served]"),
 ]

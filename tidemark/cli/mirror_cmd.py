@@ -44,9 +44,7 @@ def _targets(volumes: list[str], path: Path | None, folder: Path | None, every: 
 @app.command("mirror")
 def mirror(
     ctx: typer.Context,
-    volume: Annotated[
-        list[str] | None, typer.Option(help="registered volume to mirror; repeat for several")
-    ] = None,
+    volume: Annotated[list[str] | None, typer.Option(help="registered volume to mirror; repeat for several")] = None,
     path: Annotated[
         Path | None, typer.Option(help="mirror image of the one --volume (created sparse, the volume's size)")
     ] = None,

@@ -142,4 +142,3 @@ def _profile_of(app: AppContext, volume: str) -> FirstBlocks:
         return found
 
     return lookup
-

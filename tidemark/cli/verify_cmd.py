@@ -24,9 +24,7 @@ def verify(
     volume: MirrorVolume,
     mirror: MirrorImage,
     source: Annotated[Path | None, typer.Option(help="compare every block with this image")] = None,
-    rp: Annotated[
-        int | None, typer.Option(help="recovery point (default: the last one the mirror holds)")
-    ] = None,
+    rp: Annotated[int | None, typer.Option(help="recovery point (default: the last one the mirror holds)")] = None,
     site: MirrorSite = DEFAULT_SITE,
     changed_only: Annotated[
         bool, typer.Option(help="with manifests: only the blocks changed since the parent point")

@@ -153,9 +153,7 @@ def read_to_end(
             if timeout is not None and now - started > timeout:
                 raise ReadError(f"reading {topic} did not reach its end within {timeout:.0f} s{_at(read)}")
             if stall is not None and now - last_progress > stall:
-                raise ReadError(
-                    f"reading {topic} stalled: nothing for {stall:.0f} s{_at(read)}; is the broker up?"
-                )
+                raise ReadError(f"reading {topic} stalled: nothing for {stall:.0f} s{_at(read)}; is the broker up?")
             # What is queued now, else wait for one message (consume waits for a full batch).
             batch = consumer.consume(BATCH, 0) or consumer.consume(1, POLL_S)
             if not batch:

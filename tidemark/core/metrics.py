@@ -52,8 +52,16 @@ class StageMetrics:
 
     def __post_init__(self) -> None:
         for metric in (
-            EVENTS, BYTES, RPO_LAG, RECOVERY_POINTS, THROTTLED, DEAD_LETTERS, RESYNC_REQUESTS,
-            AT_RISK_BYTES, AT_RISK_AGE, RESTORE_REMAINING,
+            EVENTS,
+            BYTES,
+            RPO_LAG,
+            RECOVERY_POINTS,
+            THROTTLED,
+            DEAD_LETTERS,
+            RESYNC_REQUESTS,
+            AT_RISK_BYTES,
+            AT_RISK_AGE,
+            RESTORE_REMAINING,
         ):
             metric.labels(self.component, self.volume)
 

@@ -80,9 +80,7 @@ class Settings(BaseSettings):
     message_max_bytes: int = Field(
         default=4 * MIB, description="broker/topic/producer message size limit (must exceed extent_bytes)"
     )
-    writes_retention_ms: int = Field(
-        default=7 * 24 * 3600 * 1000, description="how long the writes journal is kept"
-    )
+    writes_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, description="how long the writes journal is kept")
     partitions: int = Field(default=3, description="partitions of the per-volume topics")
     replication_factor: int = 1
 

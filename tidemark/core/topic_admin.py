@@ -107,9 +107,7 @@ def create_topics(clients: KafkaClients, specs: list[TopicSpec]) -> list[str]:
     ]
     admin = clients.admin()
     try:
-        futures = admin.create_topics(
-            new, operation_timeout=CREATE_TIMEOUT_S, request_timeout=CREATE_TIMEOUT_S
-        )
+        futures = admin.create_topics(new, operation_timeout=CREATE_TIMEOUT_S, request_timeout=CREATE_TIMEOUT_S)
     except KafkaException as exc:
         raise KafkaError(f"cannot create topics on {clients.bootstrap}: {exc.args[0]}") from exc
     created = []

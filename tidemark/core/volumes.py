@@ -51,13 +51,10 @@ class VolumeSpec:
         if self.generation < 0:
             raise VolumeSpecError(f"volume {self.name}: generation {self.generation} must be >= 0")
         if self.block_size < 512 or self.block_size & (self.block_size - 1):
-            raise VolumeSpecError(
-                f"volume {self.name}: block size {self.block_size} must be a power of two >= 512"
-            )
+            raise VolumeSpecError(f"volume {self.name}: block size {self.block_size} must be a power of two >= 512")
         if self.size <= 0 or self.size % self.block_size:
             raise VolumeSpecError(
-                f"volume {self.name}: size {self.size} must be a positive multiple of the block "
-                f"size {self.block_size}"
+                f"volume {self.name}: size {self.size} must be a positive multiple of the block size {self.block_size}"
             )
 
     @property
@@ -176,7 +173,6 @@ def lookup_volume(clients: KafkaClients, topics: Topics, name: str) -> VolumeSpe
     if name not in volumes:
         known = ", ".join(sorted(volumes)) or "none"
         raise UnknownVolumeError(
-            f"unknown volume {name!r} (registered: {known}); add it with "
-            f"`tidemark volume add {name} --size BYTES`"
+            f"unknown volume {name!r} (registered: {known}); add it with `tidemark volume add {name} --size BYTES`"
         )
     return volumes[name]

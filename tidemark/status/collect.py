@@ -120,8 +120,15 @@ def _sites(clients: KafkaClients, topics: Topics, statuses: dict[str, VolumeStat
     for (volume, site), r in sorted(latest.items()):
         statuses[volume].sites.append(
             SiteInfo(
-                site, r["state"], r["rp_id"], r["changeset_id"], r["applied_seq"],
-                r["lag_events"], r["lag_seconds"], r["timestamp"], r["message"],
+                site,
+                r["state"],
+                r["rp_id"],
+                r["changeset_id"],
+                r["applied_seq"],
+                r["lag_events"],
+                r["lag_seconds"],
+                r["timestamp"],
+                r["message"],
             )  # fmt: skip
         )
 

@@ -24,9 +24,7 @@ def read_all(clients: KafkaClients, topic: str) -> Iterator[Message]:
     return kafka_io.read_topic(clients, topic, stall=TIMEOUT_S)
 
 
-def read_tail(
-    clients: KafkaClients, topic: str, partition: int, satisfied: Callable[[], bool]
-) -> Iterator[Message]:
+def read_tail(clients: KafkaClients, topic: str, partition: int, satisfied: Callable[[], bool]) -> Iterator[Message]:
     """Messages of one partition, newest windows first (each window in offset order), until
     `satisfied()` after a window, or the start of the partition."""
     consumer = kafka_io.reader(clients, "status")

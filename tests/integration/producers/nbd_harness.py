@@ -54,9 +54,7 @@ class TrackerProcess:
     It is ready once it printed the `nbd://host:port/volume` it serves (port 0 picks a free one).
     """
 
-    def __init__(
-        self, env: dict[str, str], volume: str, image: Path, logs: Path, port: int = 0, *extra: str
-    ) -> None:
+    def __init__(self, env: dict[str, str], volume: str, image: Path, logs: Path, port: int = 0, *extra: str) -> None:
         self.volume = volume
         logs.mkdir(parents=True, exist_ok=True)
         run = len(list(logs.glob("tracker-*.out")))

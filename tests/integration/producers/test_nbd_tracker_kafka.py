@@ -204,7 +204,11 @@ def test_nbdcopy_of_a_256_mib_file_gives_an_identical_image(
     trackers.append(tracker)
 
     result = subprocess.run(
-        ["nbdcopy", str(source), tracker.uri], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        ["nbdcopy", str(source), tracker.uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
         check=False,
     )
     assert result.returncode == 0, f"nbdcopy failed:\n{result.stdout}\n{result.stderr}\n{tracker.output()}"

@@ -54,4 +54,3 @@ def test_a_point_of_600k_blocks_verifies_and_reverts(tm, cli, tmp_path: Path) ->
     with open(mirror, "rb") as image:
         while chunk := image.read(1 << 24):
             assert chunk.count(0) == len(chunk), "the mirror is back at the empty point"
-

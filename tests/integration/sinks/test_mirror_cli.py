@@ -64,9 +64,10 @@ def test_kill_9_during_apply_then_restart_verifies(tm, cli, tmp_path: Path) -> N
     assert "identical" in cli("verify", "--volume", model.volume, "--mirror", str(mirror)).stdout
     source = tmp_path / "source.img"
     source.write_bytes(model.points[2])
-    assert "identical" in cli(
-        "verify", "--volume", model.volume, "--mirror", str(mirror), "--source", str(source), "--rp", "2"
-    ).stdout
+    assert (
+        "identical"
+        in cli("verify", "--volume", model.volume, "--mirror", str(mirror), "--source", str(source), "--rp", "2").stdout
+    )
     differs = cli("verify", "--volume", model.volume, "--mirror", str(mirror), "--source", str(source), check=False)
     assert differs.returncode == 3 and "DIFFERENT" in differs.stdout and "offset" in differs.stdout
 

@@ -29,9 +29,7 @@ BS = 4096
 
 def _apply(tm, volume: str, path: Path, site: str = "default", **options) -> RunSummary:  # noqa: ANN001
     options.setdefault("exit_when_idle", 1.0)
-    applier = Applier(
-        tm.clients, tm.topics, tm.settings.state_dir, ApplierOptions(volume, path, site, **options)
-    )
+    applier = Applier(tm.clients, tm.topics, tm.settings.state_dir, ApplierOptions(volume, path, site, **options))
     return applier.run(threading.Event())
 
 
@@ -61,7 +59,10 @@ def test_applies_verifies_and_reverts(tm, tmp_path: Path) -> None:  # noqa: ANN0
 
     status = latest_statuses(tm.clients, tm.topics, model.volume)["default"]
     assert (status["state"], status["rp_id"], status["changeset_id"], status["lag_events"]) == (
-        "REPLICATING", 3, 6, 0,
+        "REPLICATING",
+        3,
+        6,
+        0,
     )
 
     reverted = revert_mirror(tm.settings.state_dir, "default", model.volume, mirror, 1)

@@ -47,7 +47,10 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_unix_socket_connection_limit_and_tls(
-    tm, cli, tmp_path: Path, certificates: Path  # noqa: ANN001, F811
+    tm,
+    cli,
+    tmp_path: Path,
+    certificates: Path,  # noqa: ANN001, F811
 ) -> None:
     model = StreamModel("vol-flags", 64 * BS, block_size=BS)
     register(tm.clients, tm.topics, model)

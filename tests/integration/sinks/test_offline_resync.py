@@ -98,9 +98,7 @@ def test_offline_past_retention_is_detected_then_resync_copies_only_the_differen
 
     source = tmp_path / "source.img"
     _write_sparse(source, bytes(model.image))
-    differing = sum(
-        1 for b in range(BLOCKS) if at_set_3[b * BS : (b + 1) * BS] != model.image[b * BS : (b + 1) * BS]
-    )
+    differing = sum(1 for b in range(BLOCKS) if at_set_3[b * BS : (b + 1) * BS] != model.image[b * BS : (b + 1) * BS])
     resync = cli("resync", "--volume", model.volume, "--mirror", str(mirror), "--source", str(source)).stdout
     assert f"copied {differing} blocks" in resync and "verified identical" in resync, resync
     assert "mirror now at change set 8, recovery point 2" in resync, resync

@@ -35,7 +35,7 @@ def test_generated_files_round_trip_and_a_change_is_named(tmp_path: Path) -> Non
 
 
 def test_metric_page_parsing() -> None:
-    page = "\n".join(f"{name}{{component=\"mirror\",volume=\"v\"}} 1.0" for name in METRIC_NAMES)
+    page = "\n".join(f'{name}{{component="mirror",volume="v"}} 1.0' for name in METRIC_NAMES)
     page = (
         "# HELP x\n"
         + page

@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 from tidemark.core.exceptions import LocalBrokerError
 from tidemark.localkafka.ports import NodePorts, plan_ports, read_ports, write_ports
 
-recorded_plans = st.lists(
-    st.builds(NodePorts, st.integers(20000, 20100), st.integers(20000, 20100)), max_size=3
-)
+recorded_plans = st.lists(st.builds(NodePorts, st.integers(20000, 20100), st.integers(20000, 20100)), max_size=3)
 
 
 @given(recorded_plans, st.integers(1, 3), st.one_of(st.none(), st.integers(21000, 21010)))

@@ -32,8 +32,11 @@ def test_an_extent_that_expands_past_its_length_is_refused_and_the_mirror_untouc
     events = model.seal()
     kind, extent = events[0]
     bomb = (kind, dict(extent, data=_bomb(compression)))
-    with pytest.raises(InvalidChangeSetError, match=f"DecodeBombError: volume 'vol1' extent 0 of change set 1: "
-                       f"{compression} data expands past its declared length {BS}"):
+    with pytest.raises(
+        InvalidChangeSetError,
+        match=f"DecodeBombError: volume 'vol1' extent 0 of change set 1: "
+        f"{compression} data expands past its declared length {BS}",
+    ):
         h.feed([bomb])
     with pytest.raises(InvalidChangeSetError, match="not whole"):
         h.feed(events[1:])

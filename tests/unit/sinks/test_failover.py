@@ -139,7 +139,8 @@ def test_discard_mirror_keeps_the_old_primarys_content(make_harness, tmp_path: P
 
 
 def test_after_a_reverse_failover_the_promoted_trackers_blocks_count_as_the_mirrors_side(
-    make_harness, tmp_path: Path  # noqa: ANN001
+    make_harness,
+    tmp_path: Path,  # noqa: ANN001
 ) -> None:
     """failover --reverse: the promoted copy is written through a tracker, not `tidemark mount`, so its
     side is the blocks of the change sets sealed under the failover's generation (`promoted_changed`)."""
@@ -157,11 +158,26 @@ def test_after_a_reverse_failover_the_promoted_trackers_blocks_count_as_the_mirr
     mirror_before, primary_before = harness.image(), primary.read_bytes()
     primary_changed, promoted_changed = BitMap([10, 11, 12]), BitMap([12, 13])
     with pytest.raises(FailbackConflictError, match=r"^1 blocks of volume 'vol' .* changed on both sides"):
-        failback(state_dir, "default", "vol", harness.path, primary, primary_changed=primary_changed,
-                 promoted_changed=promoted_changed)
+        failback(
+            state_dir,
+            "default",
+            "vol",
+            harness.path,
+            primary,
+            primary_changed=primary_changed,
+            promoted_changed=promoted_changed,
+        )
     assert harness.image() == mirror_before and primary.read_bytes() == primary_before
-    report = failback(state_dir, "default", "vol", harness.path, primary, primary_changed=primary_changed,
-                      promoted_changed=promoted_changed, discard="primary")
+    report = failback(
+        state_dir,
+        "default",
+        "vol",
+        harness.path,
+        primary,
+        primary_changed=primary_changed,
+        promoted_changed=promoted_changed,
+        discard="primary",
+    )
     assert (report.conflicts, report.copied) == (1, len(differing_blocks(mirror_before, primary_before)))
     assert {10, 11, 12, 13} <= differing_blocks(mirror_before, primary_before)
     assert primary.read_bytes() == harness.image() == mirror_before

@@ -79,7 +79,8 @@ def test_a_point_expired_before_its_pin_fails_every_read(make_harness) -> None: 
 
 
 def test_nbd_reads_of_an_expired_mount_are_eio_and_logged(
-    make_harness, caplog: pytest.LogCaptureFixture  # noqa: ANN001
+    make_harness,
+    caplog: pytest.LogCaptureFixture,  # noqa: ANN001
 ) -> None:
     harness = three_points(make_harness)
     view = LivePointView(harness.layout, 1)

@@ -17,7 +17,8 @@ from .mount_fixtures import BS, three_points
 
 
 def test_the_old_primary_rejoins_with_only_the_changed_blocks_copied(
-    make_harness, tmp_path: Path  # noqa: ANN001
+    make_harness,
+    tmp_path: Path,  # noqa: ANN001
 ) -> None:
     harness = three_points(make_harness)
     model, state_dir = harness.model, harness.root / "state"

@@ -76,9 +76,7 @@ def test_copy_differing_writes_only_differing_blocks_and_keeps_old_points(
     assert bytes(h.mirror.view(1).read(0, 256 * BS)) == at_rp_1, "undo keeps recovery point 1"
 
 
-def test_a_resync_follows_the_generation_of_the_set_it_resumes_after(
-    make_harness: MakeHarness, tmp_path: Path
-) -> None:
+def test_a_resync_follows_the_generation_of_the_set_it_resumes_after(make_harness: MakeHarness, tmp_path: Path) -> None:
     """Resynced to a set sealed under generation 2, the mirror refuses older primaries' sets from there
     on, as if it had applied that set (before, its generation stayed where it was)."""
     model = StreamModel("vol-gen", 16 * BS, block_size=BS)

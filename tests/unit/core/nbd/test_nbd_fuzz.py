@@ -215,7 +215,7 @@ def requests(draw: st.DrawFn) -> tuple[int, int, int, int, int, int, bytes]:
     known_flags = st.sampled_from([p.CMD_FLAG_FUA, p.CMD_FLAG_NO_HOLE, p.CMD_FLAG_FAST_ZERO])
     flags = draw(st.one_of(st.just(0), known_flags, u16))
     offset = draw(st.one_of(st.integers(0, SIZE // BLOCK).map(lambda b: b * BLOCK), st.integers(0, SIZE + 8192), u64))
-    length = draw(st.one_of(st.integers(0, 4) .map(lambda b: b * BLOCK), st.integers(0, 70000), u32))
+    length = draw(st.one_of(st.integers(0, 4).map(lambda b: b * BLOCK), st.integers(0, 70000), u32))
     payload = b""
     if kind == p.CMD_WRITE:
         cut = draw(st.one_of(st.just(length), st.integers(0, min(length, 1 << 16))))
