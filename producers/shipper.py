@@ -36,7 +36,7 @@ from confluent_kafka import KafkaException, Message, Producer
 from tidemark.core.exceptions import KafkaError, TopicMissingError
 from tidemark.core.image_io import pread_full
 from tidemark.core.kafka import KafkaClients
-from tidemark.core.kafka_io import topic_partitions
+from tidemark.core.kafka_io import reader, topic_partitions
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.partitioning import volume_partition
 from tidemark.core.topics import Topics
@@ -523,10 +523,10 @@ class Shipper:
         except KafkaError as exc:
             log.warning("volume %s: no seq checkpoints (%s); reconnects read the partition backwards", name, exc)
             self._checkpoint_topic = None
-        group = f"tidemark-tracker-tail-{name}"
+        purpose = f"tracker-tail-{name}"
         topic, checkpoint, tail = self._checkpoint_topic, None, None
         if topic is not None:
-            consumer = self.clients.consumer(group, **POINT_CONSUMER_CONFIG)
+            consumer = reader(self.clients, purpose, **POINT_CONSUMER_CONFIG)
             try:
                 checkpoint = read_checkpoint(consumer, topic, name, self._partition)
                 if checkpoint is not None and checkpoint.settled:
@@ -534,7 +534,7 @@ class Shipper:
             finally:
                 consumer.close()
         if tail is None:
-            consumer = self.clients.consumer(group, **SCAN_CONSUMER_CONFIG)
+            consumer = reader(self.clients, purpose, **SCAN_CONSUMER_CONFIG)
             try:
                 if checkpoint is not None and not checkpoint.settled:
                     tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
