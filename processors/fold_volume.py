@@ -21,6 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
+from tidemark.core.settings import DEFAULT_EXTENT_BYTES
 from tidemark.schemas import records
 
 from .admission import DROP, REFUSE, Verdict, admit_write, fenced, generation_of, remember, skip_to
@@ -55,7 +56,7 @@ class FoldOptions:
     subinterval_max_bytes: int = 32 << 20
     """seal early when the open sub-interval's dirty blocks reach this; the cache of recent writes
     (recent_writes.py) must hold that much for a seal to read nothing back"""
-    extent_bytes: int = 256 << 10
+    extent_bytes: int = DEFAULT_EXTENT_BYTES
 
 
 class VolumeFolder:

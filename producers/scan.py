@@ -30,7 +30,7 @@ import xxhash
 from tidemark.core.blocks import runs, runs_limited
 from tidemark.core.image_io import pread_padded
 from tidemark.core.metrics import StageMetrics
-from tidemark.core.settings import KIB, MIB
+from tidemark.core.settings import DEFAULT_EXTENT_BYTES, MIB
 
 from .checksum_map import ChecksumMap
 from .exceptions import TrackerError
@@ -45,7 +45,7 @@ from .tracker_api import WriteTracker
 class ScanOptions:
     chunk_bytes: int = 4 * MIB
     """Bytes read per pread (rounded down to whole blocks)."""
-    max_extent_bytes: int = 256 * KIB
+    max_extent_bytes: int = DEFAULT_EXTENT_BYTES
     """Longest run of changed blocks in one submit (keep it at the tracker's extent size)."""
     latency_threshold_ms: float | None = 20.0
     """Back off while the moving average of read latency exceeds this; None never backs off."""

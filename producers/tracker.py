@@ -30,14 +30,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from pyroaring import BitMap
 
 from tidemark.core.blocks import is_aligned
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
-from tidemark.core.settings import KIB, MIB
+from tidemark.core.settings import DEFAULT_EXTENT_BYTES, MIB, Settings
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
 
@@ -66,7 +66,7 @@ class AckMode(StrEnum):
 @dataclass(frozen=True)
 class TrackerOptions:
     compression: Compression = Compression.NONE
-    extent_bytes: int = 256 * KIB
+    extent_bytes: int = DEFAULT_EXTENT_BYTES
     delivery_timeout_ms: int = 10_000
     region_bytes: int = DEFAULT_REGION_BYTES
     al_extents: int = DEFAULT_CAPACITY
@@ -427,7 +427,9 @@ class Tracker:
 
 
 def open_tracker(
-    app: Any,
+    settings: Settings,
+    clients: KafkaClients,
+    topics: Topics,
     volume_name: str,
     image_path: Path | None,
     compression: Compression | str = Compression.NONE,
@@ -436,7 +438,7 @@ def open_tracker(
     unshipped_max_bytes: int | None = None,
     site: str | None = None,
 ) -> Tracker:
-    """A started tracker for a registered volume (`app` is the CLI's AppContext).
+    """A started tracker for a registered volume, with `clients` and `topics` of `settings`' cluster.
 
     Refuses an unknown volume, and an image whose size differs from the registered size.
     `delivery_timeout_ms` (default `TrackerOptions.delivery_timeout_ms`) bounds how long an event
@@ -451,16 +453,16 @@ def open_tracker(
     validate_name(volume_name)
     if site is not None:
         validate_name(site, "site")
-    spec = lookup_volume(app.clients, app.topics, volume_name)
+    spec = lookup_volume(clients, topics, volume_name)
     options = TrackerOptions(
         compression=Compression(compression) if isinstance(compression, str) else compression,
-        extent_bytes=app.settings.extent_bytes,
+        extent_bytes=settings.extent_bytes,
         delivery_timeout_ms=delivery_timeout_ms or TrackerOptions.delivery_timeout_ms,
         ack=AckMode(ack),
         unshipped_max_bytes=unshipped_max_bytes or TrackerOptions.unshipped_max_bytes,
     )
-    folder = app.settings.volume_state_dir("trackers", volume_name)
-    watch = PrimaryWatch(app.clients, app.topics, volume_name)
+    folder = settings.volume_state_dir("trackers", volume_name)
+    watch = PrimaryWatch(clients, topics, volume_name)
     try:
         current = watch.current()
         refusal = start_refusal(volume_name, site, current)
@@ -468,7 +470,7 @@ def open_tracker(
             raise NotPrimaryError(refusal)
         primary = Primary(current.generation, site or current.site)
         log.info("volume %s: writing as %s", volume_name, primary.describe())
-        return Tracker(spec, app.clients, app.topics, folder, image_path, options, primary, watch).start()
+        return Tracker(spec, clients, topics, folder, image_path, options, primary, watch).start()
     except BaseException:
         watch.stop()
         raise

@@ -23,7 +23,7 @@ from tidemark.core.image_io import file_data_ranges
 from tidemark.core.metrics import stage_metrics
 from tidemark.core.progress import OnProgress
 
-from ..layout import MirrorLayout, reading
+from ..layout import DEFAULT_SITE, MirrorLayout, reading
 from ..mount.live_view import LivePointView
 from ..storage.pins import pinned
 from .activity import ClientActivity
@@ -41,7 +41,7 @@ class RestoreRequest:
     volume: str
     rp: int
     destination: Path
-    site: str = "default"
+    site: str = DEFAULT_SITE
 
 
 class Restore:

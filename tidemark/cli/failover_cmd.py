@@ -60,6 +60,8 @@ def failover(
     from tidemark.sinks.layout import MirrorLayout
     from tidemark.sinks.ops.failover import failover as run_failover
 
+    from .mirror_state import publish_mirror_state
+
     if stop_applier:
         pid = stop_running_applier(MirrorLayout.of(app_ctx.settings.state_dir, site, volume))
         if pid is not None:
@@ -162,6 +164,8 @@ def failback(
     from tidemark.sinks.ops.failback_stream import StreamChanges, changed_after
     from tidemark.sinks.storage import progress as progress_file
 
+    from .mirror_state import publish_mirror_state
+
     app_ctx = app_context(ctx)
     out = Console(soft_wrap=True, highlight=False)
     layout = MirrorLayout.of(app_ctx.settings.state_dir, site, volume)
@@ -230,16 +234,3 @@ def rejoin(
         f"copied {report.copied}{kept}; start `tidemark mirror --volume {volume} --site {site} --path {image}` "
         f"(resumes after change set {report.changeset_id}, generation {report.generation})"
     )
-
-
-def publish_mirror_state(app_ctx: AppContext, progress: object, out: Console) -> None:
-    """MirrorStatus of the new state; a broker that is down does not undo what was done."""
-    from tidemark.sinks.status import publish_status, status_record
-
-    try:
-        producer = app_ctx.clients.producer()
-        publish_status(producer, app_ctx.topics, status_record(progress, 0, 0.0))  # type: ignore[arg-type]
-        if producer.flush(15) > 0:
-            out.print(f"warning: MirrorStatus not delivered to {app_ctx.topics.mirror_status} (is Kafka up?)")
-    except Exception as exc:  # confluent_kafka raises KafkaException; the state change is already durable
-        out.print(f"warning: cannot publish MirrorStatus to {app_ctx.topics.mirror_status}: {exc}")

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from .context import app_context
 from .metrics_option import MetricsPort
+from .mirror_options import DEFAULT_SITE
 
 # Registered without a group name, so the command is `tidemark mirror`.
 app = typer.Typer(help="Apply change sets to mirrors.")
@@ -54,7 +55,7 @@ def mirror(
     every: Annotated[
         bool, typer.Option("--all", help="every volume in the registry (and those registered later); needs --dir")
     ] = False,
-    site: Annotated[str, typer.Option(help="site name: each site is one consumer group")] = "default",
+    site: Annotated[str, typer.Option(help="site name: each site is one consumer group")] = DEFAULT_SITE,
     retain: Annotated[
         str | None, typer.Option(help="keep the newest N recovery points, or those younger than 24h/7d")
     ] = None,

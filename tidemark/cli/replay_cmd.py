@@ -66,7 +66,7 @@ def replay(
     validate_name(volume)
     serve_metrics(metrics_port)
     records = read_trace(trace, format.value)
-    with open_tracker(app_ctx, volume, image, compression) as tracker:
+    with open_tracker(app_ctx.settings, app_ctx.clients, app_ctx.topics, volume, image, compression) as tracker:
         stats = run_replay(
             tracker,
             records,

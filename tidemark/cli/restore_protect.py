@@ -54,7 +54,7 @@ def protect(
     generation = bump_generation(app.clients, app.topics, volume, primary_site=site).generation
     seed_tracker(app, volume, diverged)
     with (
-        open_tracker(app, volume, image, site=site) as tracker,
+        open_tracker(app.settings, app.clients, app.topics, volume, image, site=site) as tracker,
         recorded(app.clients, app.topics, volume, tracker.block_size) as profile,
     ):
         serve_nbd(tracker, image, address[0], address[1], ready=ready, options=options, profile=profile)

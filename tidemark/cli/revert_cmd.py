@@ -29,7 +29,7 @@ def revert(
     from tidemark.sinks.storage import progress as progress_file
     from tidemark.sinks.storage.private import private_umask
 
-    from .failover_cmd import publish_mirror_state
+    from .mirror_state import publish_mirror_state
 
     private_umask()  # undo and state files private (sinks/storage/private.py)
     app_ctx = app_context(ctx)

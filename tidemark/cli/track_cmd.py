@@ -93,7 +93,16 @@ def nbd(
     app = app_context(ctx)
     with (
         open_tracker(
-            app, volume, image, compression.value, delivery_timeout_ms, ack.value, unshipped_max_bytes, site
+            app.settings,
+            app.clients,
+            app.topics,
+            volume,
+            image,
+            compression.value,
+            delivery_timeout_ms,
+            ack.value,
+            unshipped_max_bytes,
+            site,
         ) as tracker,
         recorded(app.clients, app.topics, volume, tracker.block_size, read_profile_blocks) as profile,
     ):

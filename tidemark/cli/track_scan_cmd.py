@@ -59,7 +59,7 @@ def scan(
     stop = threading.Event()
     with (
         _stop_on_signals(stop),
-        open_tracker(app_ctx, volume, image, compression) as tracker,
+        open_tracker(app_ctx.settings, app_ctx.clients, app_ctx.topics, volume, image, compression) as tracker,
         Scanner(tracker, image, state, options) as scanner,
     ):
         scan_forever(

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KIB = 1024
 MIB = 1024 * KIB
+DEFAULT_EXTENT_BYTES = 256 * KIB
+"""The largest data payload of one event (tracker, scan, processor): `Settings.extent_bytes`'s default."""
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -75,7 +77,7 @@ class Settings(BaseSettings):
     kafka_version: str = "3.9.1"
     topic_prefix: str = Field(default="tidemark", description="topics are named <prefix>.writes etc.")
     extent_bytes: int = Field(
-        default=256 * KIB, description="largest data payload in one event; larger writes are split"
+        default=DEFAULT_EXTENT_BYTES, description="largest data payload in one event; larger writes are split"
     )
     message_max_bytes: int = Field(
         default=4 * MIB, description="broker/topic/producer message size limit (must exceed extent_bytes)"

@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidemark.sinks.layout import DEFAULT_SITE
 from tidemark.sinks.manifests import recovery_points
 from tidemark.sinks.status import latest_statuses
 
@@ -15,7 +16,7 @@ from .environment import DemoEnvironment
 from .exceptions import DemoError
 from .processes import Supervisor, free_port, port_open, wait_until
 
-SITE = "default"
+SITE = DEFAULT_SITE
 METRIC_NAMES = (
     "tidemark_events_total",
     "tidemark_bytes_total",
