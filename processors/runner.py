@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from .kafka_emitter import KafkaEmitter
 from .recent_writes import DEFAULT_CACHE_BYTES, RecentWrites
 from .registry_cache import RegistryCache
 from .state_store import PartitionStore
-from .ticker import Ticker
+from .ticker import Ticker, TickerThread
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -110,20 +109,20 @@ class ProcessorWorker:
             self._producer.init_transactions(30)
         except KafkaException as exc:
             raise ProcessorError(f"cannot start a Kafka transaction (is the broker up?): {exc}") from exc
-        ticker = Ticker(self.clients, self.topics.writes, partitions) if self.options.tick_interval > 0 else None
+        ticker = None
+        if self.options.tick_interval > 0:
+            ticker = TickerThread(Ticker(self.clients, self.topics.writes, partitions), self.options.tick_interval)
         self._consumer.subscribe([self.topics.writes], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        next_tick = 0.0
         try:
+            if ticker is not None:
+                ticker.start()
             while not self.stop_event.is_set():
-                if ticker is not None and time.monotonic() >= next_tick:
-                    ticker.tick()
-                    next_tick = time.monotonic() + self.options.tick_interval
                 messages = self._consumer.consume(self._sizer.count(), timeout=POLL_S)
                 if messages:
                     self._process_batch(messages)
         finally:
             if ticker is not None:
-                ticker.close()
+                ticker.stop()
             self._consumer.close()
             self._journal.close()
             for store in self.stores.values():
