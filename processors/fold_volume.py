@@ -135,8 +135,20 @@ class VolumeFolder:
         kind = record["kind"]
         if kind == "EPOCH_START" and record.get("epoch") is not None:
             self._start_epoch(state, record)
+        if kind == "FLUSH" and self._unchanged_since_last_point(state):
+            return  # the point would equal the last one
         if kind in RP_KINDS:
             self.cut(state, now, RP_KINDS[kind], record.get("label"), record.get("group"), record.get("barrier_id"))
+
+    @staticmethod
+    def _unchanged_since_last_point(state: VolumeState) -> bool:
+        """No write since the last point: nothing open, no sealed set awaiting a point.
+
+        A FLUSH then cuts nothing. After an outage a tracker releases every FLUSH marker it parked,
+        all after the drain, so they would be as many identical points (a fault run released 915,
+        and the mirror spent minutes applying them). A requested point or a barrier is always cut:
+        someone waits for its label or its group."""
+        return state.last_rp is not None and state.rp_first_changeset is None and state.open is None
 
     def _start_epoch(self, state: VolumeState, record: dict[str, Any]) -> None:
         """A tracker's new epoch: later writes of older epochs are stale, and the seqs it skipped

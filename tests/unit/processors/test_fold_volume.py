@@ -236,3 +236,18 @@ def test_recovery_points_equal_the_model_for_any_writes_and_cuts(steps: list[tup
         assert [e["index"] for e in cs_extents] == list(range(seal["extent_count"]))
     if h.state.rp_first_changeset is None:
         assert h.store == {}, "no checksum list outlives the point that needed it"
+
+
+def test_flushes_with_no_write_between_them_cut_one_point_and_requests_always_cut() -> None:
+    """After an outage a tracker releases every FLUSH it parked at once: they cut one point, not one
+    each. A requested point is cut even when nothing changed (someone waits for its label)."""
+    h = Harness()
+    h.write(0, 1, "WRITE", 1, now=0.0)
+    for n in range(5):
+        h.marker("FLUSH", now=0.1 + n * 0.01)
+    h.marker("REQUESTED", now=0.2, label="asked")
+    h.write(1, 1, "WRITE", 2, now=0.3)
+    h.marker("FLUSH", now=0.4)
+    h.marker("FLUSH", now=0.5)
+    kinds = [(rp["kind"], rp["label"]) for rp in h.emitter.recovery_points]
+    assert kinds == [("FLUSH", None), ("REQUESTED", "asked"), ("FLUSH", None)]
