@@ -15,7 +15,6 @@ acknowledged write on the source through the tracker and on the mirror image.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 from tidemark.localkafka import LocalCluster
 
 from .convergence import Converger
+from .fio_reports import completed_write_bytes
 from .stack import FaultCluster, Stack
 from .workload import AckModel
 
@@ -61,25 +61,10 @@ def _job(target: list[str], size: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _completed_bytes(fio_output: str) -> int:
-    """The most write bytes any of fio's JSON reports (one a second, and the final one if fio ended)
-    counts as completed; text between the reports (fio's own messages) is skipped."""
-    decoder, position, completed = json.JSONDecoder(), 0, 0
-    while (start := fio_output.find("{", position)) >= 0:
-        try:
-            report, position = decoder.raw_decode(fio_output, start)
-        except json.JSONDecodeError:  # a report cut short by the SIGKILL, or a brace in a message
-            position = start + 1
-            continue
-        if isinstance(report, dict) and report.get("jobs"):
-            completed = max(completed, int(report["jobs"][0]["write"]["io_bytes"]))
-    return completed
-
-
 def _acknowledged_prefix(fio_output: str) -> int:
     """Bytes from the start that were all acknowledged: sequential writes, at most DEPTH in flight,
     so every write before the last DEPTH completed ones' span is complete."""
-    return max(0, _completed_bytes(fio_output) // BS - DEPTH) * BS
+    return max(0, completed_write_bytes(fio_output) // BS - DEPTH) * BS
 
 
 def _verify(target: list[str], size: int, workdir: Path, what: str) -> None:
