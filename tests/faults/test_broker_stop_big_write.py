@@ -2,7 +2,7 @@
 the write never stalls, 0 acknowledged writes are lost, the mirror ends identical, and the
 tracker's resident memory stays bounded throughout.
 
-fio (nbd engine, libnbd) writes `TIDEMARK_FAULT_BIG_WRITE_MIB` (default 512; the issue's figure is
+fio (nbd engine, libnbd) writes `TIDEMARK_FAULT_BIG_WRITE_MIB` (default 256; the issue's figure is
 4096) of crc32c-verifiable 64 KiB blocks sequentially at queue depth 32 through
 `tidemark track nbd --ack local`. Once a quarter of it is acknowledged, the whole cluster stops;
 it starts again once fio has gone on writing for a while against no broker at all (the tracker
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.nbd]
 
 MIB = 1024 * 1024
 VOLUME = "bigwrite0"
-SIZE = int(os.environ.get("TIDEMARK_FAULT_BIG_WRITE_MIB", "512")) * MIB
+SIZE = int(os.environ.get("TIDEMARK_FAULT_BIG_WRITE_MIB", "256")) * MIB
 BS = 64 * 1024
 DEPTH = 32
 RSS_LIMIT_BYTES = 300 * 1000 * 1000
