@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,15 @@ class Stack:
 
     def status(self) -> dict[str, Any] | None:
         return latest_statuses(self.cluster.clients, self.cluster.topics, self.volume).get("default")
+
+
+@contextmanager
+def local_ack_stack(broker: LocalCluster, root: Path, volume: str, size: int) -> Iterator[Stack]:
+    """A Stack on `broker` whose tracker acknowledges locally and gives up on a silent link after
+    3 s (the fio fault tests' setting); stopped on exit."""
+    cluster = FaultCluster.on(broker, root / "state")
+    made = Stack(cluster, volume, size, root, ["--ack", "local", "--delivery-timeout-ms", "3000"])
+    try:
+        yield made
+    finally:
+        made.close()

@@ -27,8 +27,8 @@ import pytest
 from tidemark.localkafka import LocalCluster
 
 from .convergence import CONVERGE_TIMEOUT_S, Converger
-from .fio_reports import completed_write_bytes
-from .stack import FaultCluster, Stack
+from .fio_reports import completed_write_bytes, verify_pass
+from .stack import Stack, local_ack_stack
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.nbd]
 
@@ -89,12 +89,8 @@ class RssSampler:
 
 @pytest.fixture
 def stack(local_broker: LocalCluster, tmp_path: Path) -> Iterator[Stack]:
-    cluster = FaultCluster.on(local_broker, tmp_path / "state")
-    made = Stack(cluster, VOLUME, SIZE, tmp_path, ["--ack", "local", "--delivery-timeout-ms", "3000"])
-    try:
+    with local_ack_stack(local_broker, tmp_path, VOLUME, SIZE) as made:
         yield made
-    finally:
-        made.close()
 
 
 def _job(target: list[str], *extra: str) -> list[str]:
@@ -115,17 +111,6 @@ def _wait_for(condition: Callable[[], bool], fio: subprocess.Popen[bytes], timeo
             return False
         time.sleep(0.1)
     return True
-
-
-def _verify(target: list[str], workdir: Path, what: str) -> None:
-    done = subprocess.run(
-        _job(target, "--verify_only"), cwd=workdir, capture_output=True, text=True, timeout=FIO_TIMEOUT_S,
-        stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0 and "err= 0" in done.stdout, (
-        f"acknowledged writes lost on {what}:\n{done.stdout}\n{done.stderr}"
-    )
-    assert "READ:" in done.stdout, f"fio read nothing back from {what}:\n{done.stdout}"
 
 
 def test_a_broker_stop_during_a_large_qd32_write_loses_nothing_in_bounded_memory(stack: Stack, tmp_path: Path) -> None:
@@ -183,9 +168,19 @@ def test_a_broker_stop_during_a_large_qd32_write_loses_nothing_in_bounded_memory
     )
     uri = stack.tracker.uri()
     assert uri is not None
-    _verify(["--ioengine=nbd", f"--uri={uri}"], workdir, "the source (through the tracker)")
+    verify_pass(
+        _job(["--ioengine=nbd", f"--uri={uri}"], "--verify_only"),
+        workdir,
+        "the source (through the tracker)",
+        FIO_TIMEOUT_S,
+    )
     stack.mirror.stop()
-    _verify(["--ioengine=psync", f"--filename={stack.mirror_path}"], workdir, "the mirror")
+    verify_pass(
+        _job(["--ioengine=psync", f"--filename={stack.mirror_path}"], "--verify_only"),
+        workdir,
+        "the mirror",
+        FIO_TIMEOUT_S,
+    )
     print(
         f"broker stop during a {SIZE // MIB} MiB QD{DEPTH} write: {during_outage // MIB} MiB acknowledged in "
         f"{outage_s:.1f} s without a broker, tracker peak RSS {rss.peak / 1e6:.0f} MB, "

@@ -27,8 +27,8 @@ import pytest
 from tidemark.localkafka import LocalCluster
 
 from .convergence import Converger
-from .fio_reports import completed_write_bytes
-from .stack import FaultCluster, Stack
+from .fio_reports import completed_write_bytes, verify_pass
+from .stack import Stack, local_ack_stack
 from .workload import AckModel
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.nbd]
@@ -44,12 +44,8 @@ DEPTH = 16
 
 @pytest.fixture
 def stack(local_broker: LocalCluster, tmp_path: Path) -> Iterator[Stack]:
-    cluster = FaultCluster.on(local_broker, tmp_path / "state")
-    made = Stack(cluster, VOLUME, SIZE, tmp_path, ["--ack", "local", "--delivery-timeout-ms", "3000"])
-    try:
+    with local_ack_stack(local_broker, tmp_path, VOLUME, SIZE) as made:
         yield made
-    finally:
-        made.close()
 
 
 def _job(target: list[str], size: int, *extra: str) -> list[str]:
@@ -65,17 +61,6 @@ def _acknowledged_prefix(fio_output: str) -> int:
     """Bytes from the start that were all acknowledged: sequential writes, at most DEPTH in flight,
     so every write before the last DEPTH completed ones' span is complete."""
     return max(0, completed_write_bytes(fio_output) // BS - DEPTH) * BS
-
-
-def _verify(target: list[str], size: int, workdir: Path, what: str) -> None:
-    done = subprocess.run(
-        _job(target, size, "--verify_only"), cwd=workdir, capture_output=True, text=True,
-        timeout=FIO_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0 and "err= 0" in done.stdout, (
-        f"acknowledged writes lost on {what}:\n{done.stdout}\n{done.stderr}"
-    )
-    assert "READ:" in done.stdout, f"fio read nothing back from {what}:\n{done.stdout}"
 
 
 def test_kill_9_of_the_tracker_during_fio_loses_no_acknowledged_write(stack: Stack, tmp_path: Path) -> None:
@@ -107,6 +92,16 @@ def test_kill_9_of_the_tracker_during_fio_loses_no_acknowledged_write(stack: Sta
     assert resumed is not None and int(resumed[1]) > 0, f"the killed tracker published nothing:\n{stack.logs()}"
     uri = stack.tracker.uri()
     assert uri is not None
-    _verify(["--ioengine=nbd", f"--uri={uri}"], acknowledged, workdir, "the source (through the restarted tracker)")
+    verify_pass(
+        _job(["--ioengine=nbd", f"--uri={uri}"], acknowledged, "--verify_only"),
+        workdir,
+        "the source (through the restarted tracker)",
+        FIO_TIMEOUT_S,
+    )
     stack.mirror.stop()
-    _verify(["--ioengine=psync", f"--filename={stack.mirror_path}"], acknowledged, workdir, "the mirror")
+    verify_pass(
+        _job(["--ioengine=psync", f"--filename={stack.mirror_path}"], acknowledged, "--verify_only"),
+        workdir,
+        "the mirror",
+        FIO_TIMEOUT_S,
+    )
