@@ -140,8 +140,8 @@ class Mirror:
                 "--primary OLD_PRIMARY_IMAGE` first"
             )
 
-    def read_block(self, block: int) -> bytes:
-        return self.image.pread(block * self.block_size, self.block_size)
+    def read_blocks(self, first: int, count: int) -> bytes:
+        return self.image.pread(first * self.block_size, count * self.block_size)
 
     def apply(self, changeset: SealedChangeSet, partition: int, next_offset: int) -> int:
         """Apply a verified change set; durable on return. Returns the bytes written.
@@ -155,7 +155,7 @@ class Mirror:
             base = self.progress.rp_id
             if base is not None and changeset.extents:
                 blocks = sorted(set(changeset.blocks(self.block_size)))
-                self.undo.save_pre_images(base, blocks, self.read_block)
+                self.undo.save_pre_images(base, blocks, self.read_blocks)
             where = "the mirror"
             written = 0
             for extent in changeset.extents:

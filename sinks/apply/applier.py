@@ -331,19 +331,25 @@ class SiteApplier:
 
     def _partition_lag(self, partition: int) -> int:
         """Offsets not yet consumed (cached for a second). The processor writes in transactions,
-        so the partition's last offset is usually a commit marker no consumer sees: one is not lag."""
+        so the partition's last offset is usually a commit marker no consumer sees: one is not lag.
+
+        The watermarks are the ones the consumer's last fetch brought (`cached=True`), never a
+        request to the broker: this runs between two change sets, and a broker slow to answer held
+        the next set's apply for up to the request's timeout (figure 3's RPO tail). Before the
+        first fetch they are unknown, and the last known lag stands."""
         now = time.monotonic()
         cached = self._parts.lag.get(partition)
         if cached is not None and now - cached[0] < LAG_CACHE_S:
             return cached[1]
-        lag = 0
+        lag = cached[1] if cached is not None else 0
         tp = TopicPartition(self.topics.changesets, partition)
         try:
             assert self._consumer is not None, "lag is asked only while the loop runs"
             consumer_position = self._consumer.position([tp])[0].offset
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=2.0)
-            lag = max(0, high - consumer_position - 1) if consumer_position >= 0 else max(0, high - low)
-        except Exception as exc:  # confluent_kafka raises KafkaException on a broker timeout
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                lag = max(0, high - consumer_position - 1) if consumer_position >= 0 else max(0, high - max(low, 0))
+        except Exception as exc:  # confluent_kafka raises KafkaException for an unknown partition
             log.warning("cannot read watermarks of %s: %s", self.topics.changesets, exc)
         self._parts.lag[partition] = (now, lag)
         return lag

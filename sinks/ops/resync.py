@@ -129,7 +129,7 @@ def _sync_chunk(mirror: Mirror, theirs: bytes, offset: int) -> int:
     if not differ:
         return 0
     if mirror.progress.rp_id is not None:
-        mirror.undo.save_pre_images(mirror.progress.rp_id, differ, mirror.read_block)
+        mirror.undo.save_pre_images(mirror.progress.rp_id, differ, mirror.read_blocks)
     for block, count in runs(differ):
         at = (block - first) * bs
         content = theirs[at : at + count * bs]

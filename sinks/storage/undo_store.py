@@ -28,7 +28,9 @@ from pathlib import Path
 from types import TracebackType
 
 from pyroaring import BitMap
-from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import AccessType, Options, Rdict, RdictIter, WriteBatch, WriteOptions
+
+from tidemark.core.blocks import runs_limited
 
 from ..exceptions import MirrorStateError
 from .private import PRIVATE_FOLDER
@@ -36,6 +38,8 @@ from .private import PRIVATE_FOLDER
 KEY = struct.Struct(">QQ")  # base_rp_id, block index
 PREFIX = struct.Struct(">Q")  # base_rp_id alone: the seek position of a recovery point's entries
 BATCH_BYTES = 16 << 20
+RUN_BLOCKS = 256
+"""The longest run `save_pre_images` reads at once (1 MiB of 4 KiB blocks)."""
 AFTER_ALL_KEYS = b"\xff" * (KEY.size + 1)  # sorts after every 16-byte key
 
 
@@ -70,29 +74,56 @@ class UndoStore:
         self._sync = WriteOptions()
         self._sync.sync = True
 
-    def save_pre_images(self, base_rp: int, blocks: Iterable[int], read_block: Callable[[int], bytes]) -> int:
+    def save_pre_images(self, base_rp: int, blocks: Iterable[int], read_run: Callable[[int, int], bytes]) -> int:
         """Save the current content of every block not yet saved under base_rp; durable on return.
 
+        `blocks` ascend. `read_run(first, count)` returns the current content of `count` blocks
+        from `first` (count * block_size bytes). The work goes per run of adjacent blocks, at most
+        RUN_BLOCKS long: one iterator seek finds the run's blocks already saved, one read fetches
+        the rest, so a change set of long extents costs a few calls per extent, not per block.
         Returns the number of entries written.
         """
         batch = WriteBatch(raw_mode=True)
         pending = saved = 0
-        for block in blocks:
-            key = undo_key(base_rp, block)
-            if self._db.get(key) is not None:
+        zeros = bytes(self.block_size)
+        bs = self.block_size
+        it = self._db.iter()
+        for first, count in runs_limited(blocks, RUN_BLOCKS):
+            present = self._saved_in_run(it, base_rp, first, count)
+            if len(present) == count:
                 continue
-            content = read_block(block)
-            stored = b"" if content.count(0) == len(content) else content
-            batch.put(key, stored)
-            pending += len(stored) + KEY.size
-            saved += 1
+            content = read_run(first, count)
+            for index in range(count):
+                block = first + index
+                if block in present:
+                    continue
+                pre_image = content[index * bs : (index + 1) * bs]
+                stored = b"" if pre_image == zeros else pre_image
+                batch.put(undo_key(base_rp, block), stored)
+                pending += len(stored) + KEY.size
+                saved += 1
             if pending >= BATCH_BYTES:
                 self._db.write(batch, self._sync)
                 batch = WriteBatch(raw_mode=True)
                 pending = 0
+        del it
         if pending:
             self._db.write(batch, self._sync)
         return saved
+
+    @staticmethod
+    def _saved_in_run(it: RdictIter, base_rp: int, first: int, count: int) -> set[int]:
+        """The blocks of `[first, first + count)` that have an entry under base_rp (one seek)."""
+        present: set[int] = set()
+        it.seek(undo_key(base_rp, first))
+        end = undo_key(base_rp, first + count)
+        while it.valid():
+            key = it.key()
+            if key >= end:
+                break
+            present.add(KEY.unpack(key)[1])
+            it.next()
+        return present
 
     def get(self, rp_id: int, block: int) -> bytes | None:
         value = self._db.get(undo_key(rp_id, block))
