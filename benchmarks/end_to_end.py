@@ -4,7 +4,9 @@ The processor and the mirror run as CLI processes against a 1 TiB sparse volume 
 reads their peak memory at the end); the tracker core runs here. "Applied" is read from the
 mirror's progress file (`seq_last`, saved after the data is fsynced), polled every 5 ms.
 
-- sustained: 64 KiB writes to distinct blocks as fast as the tracker takes them; MB/s from the
+Both measures run twice, with 64 KiB and with 4 KiB writes, each size on topics of its own with a
+processor and a mirror of its own; figure 7 reads the 64 KiB run's processes.
+- sustained: writes to distinct blocks as fast as the tracker takes them; MB/s from the
   first submit until the mirror applied the last write. Anchor: figure 1's ProducerPerformance
   rate for the same record size (what the broker takes from one producer at all).
 - RPO lag: at half the sustained rate, per write, from Kafka's acknowledgement at the tracker to
@@ -32,10 +34,11 @@ from tidemark.sinks.layout import MirrorLayout
 from . import ingest, memory
 from .env import MIB, BenchEnv, Stage, stop_process
 from .lag_breakdown import STAGES, SealWatcher
-from .results import INFO, Figure, value_at_most
+from .results import INFO, Figure, ratio_at_least, value_at_most
 
 VOLUME_BYTES = 1 << 40
-WRITE = 65536
+# MiB written in the sustained phase per write size, (quick, full)
+SUSTAINED_MIB = {65536: (256, 1024), 4096: (64, 256)}
 POLL_S = 0.005
 APPLY_TIMEOUT_S = 180.0
 
@@ -81,27 +84,28 @@ class AppliedWatcher:
 
 
 class Writer:
-    """Distinct 64 KiB blocks, one event (one seq) per write."""
+    """Distinct blocks of `size` bytes, one event (one seq) per write."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: Tracker, size: int) -> None:
         self.tracker = tracker
-        self.data = os.urandom(WRITE)
+        self.size = size
+        self.data = os.urandom(size)
         self.next_offset = 0
         self.written = 0
 
     def submit(self) -> tuple[int, Future[None]]:
         future = self.tracker.submit_write(self.next_offset, self.data)
-        self.next_offset += WRITE
-        self.written += WRITE
+        self.next_offset += self.size
+        self.written += self.size
         return self.tracker.stats.last_seq, future
 
 
 def sustained(writer: Writer, watcher: AppliedWatcher, total: int) -> float:
-    window = 32 * MIB // WRITE
+    window = 32 * MIB // writer.size
     pending: deque[Future[None]] = deque()
     started = time.monotonic()
     seq = -1
-    for _ in range(total // WRITE):
+    for _ in range(total // writer.size):
         seq, future = writer.submit()
         pending.append(future)
         if len(pending) > window:
@@ -117,7 +121,7 @@ Times = dict[int, float]
 def lag(writer: Writer, watcher: AppliedWatcher, mb_s: float, seconds: float) -> tuple[list[float], Times, Times]:
     """Paced writes at `mb_s`; per write, applied-at-mirror minus acknowledged-at-tracker (s); then
     the acknowledgement and application times of every write, on the wall clock (lag_breakdown.py)."""
-    interval = WRITE / (mb_s * 1e6)
+    interval = writer.size / (mb_s * 1e6)
     acks: dict[int, float] = {}
     seqs: list[int] = []
     due = time.monotonic()
@@ -146,8 +150,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[Figure]:
-    anchor = ingest.kafka_64k_mb_s(env, stage, quick)
+def measure(env: BenchEnv, stage: Stage, write_bytes: int, quick: bool) -> list[Figure]:
+    anchor = ingest.kafka_mb_s(env, stage, write_bytes, quick)
     spec = stage.register("e2e", VOLUME_BYTES)
     processor = stage.cli("process", log=stage.root / "process.log")
     mirror = stage.cli("mirror", "--volume", spec.name, "--path", str(stage.root / "mirror.img"),
@@ -159,11 +163,11 @@ def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[Figure]:
     peaks: dict[str, float] = {}
     try:
         with Tracker(spec, stage.clients, stage.topics, folder, None, options).start() as tracker:
-            writer = Writer(tracker)
+            writer = Writer(tracker, write_bytes)
             seq, future = writer.submit()
             future.result(60)
             watcher.wait(seq, "warm-up: processor and mirror starting")
-            rate = sustained(writer, watcher, (256 if quick else 1024) * MIB)
+            rate = sustained(writer, watcher, SUSTAINED_MIB[write_bytes][0 if quick else 1] * MIB)
             lags, acked, applied = lag(writer, watcher, rate / 2, 15.0 if quick else 40.0)
         for name, process in (("process", processor), ("mirror", mirror)):
             if process.poll() is not None:
@@ -181,18 +185,24 @@ def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[Figure]:
         if values
     )
     fold = FoldOptions()
-    note = (f"{len(lags)} writes of 64 KiB at {rate / 2:.1f} MB/s; processor defaults (sub-interval "
+    size = f"{write_bytes // 1024} KiB"
+    note = (f"{len(lags)} writes of {size} at {rate / 2:.1f} MB/s; processor defaults (sub-interval "
             f"{fold.subinterval:g} s, ticks every {ProcessorOptions.tick_interval:g} s)")  # fmt: skip
-    return [
-        Figure("3", "end to end: sustained tracker -> applied at mirror", rate, "MB/s",
-               "ProducerPerformance 64 KiB (figure 1)", anchor, INFO),
-        Figure("3", "end to end: RPO lag p50 at half rate", p50, "s", "goal", 1.0, INFO, [note]),
-        Figure("3", "end to end: RPO lag p99 at half rate", p99, "s", "goal", 1.0, value_at_most(1.0, "s"),
-               [f"mean {statistics.fmean(lags):.3f} s, max {max(lags):.3f} s", split]),
-        *memory.figures(peaks, VOLUME_BYTES, writer.written),
+    figures = [
+        Figure("3", f"end to end, {size} writes: sustained tracker -> applied at mirror", rate, "MB/s",
+               f"ProducerPerformance {size} (figure 1)", anchor, ratio_at_least(0.5)),
+        Figure("3", f"end to end, {size} writes: RPO lag p50 at half rate", p50, "s", "goal", 1.0, INFO, [note]),
+        Figure("3", f"end to end, {size} writes: RPO lag p99 at half rate", p99, "s", "goal", 1.0,
+               value_at_most(1.0, "s"), [f"mean {statistics.fmean(lags):.3f} s, max {max(lags):.3f} s", split]),
     ]  # fmt: skip
+    if write_bytes == 65536:
+        figures += memory.figures(peaks, VOLUME_BYTES, writer.written)
+    return figures
 
 
 def run(env: BenchEnv, quick: bool) -> list[Figure]:
-    with env.stage("e2e") as stage:
-        return measure(env, stage, quick)
+    figures = []
+    for write_bytes in SUSTAINED_MIB:
+        with env.stage(f"e2e-{write_bytes // 1024}k") as stage:
+            figures += measure(env, stage, write_bytes, quick)
+    return figures

@@ -31,6 +31,8 @@ IN_FLIGHT_BYTES = 32 * MIB  # like the Java producer's default buffer.memory
 # (`KafkaClients.producer`); the Java producer gets the same, not its 16 KiB / 0 ms defaults.
 ANCHOR_PROPS = {"linger.ms": "2", "batch.size": "1000000"}
 VOLUME_BYTES = 1 << 30
+# MiB written per write size, (quick, full): as many records as the anchor needs to be steady.
+TOTAL_MIB = {4096: (128, 384), 65536: (256, 1024)}
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def measure(env: BenchEnv, stage: Stage, quick: bool) -> list[IngestResult]:
     lib = tools_lib(env.kafka_cache, env.kafka_version)
     results = []
     repeats = 1 if quick else 2  # best of each, interleaved: the machine is shared
-    for write_bytes, total in ((4096, (128 if quick else 384) * MIB), (65536, (256 if quick else 1024) * MIB)):
+    for write_bytes in TOTAL_MIB:
+        total = total_bytes(write_bytes, quick)
         record = encoded_size(write_bytes)
         label = f"{write_bytes // 1024}k"
         topic = anchor_topic(stage, label)
@@ -119,20 +122,36 @@ def figures(results: list[IngestResult]) -> list[Figure]:
     ]
 
 
+def total_bytes(write_bytes: int, quick: bool) -> int:
+    return TOTAL_MIB[write_bytes][0 if quick else 1] * MIB
+
+
 def run(env: BenchEnv, quick: bool) -> list[Figure]:
     with env.stage("ingest") as stage:
         results = measure(env, stage, quick)
-    env.anchors["kafka_64k_mb_s"] = results[-1].anchor.mb_per_s
+    for result in results:
+        env.anchors[_anchor_key(result.write_bytes)] = result.anchor.mb_per_s
     return figures(results)
 
 
-def kafka_64k_mb_s(env: BenchEnv, stage: Stage, quick: bool) -> float:
-    """Figure 1's 64 KiB anchor, measured now if figure 1 did not run in this invocation."""
-    if "kafka_64k_mb_s" not in env.anchors:
+def _anchor_key(write_bytes: int) -> str:
+    return f"kafka_{write_bytes // 1024}k_mb_s"
+
+
+def kafka_mb_s(env: BenchEnv, stage: Stage, write_bytes: int, quick: bool) -> float:
+    """Figure 1's ProducerPerformance anchor for `write_bytes` writes (one record per write), measured
+    now if figure 1 did not run in this invocation."""
+    key = _anchor_key(write_bytes)
+    if key not in env.anchors:
         lib = tools_lib(env.kafka_cache, env.kafka_version)
-        records = (256 if quick else 1024) * MIB // 65536
+        records = total_bytes(write_bytes, quick) // write_bytes
+        topic = anchor_topic(stage, f"{write_bytes // 1024}k")
         result = producer_performance(
-            lib, stage.clients.bootstrap, anchor_topic(stage, "64k"), records, encoded_size(65536), ANCHOR_PROPS
+            lib, stage.clients.bootstrap, topic, records, encoded_size(write_bytes), ANCHOR_PROPS
         )
-        env.anchors["kafka_64k_mb_s"] = result.mb_per_s
-    return env.anchors["kafka_64k_mb_s"]
+        env.anchors[key] = result.mb_per_s
+    return env.anchors[key]
+
+
+def kafka_64k_mb_s(env: BenchEnv, stage: Stage, quick: bool) -> float:
+    return kafka_mb_s(env, stage, 65536, quick)
