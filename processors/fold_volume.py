@@ -10,7 +10,8 @@ never the wall clock, so replaying the same log after a crash makes the same dec
 the same change sets and recovery points.
 
 Points are never starved: once a periodic point is due, the next seal of any cause (INTERVAL on
-a tick, SIZE on a write) is followed at once by the cut, which then ships nothing.
+a tick or a write, SIZE on a write) is followed at once by the cut, which then ships nothing, and
+the next tick seals whatever is open for it.
 """
 
 from __future__ import annotations
@@ -170,8 +171,15 @@ class VolumeFolder:
             )  # fmt: skip
 
     def on_tick(self, state: VolumeState, now: float) -> None:
-        """Seal a sub-interval that is due; cut a due periodic point right after a seal."""
-        if state.open is not None and now - state.open.started_at >= self.options.subinterval:
+        """Seal a sub-interval that is due, or any open one once a periodic point is due; cut a due
+        point right after a seal.
+
+        A tick does not wait for the open sub-interval to end when a point is due: the point comes
+        at the first tick past its due time (ticks come every `tick_interval`), not up to one
+        sub-interval later. A write never seals early for a point (the sub-interval's end or its
+        size does), so a point cut on a write still excludes that write."""
+        point_due = state.rp_started_at and now - state.rp_started_at >= self.options.rp_interval
+        if state.open is not None and (now - state.open.started_at >= self.options.subinterval or point_due):
             self.seal(state, now, "INTERVAL")
         if state.open is None:
             self._cut_if_due(state, now)

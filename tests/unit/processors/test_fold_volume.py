@@ -111,7 +111,7 @@ def test_a_cut_with_nothing_open_still_completes_the_point() -> None:
 
 
 def test_a_point_is_cut_under_sustained_load_when_every_seal_is_by_size() -> None:
-    """No starvation: every sub-interval seals by SIZE, never by INTERVAL, and points still come."""
+    """No starvation: the sub-intervals seal by SIZE, never at their end, and points still come."""
     rp_interval, subinterval = 10.0, 1.0
     h = Harness(size=BLOCK * 4096, subinterval=subinterval, rp_interval=rp_interval, subinterval_max_bytes=8 * BLOCK)
     now = 0.0
@@ -120,12 +120,32 @@ def test_a_point_is_cut_under_sustained_load_when_every_seal_is_by_size() -> Non
         h.write(n % 4096, 1, "WRITE", n % 251, now)
         if n % 5 == 4:
             h.tick(now)
-    assert {s["reason"] for s in h.emitter.seals()} == {"SIZE", "CUT"}
+    reasons = [s["reason"] for s in h.emitter.seals()]
+    assert set(reasons) == {"SIZE", "INTERVAL", "CUT"}
+    assert all(after == "CUT" for before, after in zip(reasons, reasons[1:], strict=False) if before == "INTERVAL"), (
+        "every other seal is by SIZE: only the tick that finds a point due seals early"
+    )
     times = [rp["created_at"] / 1000 for rp in h.emitter.recovery_points]
     assert len(times) >= 19
     gaps = [b - a for a, b in zip([0.0, *times], times, strict=False)]
     assert max(gaps) <= rp_interval + subinterval
     assert all(rp["kind"] == "PERIODIC" and rp["cut_bytes"] == 0 for rp in h.emitter.recovery_points)
+
+
+def test_a_due_point_is_cut_at_the_first_tick_past_its_due_time_not_at_the_end_of_the_subinterval() -> None:
+    """Writes every 0.05 s, ticks every 0.1 s, sub-intervals of 1 s: each point comes at the tick
+    that finds it due, so points are rp_interval apart, not up to one sub-interval more."""
+    rp_interval = 5.0
+    h = Harness(size=BLOCK * 4096, subinterval=1.0, rp_interval=rp_interval)
+    for n in range(1, 401):
+        now = round(n * 0.05, 3)
+        h.write(n % 4096, 1, "WRITE", n % 251 + 1, now)
+        if n % 2 == 0:
+            h.tick(now)
+    times = [rp["created_at"] for rp in h.emitter.recovery_points]
+    assert times[:3] == [5100, 10100, 15100], "the first tick at or after each due time (0.05 s + 5 s, ...)"
+    assert all(rp["kind"] == "PERIODIC" and rp["cut_bytes"] == 0 for rp in h.emitter.recovery_points)
+    assert h.emitter.point(1)[0] == list(range(1, 103)), "the point holds every write up to its tick"
 
 
 def test_under_a_steady_stream_a_subinterval_seals_at_the_first_write_past_its_end() -> None:
