@@ -2,8 +2,9 @@
 
 Under a steady stream every sub-interval seals by size (32 MiB at 100 MB/s is a third of a
 second), and before #12 no periodic point was ever cut that way. The rule now: when a point is
-due, the next seal, whatever its cause, is the cut. So the gap between two points stays within
-the rp-interval plus one sub-interval.
+due, the next seal, whatever its cause, is the cut, and the next tick (every 0.1 s) seals whatever
+is open for it. So two points are the rp-interval plus the wait for the next tick apart, well
+inside the bound of the rp-interval plus one sub-interval.
 
 The tracker core writes distinct 64 KiB blocks, paced at 100 MB/s on the wall clock (a seed), into
 a volume the processor (`tidemark process`, defaults) folds. The processor decides in log time
@@ -11,7 +12,8 @@ a volume the processor (`tidemark process`, defaults) folds. The processor decid
 writes' own times. The points are read back with `tidemark rp list --json` once the processor has
 caught up. The figure is the longest gap between consecutive points cut while the seed ran
 (`created_at`, the log time of the cut), against the bound; the achieved write rate is context.
-The bound holds up to the spacing of two writes: the cut is the first write after the seal is due.
+The bound holds as long as some message (a write or a tick) reaches the partition within one
+sub-interval of the due time.
 """
 
 from __future__ import annotations
