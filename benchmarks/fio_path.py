@@ -120,7 +120,7 @@ def run(env: BenchEnv, quick: bool) -> list[Figure]:
     seconds = 5.0 if quick else 10.0
     figures: list[Figure] = []
     with env.stage("fio") as stage:
-        ingest_mb_s = ingest.kafka_64k_mb_s(env, stage, quick)
+        ingest_mb_s = ingest.kafka_mb_s(env, stage, 65536, quick)
         anchor = nbdkit_results(stage, size, seconds)
         for ack in ("local", "kafka"):
             ours = tracker_results(stage, ack, size, seconds)

@@ -151,7 +151,3 @@ def kafka_mb_s(env: BenchEnv, stage: Stage, write_bytes: int, quick: bool) -> fl
         )
         env.anchors[key] = result.mb_per_s
     return env.anchors[key]
-
-
-def kafka_64k_mb_s(env: BenchEnv, stage: Stage, quick: bool) -> float:
-    return kafka_mb_s(env, stage, 65536, quick)

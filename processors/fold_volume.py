@@ -178,8 +178,9 @@ class VolumeFolder:
         at the first tick past its due time (ticks come every `tick_interval`), not up to one
         sub-interval later. A write never seals early for a point (the sub-interval's end or its
         size does), so a point cut on a write still excludes that write."""
-        point_due = state.rp_started_at and now - state.rp_started_at >= self.options.rp_interval
-        if state.open is not None and (now - state.open.started_at >= self.options.subinterval or point_due):
+        if state.open is not None and (
+            now - state.open.started_at >= self.options.subinterval or self._point_due(state, now)
+        ):
             self.seal(state, now, "INTERVAL")
         if state.open is None:
             self._cut_if_due(state, now)
@@ -316,9 +317,11 @@ class VolumeFolder:
         state.rp_started_at = now
 
     # -- helpers -------------------------------------------------------------------------------
+    def _point_due(self, state: VolumeState, now: float) -> bool:
+        return now - state.rp_started_at >= self.options.rp_interval
+
     def _cut_if_due(self, state: VolumeState, now: float) -> None:
-        due = now - state.rp_started_at >= self.options.rp_interval
-        if due and state.rp_first_changeset is not None:
+        if self._point_due(state, now) and state.rp_first_changeset is not None:
             self.cut(state, now, "PERIODIC", None, None, None)
 
     def _open(self, state: VolumeState, now: float) -> OpenSubInterval:
