@@ -95,6 +95,29 @@ def test_a_transactional_topic_is_read_past_its_commit_marker_and_not_into_an_op
         open_txn.abort_transaction(30)
 
 
+def test_empty_partitions_read_from_the_beginning_end_at_once_without_end_of_file_events(tm: TidemarkTest) -> None:
+    """A registry topic made with more partitions than tidemark makes (auto-created by the broker,
+    say) has empty ones; the tracker's registry watch reads them with OFFSET_BEGINNING on a
+    consumer without end-of-file events, and waited out its whole timeout on each."""
+    topic = tm.topics.writes
+    producer = tm.clients.producer()
+    kafka_io.produce(producer, topic, b"only", key=b"k", partition=1)
+    assert producer.flush(30) == 0
+    consumer = tm.clients.consumer(tm.group(), **{"enable.partition.eof": False})
+    try:
+        parts = kafka_io.topic_partitions(consumer, topic)
+        assert len(parts) > 2, "the test needs partitions left empty"
+        ends = {p: kafka_io.watermarks(consumer, topic, p)[1] for p in parts}
+        started = time.monotonic()
+        for given in (ends, None):
+            starts = dict.fromkeys(parts, OFFSET_BEGINNING)
+            values = [m.value() for m in kafka_io.read_to_end(consumer, topic, starts, given, timeout=20, stall=None)]
+            assert values == [b"only"]
+        assert time.monotonic() - started < 10
+    finally:
+        consumer.close()
+
+
 def test_given_ends_bound_the_read_and_a_backwards_read_stops_at_the_newest_window_that_satisfies(
     tm: TidemarkTest,
 ) -> None:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka.admin import AdminClient
 
@@ -135,14 +135,24 @@ def read_to_end(
     stall: float | None = STALL_S,
 ) -> Iterator[Message]:
     """The messages of the partitions in `starts` (partition -> first offset; OFFSET_BEGINNING or
-    one below the low watermark reads from the oldest kept, by the consumer's `auto.offset.reset`
-    earliest) up to `ends` (excluded), by default the high watermarks when the read starts.
-    Assigns the consumer and unassigns it."""
+    an offset below the low watermark reads from the oldest kept) up to `ends` (excluded), by
+    default the high watermarks when the read starts. Assigns the consumer and unassigns it.
+
+    A start is resolved against the partition's low watermark whenever the watermarks are read
+    (no `ends` given, or a logical start such as OFFSET_BEGINNING), so a partition with nothing
+    kept is done at once, even on a consumer without end-of-file events."""
     started = time.monotonic()
     limit = METADATA_TIMEOUT_S if timeout is None else timeout
     given = ends or {}
-    captured = {p: given[p] if p in given else watermarks(consumer, topic, p, limit)[1] for p in starts}
-    read = ReadEnds.of(starts, captured)
+    first: dict[int, int] = {}
+    captured: dict[int, int] = {}
+    for p, start in starts.items():
+        if p in given and start >= 0:
+            first[p], captured[p] = start, given[p]
+            continue
+        low, high = watermarks(consumer, topic, p, limit)
+        first[p], captured[p] = high if start == OFFSET_END else max(start, low), given.get(p, high)
+    read = ReadEnds.of(first, captured)
     if read.done:
         return
     consumer.assign([TopicPartition(topic, p, read.positions[p]) for p in read.open])
