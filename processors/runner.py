@@ -98,8 +98,11 @@ class ProcessorWorker:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
+        found = kafka_io.wait_for_partitions(self._consumer, self.topics.writes, self.stop_event, "processor")
+        if found is None:
+            return
+        partitions = len(found)
         self._watchdog.start()
-        partitions = self._partitions_of(self.topics.writes)
         self._keyed_outputs = {
             topic: self._partitions_of(topic)
             for topic in (self.topics.changesets, self.topics.recovery_points, self.topics.metrics)

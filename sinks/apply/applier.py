@@ -35,6 +35,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.kafka_io import wait_for_partitions
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import read_volumes
 from tidemark.exceptions import TidemarkError
@@ -42,7 +43,7 @@ from tidemark.exceptions import TidemarkError
 from ..exceptions import ChangeSetGapError, ResyncNeededError, SinkError
 from ..layout import DEFAULT_SITE, MirrorLayout
 from ..reading.key_partitions import key_partitions
-from ..reading.topic_reader import partitions_of, position
+from ..reading.topic_reader import position
 from ..storage.disk_full import is_disk_full
 from ..storage.retention import KEEP_ALL, Retention
 from .volume_applier import DiskFull, RunSummary, VolumeApplier
@@ -130,8 +131,15 @@ class SiteApplier:
             stack.callback(consumer.close)
             self._consumer = consumer
             stack.callback(self._close_all)
-            self._parts.count = len(partitions_of(consumer, topic))
-            joined = self._join(self.options.targets.items(), producer)
+            partitions = wait_for_partitions(consumer, topic, stop, f"site {self.options.site}'s mirror")
+            if partitions is None:
+                return self.summaries
+            self._parts.count = len(partitions)
+            targets = dict(self.options.targets)
+            if self.options.all_in is not None:  # --all: every volume registered now, more later (`_refresh`)
+                for name in sorted(read_volumes(self.clients, self.topics)):
+                    targets.setdefault(name, mirror_path_in(self.options.all_in, name))
+            joined = self._join(targets.items(), producer)
             self._assign(consumer, rewind=set())
             self._check_retention(consumer, joined)
             for volume in list(self._volumes.values()):

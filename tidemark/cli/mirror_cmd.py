@@ -74,8 +74,7 @@ def mirror(
     or `--all --dir D` (every registered volume, joined as they are registered).
     """
     from tidemark.core.metrics import serve_metrics
-    from tidemark.core.volumes import read_volumes
-    from tidemark.sinks.apply.applier import SiteApplier, SiteOptions, mirror_path_in
+    from tidemark.sinks.apply.applier import SiteApplier, SiteOptions
     from tidemark.sinks.storage.retention import parse_retain
 
     targets = _targets(volume or [], path, folder, every)
@@ -85,9 +84,6 @@ def mirror(
     app_ctx = app_context(ctx)
     serve_metrics(metrics_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if every:
-        assert folder is not None
-        targets = {name: mirror_path_in(folder, name) for name in sorted(read_volumes(app_ctx.clients, app_ctx.topics))}
     options = SiteOptions(
         targets, site, parse_retain(retain), until_rp, exit_when_idle, all_in=folder if every else None
     )

@@ -19,6 +19,8 @@ stall (nothing read and the position not moving for `stall` seconds) or exceed t
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,9 +30,11 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, Produ
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka.admin import AdminClient
 
-from .exceptions import KafkaError, TopicMissingError
+from .exceptions import KafkaAuthenticationError, KafkaError, TopicMissingError
 from .kafka import KafkaClients
 from .kafka_ends import ReadEnds, tail_windows
+
+log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT_S = 15.0
 STALL_S = 60.0
@@ -41,6 +45,8 @@ PRODUCE_BLOCK_S = 120.0
 """How long `produce` waits for room in a full producer queue before it gives up."""
 PRODUCE_POLL_S = 0.05
 WATERMARK_RETRY_S = 0.5
+CLUSTER_RETRY_S = 5.0
+"""how often a daemon waiting for an unreachable cluster at start tries again (`wait_for_partitions`)"""
 TRANSIENT = frozenset({RdKafkaError._TRANSPORT, RdKafkaError._ALL_BROKERS_DOWN, RdKafkaError._TIMED_OUT})
 """Client errors a read waits out (a broker restarting): librdkafka reconnects and fetches again."""
 NO_LEADER_YET = frozenset(
@@ -71,6 +77,31 @@ def topic_partitions(
             f"topic {topic} does not exist: run `tidemark topics create` (with the same TIDEMARK_TOPIC_PREFIX)"
         )
     return sorted(found.partitions)
+
+
+def wait_for_partitions(
+    client: Consumer | Producer | AdminClient, topic: str, stop: threading.Event, who: str
+) -> list[int] | None:
+    """`topic_partitions`, waiting for the cluster: a daemon (`who`, for the log) started while its
+    brokers are down or unreachable tries again every `CLUSTER_RETRY_S` and starts once they
+    answer, instead of exiting. A missing topic or refused credentials still fail at once; None
+    when `stop` is set while waiting."""
+    waiting_since: float | None = None
+    while not stop.is_set():
+        try:
+            partitions = topic_partitions(client, topic, CLUSTER_RETRY_S)
+        except (TopicMissingError, KafkaAuthenticationError):
+            raise
+        except KafkaError as exc:
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.warning("%s: waiting for Kafka (%s); trying again every %.0f s", who, exc, CLUSTER_RETRY_S)
+            stop.wait(CLUSTER_RETRY_S)
+            continue
+        if waiting_since is not None:
+            log.info("%s: Kafka answered after %.0f s; starting", who, time.monotonic() - waiting_since)
+        return partitions
+    return None
 
 
 def watermarks(
