@@ -157,10 +157,10 @@ def measure(env: BenchEnv, stage: Stage, write_bytes: int, quick: bool) -> list[
     mirror = stage.cli("mirror", "--volume", spec.name, "--path", str(stage.root / "mirror.img"),
                        log=stage.root / "mirror.log")  # fmt: skip
     watcher = AppliedWatcher(MirrorLayout.of(stage.settings.state_dir, "default", spec.name).progress)
-    seals = SealWatcher(stage, spec.name)
     options = TrackerOptions(extent_bytes=stage.settings.extent_bytes)
     folder = stage.settings.volume_state_dir("trackers", spec.name)
     peaks: dict[str, float] = {}
+    seals: SealWatcher | None = None
     try:
         with Tracker(spec, stage.clients, stage.topics, folder, None, options).start() as tracker:
             writer = Writer(tracker, write_bytes)
@@ -168,6 +168,7 @@ def measure(env: BenchEnv, stage: Stage, write_bytes: int, quick: bool) -> list[
             future.result(60)
             watcher.wait(seq, "warm-up: processor and mirror starting")
             rate = sustained(writer, watcher, SUSTAINED_MIB[write_bytes][0 if quick else 1] * MIB)
+            seals = SealWatcher(stage, spec.name)
             lags, acked, applied = lag(writer, watcher, rate / 2, 15.0 if quick else 40.0)
         for name, process in (("process", processor), ("mirror", mirror)):
             if process.poll() is not None:
@@ -175,9 +176,11 @@ def measure(env: BenchEnv, stage: Stage, write_bytes: int, quick: bool) -> list[
             peaks[name] = memory.peak_rss_mb(process.pid)
     finally:
         watcher.close()
-        seals.close()
+        if seals is not None:
+            seals.close()
         stop_process(processor)
         stop_process(mirror)
+    assert seals is not None
     p50, p99 = percentile(lags, 50), percentile(lags, 99)
     split = "p50 / p99 per stage: " + ", ".join(
         f"{name} {percentile(values, 50):.3f} / {percentile(values, 99):.3f} s"
