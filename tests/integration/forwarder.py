@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import subprocess
 import threading
+import time
+from pathlib import Path
 
 
 class Forwarder:
@@ -48,3 +52,40 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class LateKafka:
+    """A daemon started (`command`, with `env`) on a bootstrap address that answers nothing until
+    `come_up` puts a `Forwarder` to the real cluster (`bootstrap`) on it; output to `log`."""
+
+    def __init__(self, bootstrap: str, env: dict[str, str], command: list[str], log: Path) -> None:
+        host, port = bootstrap.split(",")[0].rsplit(":", 1)
+        self.target = (host, int(port))
+        self.port = unused_port()
+        self.log = log
+        self.forwarder: Forwarder | None = None
+        unanswered = env | {"TIDEMARK_BOOTSTRAP": f"127.0.0.1:{self.port}"}
+        with log.open("w") as out:
+            self.child = subprocess.Popen(command, env=unanswered, stdout=out, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> LateKafka:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGKILL)
+            self.child.wait(30)
+        if self.forwarder is not None:
+            self.forwarder.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_line(self, line: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while line not in self.output() and time.monotonic() < deadline and self.child.poll() is None:
+            time.sleep(0.1)
+        assert line in self.output(), f"no {line!r} (exit code {self.child.poll()}):\n{self.output()[-3000:]}"
+
+    def come_up(self) -> None:
+        self.forwarder = Forwarder(self.port, self.target)
