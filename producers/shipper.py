@@ -11,7 +11,8 @@ the item (ship window, activity log, the caller's future in `--ack kafka`).
 
 While the link is down the queue is diverted: writes go to the dirty bitmap, markers are parked.
 While the window is AHEAD and the queue is empty it drains the dirty bitmap from the image in
-coalesced extents, and switches back to SYNC (releasing the parked markers first) once drained.
+coalesced extents, yielding to a client that keeps writing (`drain_pace`), and switches back to
+SYNC (releasing the parked markers first) once drained.
 It also owns the connection: a new producer and a new epoch on every (re)connect, with the seq
 continued from the tail of the volume's writes partition, found from the volume's checkpoint
 (`seq_checkpoint`, published by the poll thread after deliveries) without reading the
@@ -47,6 +48,7 @@ from tidemark.schemas.codec import default_codec
 from .activity_log import ActivityLog
 from .blockwrite_encoder import BlockWriteEncoder
 from .dirty_bitmap import DirtyBitmap
+from .drain_pace import DEFAULT_MIN_BYTES_PER_S, DrainPace
 from .events import Compression, compress, now_micros
 from .exceptions import TrackerError
 from .parked_markers import ParkedMarkers
@@ -116,6 +118,8 @@ class ShipperConfig:
     # Seconds the ship loop sleeps once the queue is empty, so the writes submitted meanwhile are
     # taken in one wakeup (0: take each as it comes, for `--ack kafka`, where a client waits).
     batch_pause: float = 0.0
+    # The drain's rate while the client writes faster than it (`drain_pace.DrainPace`).
+    drain_min_bytes_per_s: int = DEFAULT_MIN_BYTES_PER_S
 
 
 class Shipper:
@@ -142,6 +146,7 @@ class Shipper:
         self.activity = activity
         self.image_fd = image_fd
         self.parked = parked
+        self.pace = DrainPace(config.drain_min_bytes_per_s)
         self.queue: queue.SimpleQueue[WriteItem | MarkItem] = queue.SimpleQueue()
         self.stats = ShipperStats()
         self.metrics = StageMetrics("tracker", volume.name)
@@ -218,7 +223,8 @@ class Shipper:
                 item = self.queue.get_nowait() if ahead else self.queue.get(timeout=IDLE_WAIT_SECONDS)
             except queue.Empty:
                 if ahead and not self._background():
-                    time.sleep(BUSY_WAIT_SECONDS)  # the window is full: wait for deliveries
+                    # the window is full (wait for deliveries) or the drain yields to a busy client
+                    time.sleep(max(BUSY_WAIT_SECONDS, self.pace.delay()))
                 elif not ahead and time.monotonic() - self._last_seq_use >= self._checkpoints.interval:
                     self._publish_settled()
                 continue
@@ -245,7 +251,13 @@ class Shipper:
         drained = 0
         if self.image_fd is None or len(self.dirty) == 0 or not self._may_assign_seqs():
             return False
-        while self.image_fd is not None and drained < DRAIN_BATCH and self.window.may_drain() and self._drain_one():
+        while (
+            self.image_fd is not None
+            and drained < DRAIN_BATCH
+            and self.window.may_drain()
+            and self.pace.allows()
+            and self._drain_one()
+        ):
             drained += 1
         return drained > 0
 
@@ -439,6 +451,7 @@ class Shipper:
         assert self.image_fd is not None
         data = pread_full(self.image_fd, length, offset, f"the image of volume {self.volume.name}")
         ticket = self.window.track(length)
+        self.pace.spent(length)
 
         def done(err: RdKafkaError | None, msg: Message) -> None:
             if err is not None:

@@ -12,7 +12,8 @@ The hot path per write is: the activity-log check (no I/O for a region already i
 ship window's admission, and an enqueue. The shipper (`shipper.Shipper`) does the rest, in
 batches with local acknowledgement (`TrackerOptions.local_batch_pause`). When the
 unshipped bytes pass `unshipped_max_bytes` or Kafka is unreachable, writes are only marked in the
-dirty bitmap (pull-ahead, `ship_window`), so memory stays bounded whatever the client writes.
+dirty bitmap (pull-ahead, `ship_window`), so memory stays bounded whatever the client writes; the
+drain of the bitmap yields to a client that keeps writing (`drain_pace`, DRBD's c-min-rate).
 
 Seqs are per volume, gap-free within an epoch and increasing; each start (and each reconnect)
 takes a new epoch and continues after the last seq found at the tail of the writes partition.
@@ -44,6 +45,7 @@ from tidemark.core.volumes import VolumeSpec
 from .activity_log import DEFAULT_CAPACITY, DEFAULT_REGION_BYTES, ActivityLog
 from .control_socket import ControlServer, MarkerRequest
 from .dirty_bitmap import DirtyBitmap
+from .drain_pace import DEFAULT_MIN_BYTES_PER_S
 from .events import Compression, now_micros
 from .exceptions import TrackerError
 from .image_file import open_volume_image
@@ -79,6 +81,9 @@ class TrackerOptions:
     # local ack: the shipper takes queued writes in batches, at most this often (seconds); see
     # `ShipperConfig.batch_pause`. It adds at most this much to the unshipped window's age.
     local_batch_pause: float = 0.005
+    # While AHEAD and the client writes faster than this, the drain ships this much a second and
+    # leaves the rest of the machine to the client (`drain_pace`).
+    drain_min_bytes_per_s: int = DEFAULT_MIN_BYTES_PER_S
 
 
 class TrackerFencedError(TrackerError):
@@ -236,6 +241,7 @@ class Tracker:
                 linger_ms=0 if self.ack is AckMode.KAFKA else self.options.local_linger_ms,
                 generation=self.primary.generation,
                 batch_pause=0.0 if self.ack is AckMode.KAFKA else self.options.local_batch_pause,
+                drain_min_bytes_per_s=self.options.drain_min_bytes_per_s,
             ),
             self.window, self.dirty, self.activity, self._image_fd,
             ParkedMarkers(self.state.folder / "markers.parked"),
@@ -378,6 +384,7 @@ class Tracker:
         def mark_dirty() -> None:
             if self._image_fd is not None:
                 self.dirty.add_range(offset // block, (offset + length) // block)
+                self._ship().pace.client_wrote(length)
 
         ticket = self.window.admit(length, mark_dirty)
         while ticket is None and self._image_fd is None:
@@ -437,13 +444,16 @@ def open_tracker(
     ack: AckMode | str = AckMode.LOCAL,
     unshipped_max_bytes: int | None = None,
     site: str | None = None,
+    drain_min_bytes_per_s: int | None = None,
 ) -> Tracker:
     """A started tracker for a registered volume, with `clients` and `topics` of `settings`' cluster.
 
     Refuses an unknown volume, and an image whose size differs from the registered size.
     `delivery_timeout_ms` (default `TrackerOptions.delivery_timeout_ms`) bounds how long an event
     waits for Kafka before its blocks are recorded as dirty instead. `unshipped_max_bytes`
-    (default `TrackerOptions.unshipped_max_bytes`) is the pull-ahead bound. `site` (default: the
+    (default `TrackerOptions.unshipped_max_bytes`) is the pull-ahead bound, and
+    `drain_min_bytes_per_s` (default `TrackerOptions.drain_min_bytes_per_s`) the drain's rate while
+    a client writes faster than that. `site` (default: the
     registry's current primary) must be the volume's primary site, else it refuses to start
     (`NotPrimaryError`); the tracker writes the registry's current generation.
     """
@@ -460,6 +470,7 @@ def open_tracker(
         delivery_timeout_ms=delivery_timeout_ms or TrackerOptions.delivery_timeout_ms,
         ack=AckMode(ack),
         unshipped_max_bytes=unshipped_max_bytes or TrackerOptions.unshipped_max_bytes,
+        drain_min_bytes_per_s=drain_min_bytes_per_s or TrackerOptions.drain_min_bytes_per_s,
     )
     folder = settings.volume_state_dir("trackers", volume_name)
     watch = PrimaryWatch(clients, topics, volume_name)

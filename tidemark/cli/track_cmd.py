@@ -56,6 +56,15 @@ def nbd(
             "drained from the image later [default 256]",
         ),
     ] = None,
+    drain_min_mib_s: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="while the tracker is ahead and the client writes faster than this many MiB/s, the drain "
+            "of the dirty blocks ships this much a second and leaves the machine to the client (DRBD's "
+            "c-min-rate); at full speed once the client slows down [default 8]",
+        ),
+    ] = None,
     site: Annotated[
         str | None,
         typer.Option(
@@ -103,6 +112,7 @@ def nbd(
             ack.value,
             unshipped_max_bytes,
             site,
+            drain_min_mib_s * MIB if drain_min_mib_s else None,
         ) as tracker,
         recorded(app.clients, app.topics, volume, tracker.block_size, read_profile_blocks) as profile,
     ):
