@@ -99,7 +99,9 @@ class ProcessorWorker:
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
         found = kafka_io.wait_for_partitions(self._consumer, self.topics.writes, self.stop_event, "processor")
-        if found is None:
+        if found is None:  # stopped while waiting
+            self._consumer.close()
+            self._journal.close()
             return
         partitions = len(found)
         self._watchdog.start()

@@ -82,7 +82,7 @@ class TrackerOptions:
     # `ShipperConfig.batch_pause`. It adds at most this much to the unshipped window's age.
     local_batch_pause: float = 0.005
     # While AHEAD and the client writes faster than this, the drain ships this much a second and
-    # leaves the rest of the machine to the client (`drain_pace`).
+    # leaves the rest of the machine to the client, for up to `drain_pace.MAX_YIELD_S` of a burst.
     drain_min_bytes_per_s: int = DEFAULT_MIN_BYTES_PER_S
 
 

@@ -134,6 +134,7 @@ class SiteApplier:
             partitions = wait_for_partitions(consumer, topic, stop, f"site {self.options.site}'s mirror")
             if partitions is None:
                 return self.summaries
+            self._last_activity = self._last_refresh = time.monotonic()  # waiting was not idling
             self._parts.count = len(partitions)
             targets = dict(self.options.targets)
             if self.options.all_in is not None:  # --all: every volume registered now, more later (`_refresh`)
@@ -384,4 +385,4 @@ class Applier:
         return self.site.summaries.get(self.options.volume) or RunSummary()
 
     def run(self, stop: threading.Event) -> RunSummary:
-        return self.site.run(stop)[self.options.volume]
+        return self.site.run(stop).get(self.options.volume) or RunSummary()

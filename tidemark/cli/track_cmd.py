@@ -62,7 +62,8 @@ def nbd(
             min=1,
             help="while the tracker is ahead and the client writes faster than this many MiB/s, the drain "
             "of the dirty blocks ships this much a second and leaves the machine to the client (DRBD's "
-            "c-min-rate); at full speed once the client slows down [default 8]",
+            "c-min-rate); at full speed once the client slows down, or after 30 s of writing that fast "
+            "[default 8]",
         ),
     ] = None,
     site: Annotated[

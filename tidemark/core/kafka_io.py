@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka.admin import AdminClient
 
@@ -46,7 +46,11 @@ PRODUCE_BLOCK_S = 120.0
 PRODUCE_POLL_S = 0.05
 WATERMARK_RETRY_S = 0.5
 CLUSTER_RETRY_S = 5.0
-"""how often a daemon waiting for an unreachable cluster at start tries again (`wait_for_partitions`)"""
+"""a daemon waiting for an unreachable cluster at start (`wait_for_partitions`) waits this long for
+the metadata, then this long again before the next try"""
+WAITING_LOG_S = 60.0
+"""how often `wait_for_partitions` says again that it is still waiting"""
+AUTH_REFUSED = frozenset({RdKafkaError._AUTHENTICATION, RdKafkaError.SASL_AUTHENTICATION_FAILED})
 TRANSIENT = frozenset({RdKafkaError._TRANSPORT, RdKafkaError._ALL_BROKERS_DOWN, RdKafkaError._TIMED_OUT})
 """Client errors a read waits out (a broker restarting): librdkafka reconnects and fetches again."""
 NO_LEADER_YET = frozenset(
@@ -83,25 +87,41 @@ def wait_for_partitions(
     client: Consumer | Producer | AdminClient, topic: str, stop: threading.Event, who: str
 ) -> list[int] | None:
     """`topic_partitions`, waiting for the cluster: a daemon (`who`, for the log) started while its
-    brokers are down or unreachable tries again every `CLUSTER_RETRY_S` and starts once they
-    answer, instead of exiting. A missing topic or refused credentials still fail at once; None
-    when `stop` is set while waiting."""
+    brokers are down or unreachable tries again (see `CLUSTER_RETRY_S`) and starts once they
+    answer, instead of exiting; it logs that it waits, and again every `WAITING_LOG_S`. A missing
+    topic or refused credentials still fail at once; None when `stop` is set while waiting.
+
+    Only the first answer is waited for: a step after it that finds the cluster gone again fails
+    as before (the daemon exits, and its supervisor starts it again)."""
     waiting_since: float | None = None
+    logged = 0.0
     while not stop.is_set():
         try:
             partitions = topic_partitions(client, topic, CLUSTER_RETRY_S)
-        except (TopicMissingError, KafkaAuthenticationError):
-            raise
         except KafkaError as exc:
-            if waiting_since is None:
-                waiting_since = time.monotonic()
-                log.warning("%s: waiting for Kafka (%s); trying again every %.0f s", who, exc, CLUSTER_RETRY_S)
+            if _refused(exc):
+                raise KafkaAuthenticationError(f"{who}: Kafka refused the credentials: {exc}") from exc
+            now = time.monotonic()
+            if waiting_since is None or now - logged >= WAITING_LOG_S:
+                waiting_since = now if waiting_since is None else waiting_since
+                logged = now
+                log.warning(
+                    "%s: waiting for Kafka for %.0f s (%s); trying again every %.0f s",
+                    who, now - waiting_since, exc, 2 * CLUSTER_RETRY_S,
+                )  # fmt: skip
             stop.wait(CLUSTER_RETRY_S)
             continue
         if waiting_since is not None:
             log.info("%s: Kafka answered after %.0f s; starting", who, time.monotonic() - waiting_since)
         return partitions
     return None
+
+
+def _refused(exc: KafkaError) -> bool:
+    """The metadata request failed because the cluster refused this client's credentials."""
+    cause = exc.__cause__
+    error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None
+    return isinstance(error, RdKafkaError) and error.code() in AUTH_REFUSED
 
 
 def watermarks(
@@ -182,7 +202,11 @@ def read_to_end(
             first[p], captured[p] = start, given[p]
             continue
         low, high = watermarks(consumer, topic, p, limit)
-        first[p], captured[p] = high if start == OFFSET_END else max(start, low), given.get(p, high)
+        if start == OFFSET_END:
+            start = high
+        elif start == OFFSET_BEGINNING or 0 <= start < low:
+            start = low
+        first[p], captured[p] = start, given.get(p, high)
     read = ReadEnds.of(first, captured)
     if read.done:
         return

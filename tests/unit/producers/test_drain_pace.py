@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidemark.producers.drain_pace import MAX_DELAY_S, PERIOD_S, DrainPace
+from tidemark.producers.drain_pace import MAX_DELAY_S, MAX_YIELD_S, PERIOD_S, DrainPace
 
 MIB = 1 << 20
 RUN = 64 * 1024
@@ -68,6 +68,23 @@ def test_the_drain_is_back_at_full_speed_within_two_periods_after_the_client_sto
     assert not pace.busy()
     assert pace.delay() == 0.0
     assert _drain_for(pace, clock, 0.1, 0) == 10 * FULL_SPEED_RUNS * RUN
+
+
+def test_after_max_yield_of_one_busy_spell_the_drain_catches_up_and_a_new_spell_yields_again() -> None:
+    """A client faster than the pace but slower than the pipeline would otherwise keep the tracker
+    ahead for as long as it writes."""
+    clock = Clock()
+    pace = DrainPace(8 * MIB, clock, max_yield_s=5.0)
+    steady = int(20 * MIB * STEP_S)
+    _drain_for(pace, clock, 0.5, steady)  # until the client counts as busy
+    assert pace.busy()
+    assert _drain_for(pace, clock, 4.0, steady) <= 8 * MIB * 4.0 + pace.depth + RUN
+    _drain_for(pace, clock, 1.0, steady)  # the spell passes max_yield_s
+    assert _drain_for(pace, clock, 1.0, steady) == 100 * FULL_SPEED_RUNS * RUN, "full speed after max_yield_s"
+    clock.now += 3 * PERIOD_S  # the tracker publishes every write again: the drain does not look
+    _drain_for(pace, clock, 0.5, steady)  # ahead again, until the client counts as busy
+    assert _drain_for(pace, clock, 1.0, steady) <= 8 * MIB * 1.0 + pace.depth + RUN, "a new spell yields"
+    assert MAX_YIELD_S >= 10, "the default must outlast a burst such as figure 8's 10 s job"
 
 
 def test_delay_says_how_long_until_the_bucket_has_room_again() -> None:
