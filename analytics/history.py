@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from tidemark.core import kafka_io
 from tidemark.core.exceptions import KafkaError, TopicMissingError
@@ -97,8 +97,9 @@ def read_changelog(clients: KafkaClients, topic: str) -> dict[str, Any]:
             parts = kafka_io.topic_partitions(consumer, topic, READ_TIMEOUT_S)
         except TopicMissingError:
             return table
-        starts = dict.fromkeys(parts, OFFSET_BEGINNING)
-        ends = {partition: watermarks(consumer, topic, partition)[1] for partition in parts}
+        bounds = {partition: watermarks(consumer, topic, partition) for partition in parts}
+        starts = {partition: low for partition, (low, _high) in bounds.items()}
+        ends = {partition: high for partition, (_low, high) in bounds.items()}
         for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=READ_TIMEOUT_S, stall=None):
             key, value = msg.key(), msg.value()
             if key is None:

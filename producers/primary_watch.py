@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from tidemark.core import kafka_io
 from tidemark.core.kafka import KafkaClients
@@ -97,8 +97,9 @@ class PrimaryWatch:
         primary = Primary()
         try:
             parts = kafka_io.topic_partitions(consumer, topic, timeout)
-            ends = {p: kafka_io.watermarks(consumer, topic, p, timeout)[1] for p in parts}
-            starts = dict.fromkeys(ends, OFFSET_BEGINNING)
+            bounds = {p: kafka_io.watermarks(consumer, topic, p, timeout) for p in parts}
+            starts = {p: low for p, (low, _high) in bounds.items()}
+            ends = {p: high for p, (_low, high) in bounds.items()}
             for msg in kafka_io.read_to_end(consumer, topic, starts, ends, timeout=timeout, stall=None):
                 primary = self._parse(msg.key(), msg.value()) or primary
             consumer.assign([TopicPartition(topic, p, end) for p, end in ends.items()])
