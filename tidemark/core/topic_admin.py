@@ -22,6 +22,13 @@ from .settings import Settings
 from .topics import Topics
 
 CREATE_TIMEOUT_S = 30.0
+CREATE_ATTEMPTS = 3
+CREATE_RETRY_S = 1.0
+CREATE_RETRIABLE = frozenset(
+    {LibKafkaError._DESTROY_BROKER, LibKafkaError._TRANSPORT, LibKafkaError._TIMED_OUT, LibKafkaError._ALL_BROKERS_DOWN}
+)
+"""Errors of a creation request that say nothing about the topic: sent again (a fault run's fresh
+three-node cluster dropped the admin client's connection, _DESTROY_BROKER, while creating)."""
 MAX_REPLICATION = 3
 MAX_MIN_INSYNC = 2
 
@@ -100,7 +107,24 @@ def ensure_topics(clients: KafkaClients, topics: Topics, settings: Settings) -> 
 
 
 def create_topics(clients: KafkaClients, specs: list[TopicSpec]) -> list[str]:
-    """Create the missing topics of `specs` and wait for them; returns the names created now."""
+    """Create the missing topics of `specs` and wait for them; returns the names created now.
+
+    A request that fails on the way (`CREATE_RETRIABLE`: a cluster just started may drop a
+    connection while it settles) is sent again for the topics it left, up to `CREATE_ATTEMPTS`
+    times; creating is idempotent, a topic that exists by then is left as it is."""
+    created: list[str] = []
+    remaining = list(specs)
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        remaining = _create_once(clients, remaining, created, last=attempt == CREATE_ATTEMPTS)
+        if not remaining:
+            break
+        time.sleep(CREATE_RETRY_S)
+    _wait_visible(clients, [s.name for s in specs])
+    return sorted(created)
+
+
+def _create_once(clients: KafkaClients, specs: list[TopicSpec], created: list[str], *, last: bool) -> list[TopicSpec]:
+    """One creation request; appends the topics created to `created`, returns those to ask again."""
     new = [
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
         for s in specs
@@ -110,14 +134,19 @@ def create_topics(clients: KafkaClients, specs: list[TopicSpec]) -> list[str]:
         futures = admin.create_topics(new, operation_timeout=CREATE_TIMEOUT_S, request_timeout=CREATE_TIMEOUT_S)
     except KafkaException as exc:
         raise KafkaError(f"cannot create topics on {clients.bootstrap}: {exc.args[0]}") from exc
-    created = []
+    by_name = {s.name: s for s in specs}
+    again: list[TopicSpec] = []
     for name, future in futures.items():
         try:
             future.result(timeout=CREATE_TIMEOUT_S + 5)
             created.append(name)
         except KafkaException as exc:
             error = exc.args[0]
-            if isinstance(error, LibKafkaError) and error.code() == LibKafkaError.TOPIC_ALREADY_EXISTS:
+            code = error.code() if isinstance(error, LibKafkaError) else None
+            if code == LibKafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            if code in CREATE_RETRIABLE and not last:
+                again.append(by_name[name])
                 continue
             raise KafkaError(
                 f"cannot create topic {name} on {clients.bootstrap}: {error}; check the broker is "
@@ -128,8 +157,7 @@ def create_topics(clients: KafkaClients, specs: list[TopicSpec]) -> list[str]:
             raise KafkaError(
                 f"creating topic {name} on {clients.bootstrap} timed out after {CREATE_TIMEOUT_S:.0f} s"
             ) from exc
-    _wait_visible(clients, [s.name for s in specs])
-    return sorted(created)
+    return again
 
 
 def _wait_visible(clients: KafkaClients, names: list[str]) -> None:
