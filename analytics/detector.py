@@ -13,7 +13,10 @@ cleared after `clear_windows` windows in a row that are neither (a window withou
 such). The change is dated by sequence numbers: `change_seq` is the first high-entropy sample of
 the elevated run, `last_normal_seq` the last low-entropy sample before it; every write up to
 `last_normal_seq` was sampled normal or not sampled, so the suggested clean point is the newest
-recovery point whose seq <= last_normal_seq (see cleanpoint.py).
+recovery point whose seq <= last_normal_seq (see cleanpoint.py). A window with too few samples to
+judge still moves the last low-entropy sample on when every sample in it was low: the tail of a
+seed that falls into a window of its own must not push the suggestion back before the point cut
+after it.
 """
 
 from __future__ import annotations
@@ -63,7 +66,11 @@ class EncryptionDetector:
         """Fold one closed window summary into `state`; the episode transition it causes, if any."""
         samples, share = window["samples"], window["high_fraction"]
         if samples < self.s.min_samples:
-            return self._quiet(state, window) if window["high_entropy"] == 0 else None
+            if window["high_entropy"]:
+                return None
+            if state.run_first_high_seq is None and window["latest_low_seq"] is not None:
+                state.last_low_seq = window["latest_low_seq"]  # too few to judge, but every sample normal
+            return self._quiet(state, window)
         rise = share - state.baseline
         suspected = share >= self.s.min_fraction and rise >= self.s.min_rise
         if not suspected and rise < self.s.min_rise / 2:

@@ -48,6 +48,8 @@ def test_the_dashboard_shows_volumes_charts_sites_and_the_clean_point(
     scene = run(tm, cli, tmp_path, pipelines, mirror=True)
     scene.crypt.wait_held(scene.after)
     url = scene.analytics.url + "/"
+    marked = scene.analytics.get("/api/volumes/crypt/points")  # what the page draws the marker from
+    assert [c["rp_id"] for c in marked["clean_points"]] == [scene.before], marked
 
     dom = _chromium(tmp_path / "profile-dom", "--dump-dom", url)
     assert 'data-drawn="yes"' in dom, dom[-3000:]

@@ -177,3 +177,27 @@ def test_ticks_alone_end_the_episode_of_an_idle_volume() -> None:
         transitions += fold.advance(state, tick).transitions
     assert [t.state for t in transitions] == ["RAISED", "CLEARED"]
     assert transitions[1].end_ms == T0 + (4 + SETTINGS.clear_windows) * 5000  # two calm windows after the attack
+
+
+def test_the_clean_point_counts_the_normal_writes_of_a_window_too_small_to_judge() -> None:
+    """The seed's last writes fall into a window with fewer than `min_samples` samples, all normal;
+    the point cut after them (seq 63) is still the suggestion."""
+    rng = random.Random(3)
+    events = list(journal("vol", [(plain, 3)]))  # seqs 1-60, windows 0-2
+    events += [(write("vol", 60 + i, i * BS, plain(rng)), T0 + 3 * 5000 + i * 100) for i in range(1, 4)]
+    events += [(record, now + 20_000) for record, now in journal("vol", [(crypt, 2)], first_seq=64)]
+    state, transitions = run("vol", iter(events), end_ms=T0 + 40_000)
+    assert [t.state for t in transitions][:1] == ["RAISED"] and transitions[0].last_normal_seq == 63
+    before = {"rp_id": 3, "seq": 63, "created_at": T0 + 15_400, "label": "before"}
+    after = {"rp_id": 4, "seq": 103, "created_at": T0 + 30_000, "label": "after"}
+    alerts = on_transitions(state, transitions[:1], [*POINTS, before, after], T0 + 40_000, SETTINGS)
+    assert [(a["state"], a["clean_rp_id"]) for a in alerts] == [("RAISED", 3)]
+
+
+def test_a_small_window_with_a_high_sample_does_not_move_the_clean_point() -> None:
+    rng = random.Random(4)
+    events = list(journal("vol", [(plain, 3)]))
+    events += [(write("vol", 61, 0, plain(rng)), T0 + 15_000), (write("vol", 62, BS, crypt(rng)), T0 + 15_100)]
+    events += [(record, now + 20_000) for record, now in journal("vol", [(crypt, 2)], first_seq=63)]
+    _, transitions = run("vol", iter(events), end_ms=T0 + 40_000)
+    assert transitions[0].state == "RAISED" and transitions[0].last_normal_seq == 60
