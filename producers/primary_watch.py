@@ -11,7 +11,10 @@ A record of an older or equal generation naming the tracker's site (or none) cha
 
 `PrimaryWatch` reads the registry topic from its start with one consumer: first up to the end (the
 volume's current primary, at start), then it keeps tailing in its own thread and calls
-`on_fenced(reason)` once. `fence_reason` and `start_refusal` are the pure rules.
+`on_fenced(reason)` once. A tracker started while Kafka was unreachable (from its copy of the
+registry record, `registry_copy`) starts the watch without that first read: the watch's thread
+tries it every `CATCH_UP_RETRY_S` until Kafka answers, fences the tracker if the record moved on
+meanwhile, and tails from there. `fence_reason` and `start_refusal` are the pure rules.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, TopicPartition
 
 from tidemark.core import kafka_io
+from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
 from tidemark.schemas.codec import default_codec
@@ -35,6 +39,9 @@ from .exceptions import TrackerError
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
+CATCH_UP_RETRY_S = 5.0  # between reads of the registry while Kafka does not answer
+CATCH_UP_LOG_S = 60.0  # how often a watch still waiting for Kafka says so
+STOP_WAIT_S = 20.0  # a read of the registry in progress ends within its timeouts
 
 
 class NotPrimaryError(TrackerError):
@@ -89,6 +96,7 @@ class PrimaryWatch:
         self._consumer = clients.consumer(f"tidemark-primary-watch-{volume}-{time.monotonic_ns()}")
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._caught_up = False
 
     def current(self, timeout: float = 30.0) -> Primary:
         """The volume's primary after reading the registry to its current end (default if no
@@ -105,20 +113,54 @@ class PrimaryWatch:
             consumer.assign([TopicPartition(topic, p, end) for p, end in ends.items()])
         except KafkaException as exc:
             raise TrackerError(f"volume {self.volume}: cannot read the registry {topic}: {exc}") from exc
+        self._caught_up = True
         return primary
 
     def start(self, own: Primary, on_fenced: Callable[[str], None]) -> None:
-        """Tail the registry after `current`; call `on_fenced(reason)` once, then stop tailing."""
+        """Tail the registry after `current` (or after reading it once Kafka answers, when `current`
+        was not called); call `on_fenced(reason)` once, then stop tailing."""
         self._thread = threading.Thread(
-            target=self._tail, args=(own, on_fenced), name=f"primary-watch-{self.volume}", daemon=True
+            target=self._run, args=(own, on_fenced), name=f"primary-watch-{self.volume}", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=STOP_WAIT_S)
+            if self._thread.is_alive():  # still in a read of the registry: the consumer is its
+                log.warning("volume %s: the registry watch did not stop within %.0f s", self.volume, STOP_WAIT_S)
+                return
         self._consumer.close()
+
+    def _run(self, own: Primary, on_fenced: Callable[[str], None]) -> None:
+        if not self._caught_up:
+            seen = self._catch_up()
+            if seen is None:
+                return
+            reason = fence_reason(self.volume, own, seen)
+            if reason is not None:
+                on_fenced(reason)
+                return
+            log.info("volume %s: Kafka answered; the registry still names %s", self.volume, seen.describe())
+        self._tail(own, on_fenced)
+
+    def _catch_up(self) -> Primary | None:
+        """`current`, tried until Kafka answers; None when stopped first."""
+        since = logged = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                return self.current(CATCH_UP_RETRY_S)
+            except (TrackerError, KafkaError) as exc:
+                if time.monotonic() - logged >= CATCH_UP_LOG_S:
+                    logged = time.monotonic()
+                    log.warning(
+                        "volume %s: the registry still cannot be read after %.0f s (%s); this tracker "
+                        "keeps writing as the registry copy of its start says",
+                        self.volume, logged - since, exc,
+                    )  # fmt: skip
+            self._stopping.wait(CATCH_UP_RETRY_S)
+        return None
 
     def _tail(self, own: Primary, on_fenced: Callable[[str], None]) -> None:
         while not self._stopping.is_set():

@@ -23,6 +23,7 @@ Kafka and makes writes wait while the window is full or Kafka is unreachable.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -36,12 +37,14 @@ from typing import Self
 from pyroaring import BitMap
 
 from tidemark.core.blocks import is_aligned
+from tidemark.core.exceptions import KafkaError, TopicMissingError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.settings import DEFAULT_EXTENT_BYTES, MIB, Settings
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
 
+from . import registry_copy
 from .activity_log import DEFAULT_CAPACITY, DEFAULT_REGION_BYTES, ActivityLog
 from .control_socket import ControlServer, MarkerRequest
 from .dirty_bitmap import DirtyBitmap
@@ -57,6 +60,7 @@ from .tracker_state import TrackerState
 
 log = logging.getLogger(__name__)
 KEEPER_INTERVAL_SECONDS = 1.0
+REGISTRY_PROBE_S = 5.0  # how long a start waits for Kafka before it takes the kept registry record
 NO_ROOM_WAIT_SECONDS = 0.01
 
 
@@ -455,15 +459,14 @@ def open_tracker(
     `drain_min_bytes_per_s` (default `TrackerOptions.drain_min_bytes_per_s`) the drain's rate while
     a client writes faster than that. `site` (default: the
     registry's current primary) must be the volume's primary site, else it refuses to start
-    (`NotPrimaryError`); the tracker writes the registry's current generation.
+    (`NotPrimaryError`); the tracker writes the registry's current generation. When Kafka cannot
+    be reached, the registry record the last start kept (`registry_copy`) stands in for it.
     """
     from tidemark.core.names import validate_name
-    from tidemark.core.volumes import lookup_volume
 
     validate_name(volume_name)
     if site is not None:
         validate_name(site, "site")
-    spec = lookup_volume(clients, topics, volume_name)
     options = TrackerOptions(
         compression=Compression(compression) if isinstance(compression, str) else compression,
         extent_bytes=settings.extent_bytes,
@@ -475,7 +478,7 @@ def open_tracker(
     folder = settings.volume_state_dir("trackers", volume_name)
     watch = PrimaryWatch(clients, topics, volume_name)
     try:
-        current = watch.current()
+        spec, current = _registry_at_start(clients, topics, folder, volume_name, watch)
         refusal = start_refusal(volume_name, site, current)
         if refusal is not None:
             raise NotPrimaryError(refusal)
@@ -485,3 +488,41 @@ def open_tracker(
     except BaseException:
         watch.stop()
         raise
+
+
+def _registry_at_start(
+    clients: KafkaClients, topics: Topics, folder: Path, volume: str, watch: PrimaryWatch
+) -> tuple[VolumeSpec, Primary]:
+    """The volume's registry record and primary: read from the registry (and kept, see
+    `registry_copy`), or, when Kafka does not answer, the copy the last start kept; then `watch`
+    reads the registry once Kafka answers. Unknown volumes, missing topics and refused credentials
+    fail as they do with Kafka up; so does an unreachable Kafka with no copy kept."""
+    from tidemark.core import kafka_io
+    from tidemark.core.volumes import lookup_volume
+
+    try:
+        kafka_io.topic_partitions(clients.admin(), topics.volumes, REGISTRY_PROBE_S)
+    except TopicMissingError:
+        raise
+    except KafkaError as exc:
+        if kafka_io.refused(exc):
+            raise
+        kept = registry_copy.load(folder, volume)
+        if kept is None:
+            raise TrackerError(
+                f"volume {volume}: Kafka does not answer ({exc}) and this host keeps no copy of the volume's "
+                f"registry record ({registry_copy.copy_path(folder)}: a tracker keeps one at every start that "
+                "reaches Kafka); start the tracker once while Kafka is reachable"
+            ) from exc
+        primary = Primary(kept.generation, kept.primary_site)
+        log.warning(
+            "volume %s: Kafka does not answer at start (%s); writing as %s, from the registry record the "
+            "last start kept; writes are recorded as dirty and shipped once Kafka answers, and this tracker "
+            "refuses writes from then on if a failover moved the primary meanwhile",
+            volume, exc, primary.describe(),
+        )  # fmt: skip
+        return kept, primary
+    spec = lookup_volume(clients, topics, volume)
+    current = watch.current()
+    registry_copy.keep(folder, dataclasses.replace(spec, generation=current.generation, primary_site=current.site))
+    return spec, current

@@ -99,7 +99,7 @@ def wait_for_partitions(
         try:
             partitions = topic_partitions(client, topic, CLUSTER_RETRY_S)
         except KafkaError as exc:
-            if _refused(exc):
+            if refused(exc):
                 raise KafkaAuthenticationError(f"{who}: Kafka refused the credentials: {exc}") from exc
             now = time.monotonic()
             if waiting_since is None or now - logged >= WAITING_LOG_S:
@@ -117,7 +117,7 @@ def wait_for_partitions(
     return None
 
 
-def _refused(exc: KafkaError) -> bool:
+def refused(exc: KafkaError) -> bool:
     """The metadata request failed because the cluster refused this client's credentials."""
     cause = exc.__cause__
     error = cause.args[0] if isinstance(cause, KafkaException) and cause.args else None

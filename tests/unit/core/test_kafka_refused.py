@@ -22,8 +22,8 @@ def _metadata_failure(code: int) -> KafkaError:
 
 
 def test_a_refused_login_is_told_apart_from_an_unreachable_cluster() -> None:
-    assert kafka_io._refused(_metadata_failure(RdKafkaError._AUTHENTICATION))
-    assert kafka_io._refused(_metadata_failure(RdKafkaError.SASL_AUTHENTICATION_FAILED))
-    assert not kafka_io._refused(_metadata_failure(RdKafkaError._TRANSPORT))
-    assert not kafka_io._refused(_metadata_failure(RdKafkaError._TIMED_OUT))
-    assert not kafka_io._refused(KafkaError("no librdkafka error behind it"))
+    assert kafka_io.refused(_metadata_failure(RdKafkaError._AUTHENTICATION))
+    assert kafka_io.refused(_metadata_failure(RdKafkaError.SASL_AUTHENTICATION_FAILED))
+    assert not kafka_io.refused(_metadata_failure(RdKafkaError._TRANSPORT))
+    assert not kafka_io.refused(_metadata_failure(RdKafkaError._TIMED_OUT))
+    assert not kafka_io.refused(KafkaError("no librdkafka error behind it"))
