@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka.admin import AdminClient
 
 from .exceptions import KafkaAuthenticationError, NoBrokerError
+from .log_repeats import RepeatFilter
 from .settings import KafkaSettings, Settings
 
 BOOTSTRAP_FILE = "bootstrap"
@@ -23,8 +24,11 @@ default is 500 ms). A read_committed consumer of a transactional topic (a mirror
 sets) is not always woken when a commit makes data readable, so the default added up to half a
 second to the RPO lag; an idle consumer now sends up to 20 small fetches a second instead of 2."""
 
-# librdkafka's own log lines go to Python logging (silent unless a command turns logging on).
+# librdkafka's own log lines go to Python logging (silent unless a command turns logging on), each
+# kind at most once a minute with a count of its repeats (a connection refused is logged per client,
+# broker thread and attempt).
 _LIBRDKAFKA_LOG = logging.getLogger("tidemark.librdkafka")
+_LIBRDKAFKA_LOG.addFilter(RepeatFilter())
 
 
 def local_broker_dir(settings: Settings) -> Path:
