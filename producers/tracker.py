@@ -37,7 +37,7 @@ from typing import Self
 from pyroaring import BitMap
 
 from tidemark.core.blocks import is_aligned
-from tidemark.core.exceptions import KafkaError, TopicMissingError
+from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.settings import DEFAULT_EXTENT_BYTES, MIB, Settings
@@ -449,6 +449,7 @@ def open_tracker(
     unshipped_max_bytes: int | None = None,
     site: str | None = None,
     drain_min_bytes_per_s: int | None = None,
+    offline_start: bool = False,
 ) -> Tracker:
     """A started tracker for a registered volume, with `clients` and `topics` of `settings`' cluster.
 
@@ -459,8 +460,9 @@ def open_tracker(
     `drain_min_bytes_per_s` (default `TrackerOptions.drain_min_bytes_per_s`) the drain's rate while
     a client writes faster than that. `site` (default: the
     registry's current primary) must be the volume's primary site, else it refuses to start
-    (`NotPrimaryError`); the tracker writes the registry's current generation. When Kafka cannot
-    be reached, the registry record the last start kept (`registry_copy`) stands in for it.
+    (`NotPrimaryError`); the tracker writes the registry's current generation. When Kafka does
+    not answer it refuses to start, unless `offline_start`: then the registry record the last
+    start kept (`registry_copy`) stands in for the registry until Kafka answers.
     """
     from tidemark.core.names import validate_name
 
@@ -478,7 +480,7 @@ def open_tracker(
     folder = settings.volume_state_dir("trackers", volume_name)
     watch = PrimaryWatch(clients, topics, volume_name)
     try:
-        spec, current = _registry_at_start(clients, topics, folder, volume_name, watch)
+        spec, current = _registry_at_start(clients, topics, folder, volume_name, watch, offline_start)
         refusal = start_refusal(volume_name, site, current)
         if refusal is not None:
             raise NotPrimaryError(refusal)
@@ -491,38 +493,55 @@ def open_tracker(
 
 
 def _registry_at_start(
-    clients: KafkaClients, topics: Topics, folder: Path, volume: str, watch: PrimaryWatch
+    clients: KafkaClients, topics: Topics, folder: Path, volume: str, watch: PrimaryWatch, offline_start: bool
 ) -> tuple[VolumeSpec, Primary]:
     """The volume's registry record and primary: read from the registry (and kept, see
-    `registry_copy`), or, when Kafka does not answer, the copy the last start kept; then `watch`
-    reads the registry once Kafka answers. Unknown volumes, missing topics and refused credentials
-    fail as they do with Kafka up; so does an unreachable Kafka with no copy kept."""
+    `registry_copy`), or, when Kafka does not answer and `offline_start` allows it, the copy the
+    last start kept; then `watch` reads the registry once Kafka answers.
+
+    Without `offline_start` an unanswered Kafka refuses the start: the registry is what says this
+    host is still the primary, and a host cut off from a cluster that failed over meanwhile would
+    otherwise serve its old disk beside the promoted copy (split brain). Only the operator knows
+    whether the cluster is down or this host is cut off, as with DRBD's forced promotion."""
     from tidemark.core import kafka_io
     from tidemark.core.volumes import lookup_volume
 
     try:
         kafka_io.topic_partitions(clients.admin(), topics.volumes, REGISTRY_PROBE_S)
-    except TopicMissingError:
-        raise
     except KafkaError as exc:
         if kafka_io.refused(exc):
             raise
-        kept = registry_copy.load(folder, volume)
-        if kept is None:
-            raise TrackerError(
-                f"volume {volume}: Kafka does not answer ({exc}) and this host keeps no copy of the volume's "
-                f"registry record ({registry_copy.copy_path(folder)}: a tracker keeps one at every start that "
-                "reaches Kafka); start the tracker once while Kafka is reachable"
-            ) from exc
-        primary = Primary(kept.generation, kept.primary_site)
-        log.warning(
-            "volume %s: Kafka does not answer at start (%s); writing as %s, from the registry record the "
-            "last start kept; writes are recorded as dirty and shipped once Kafka answers, and this tracker "
-            "refuses writes from then on if a failover moved the primary meanwhile",
-            volume, exc, primary.describe(),
-        )  # fmt: skip
-        return kept, primary
+        return _kept_record(folder, volume, exc, offline_start)
     spec = lookup_volume(clients, topics, volume)
     current = watch.current()
     registry_copy.keep(folder, dataclasses.replace(spec, generation=current.generation, primary_site=current.site))
     return spec, current
+
+
+def _kept_record(folder: Path, volume: str, exc: KafkaError, offline_start: bool) -> tuple[VolumeSpec, Primary]:
+    kept = registry_copy.load(folder, volume)
+    if not offline_start:
+        known = (
+            f"the record the last start kept says {Primary(kept.generation, kept.primary_site).describe()}"
+            if kept is not None
+            else "and this host keeps no copy of its registry record"
+        )
+        raise TrackerError(
+            f"volume {volume}: Kafka does not answer ({exc}), so the registry cannot confirm that this host is "
+            f"still the volume's primary ({known}). Start once Kafka answers; or, if you know no failover "
+            "happened (the cluster is down, not this host cut off from it), start with --offline-start"
+        ) from exc
+    if kept is None:
+        raise TrackerError(
+            f"volume {volume}: Kafka does not answer ({exc}) and this host keeps no copy of the volume's "
+            f"registry record ({registry_copy.copy_path(folder)}: a tracker keeps one at every start that "
+            "reaches Kafka); start the tracker once while Kafka is reachable"
+        ) from exc
+    primary = Primary(kept.generation, kept.primary_site)
+    log.warning(
+        "volume %s: Kafka does not answer at start (%s); --offline-start: writing as %s, from the registry "
+        "record the last start kept; writes are recorded as dirty and shipped once Kafka answers, and this "
+        "tracker refuses writes from then on if a failover moved the primary meanwhile",
+        volume, exc, primary.describe(),
+    )  # fmt: skip
+    return kept, primary

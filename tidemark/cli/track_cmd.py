@@ -74,6 +74,16 @@ def nbd(
             "[default: the registry's current primary]"
         ),
     ] = None,
+    offline_start: Annotated[
+        bool,
+        typer.Option(
+            "--offline-start",
+            help="when Kafka does not answer at start, start anyway as the primary the registry record of the "
+            "last start names (kept in the state directory), recording writes as dirty until Kafka answers; "
+            "refuses writes from then on if a failover happened meanwhile. Only when you know the cluster is "
+            "down, not this host cut off from a cluster that may have failed over (split brain)",
+        ),
+    ] = False,
     metrics_port: MetricsPort = None,
     read_profile_blocks: Annotated[
         int | None,
@@ -114,6 +124,7 @@ def nbd(
             unshipped_max_bytes,
             site,
             drain_min_mib_s * MIB if drain_min_mib_s else None,
+            offline_start,
         ) as tracker,
         recorded(app.clients, app.topics, volume, tracker.block_size, read_profile_blocks) as profile,
     ):

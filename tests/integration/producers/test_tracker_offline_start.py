@@ -1,10 +1,12 @@
 """A tracker started while Kafka does not answer, through the real broker and qemu-io.
 
-A protected host that boots during a Kafka outage still serves its disk: the tracker starts from
-the registry record its last start kept, acknowledges writes locally and records them as dirty.
-Once Kafka answers (a TCP forwarder comes up on the bootstrap address it was given), it ships
-them, and the journal rebuilds the image; if a failover moved the primary meanwhile, it refuses
-writes from then on. Without a kept record it refuses to start, and says what to do.
+Without `--offline-start` it refuses, naming the flag and the primary its kept record names: only
+the operator knows whether the cluster is down or this host is cut off from a cluster that failed
+over. With it, a protected host that boots during a Kafka outage serves its disk: the tracker
+starts from the registry record its last start kept, acknowledges writes locally and records them
+as dirty. Once Kafka answers (a TCP forwarder comes up on the bootstrap address it was given), it
+ships them, and the journal rebuilds the image; if a failover moved the primary meanwhile, it
+refuses writes from then on. Without a kept record it refuses even with the flag.
 """
 
 from __future__ import annotations
@@ -84,8 +86,12 @@ def test_a_tracker_started_while_kafka_is_down_serves_and_ships_once_kafka_answe
     _first_start(tm, volume, image, tmp_path / "logs")
 
     env, port = _unanswered(tm)
+    refused = _start(env, volume, image)
+    assert refused.returncode != 0 and "start with --offline-start" in _said(refused), _said(refused)
+    assert "the record the last start kept says generation 0 at the original primary" in _said(refused)
+
     started = time.monotonic()
-    tracker = TrackerProcess(env, volume, image, tmp_path / "logs")
+    tracker = TrackerProcess(env, volume, image, tmp_path / "logs", 0, "--offline-start")
     trackers.append(tracker)
     took = time.monotonic() - started
     data = os.urandom(MIB)
@@ -124,7 +130,7 @@ def test_a_failover_it_could_not_see_fences_it_once_kafka_answers(
     assert producer.flush(30) == 0
 
     env, port = _unanswered(tm)
-    tracker = TrackerProcess(env, volume, image, tmp_path / "logs")
+    tracker = TrackerProcess(env, volume, image, tmp_path / "logs", 0, "--offline-start")
     trackers.append(tracker)
     qemu_io(tracker.uri, ["write -P 5 0 4k"])  # it cannot know yet
 
@@ -145,11 +151,23 @@ def test_without_a_kept_record_it_refuses_to_start_and_says_what_to_do(
     cli("volume", "add", volume, "--size", str(SIZE))
     image = _image(tmp_path / "disk.img")
     env, _port = _unanswered(tm)
+    plain = _start(env, volume, image)
+    assert plain.returncode != 0 and "this host keeps no copy of its registry record" in _said(plain), _said(plain)
+    forced = _start(env, volume, image, "--offline-start")
+    assert forced.returncode != 0
+    assert "start the tracker once while Kafka is reachable" in _said(forced), _said(forced)
+
+
+def _start(env: dict[str, str], volume: str, image: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`track nbd` run to its exit (a refused start)."""
     command = [sys.executable, "-m", "tidemark.cli", "track", "nbd", "--volume", volume, "--image", str(image),
-               "--listen", "127.0.0.1:0"]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert result.returncode != 0
-    assert "start the tracker once while Kafka is reachable" in result.stdout + result.stderr, result.stderr[-3000:]
+               "--listen", "127.0.0.1:0", *extra]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def _said(result: subprocess.CompletedProcess[str]) -> str:
+    """What the command printed, with the console's line wrapping undone."""
+    return " ".join((result.stdout + result.stderr).split())
 
 
 def _write_accepted(uri: str) -> bool:
