@@ -14,9 +14,11 @@ such). The change is dated by sequence numbers: `change_seq` is the first high-e
 the elevated run, `last_normal_seq` the last low-entropy sample before it; every write up to
 `last_normal_seq` was sampled normal or not sampled, so the suggested clean point is the newest
 recovery point whose seq <= last_normal_seq (see cleanpoint.py). A window with too few samples to
-judge still moves the last low-entropy sample on when every sample in it was low: the tail of a
-seed that falls into a window of its own must not push the suggestion back before the point cut
-after it.
+judge still moves the last low-entropy sample on when every sample in it was low and every sample
+since the last judged normal window was too (`all_low_since_judged`): the tail of a seed that
+falls into a window of its own must not push the suggestion back before the point cut after it,
+and a high sample in a small window, or an episode, keeps it where it was until a judged normal
+window.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class DetectorState:
     run_first_high_seq: int | None = None
     run_last_low_seq: int | None = None
     episode_start_ms: int | None = None
+    all_low_since_judged: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,14 +70,16 @@ class EncryptionDetector:
         samples, share = window["samples"], window["high_fraction"]
         if samples < self.s.min_samples:
             if window["high_entropy"]:
+                state.all_low_since_judged = False
                 return None
-            if state.run_first_high_seq is None and window["latest_low_seq"] is not None:
+            if state.all_low_since_judged and window["latest_low_seq"] is not None:
                 state.last_low_seq = window["latest_low_seq"]  # too few to judge, but every sample normal
             return self._quiet(state, window)
         rise = share - state.baseline
         suspected = share >= self.s.min_fraction and rise >= self.s.min_rise
         if not suspected and rise < self.s.min_rise / 2:
             state.run_first_high_seq = state.run_last_low_seq = None
+            state.all_low_since_judged = not state.active
             if window["latest_low_seq"] is not None:
                 state.last_low_seq = window["latest_low_seq"]
             weight = 1.0 if state.judged == 0 else self.s.baseline_weight
@@ -82,6 +87,7 @@ class EncryptionDetector:
                 state.baseline += weight * (share - state.baseline)
             state.judged += 1
             return self._quiet(state, window)
+        state.all_low_since_judged = False
         if state.run_first_high_seq is None:
             state.run_first_high_seq = window["first_high_seq"]
             low = window["last_low_seq"]
@@ -123,4 +129,5 @@ class EncryptionDetector:
         started = state.episode_start_ms if state.episode_start_ms is not None else start_ms
         state.active, state.calm, state.episode_start_ms = False, 0, None
         state.run_first_high_seq = state.run_last_low_seq = None
+        state.all_low_since_judged = False
         return Transition("CLEARED", started, end_ms, {"baseline_fraction": state.baseline})

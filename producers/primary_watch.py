@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, TopicPartition
 
 from tidemark.core import kafka_io
-from tidemark.core.exceptions import KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.topics import Topics
+from tidemark.exceptions import TidemarkError
 from tidemark.schemas.codec import default_codec
 from tidemark.schemas.exceptions import DecodeError
 from tidemark.schemas.topic_records import Topic, decode_on
@@ -40,8 +40,9 @@ from .exceptions import TrackerError
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 CATCH_UP_RETRY_S = 5.0  # between reads of the registry while Kafka does not answer
+CATCH_UP_READ_S = 15.0  # the limit of one such read (metadata, watermarks, records)
 CATCH_UP_LOG_S = 60.0  # how often a watch still waiting for Kafka says so
-STOP_WAIT_S = 20.0  # a read of the registry in progress ends within its timeouts
+STOP_WAIT_S = 5.0  # then a stop leaves a read in progress to close the consumer when it ends
 
 
 class NotPrimaryError(TrackerError):
@@ -97,6 +98,8 @@ class PrimaryWatch:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._caught_up = False
+        self._close_lock = threading.Lock()
+        self._closed = False
 
     def current(self, timeout: float = 30.0) -> Primary:
         """The volume's primary after reading the registry to its current end (default if no
@@ -125,39 +128,52 @@ class PrimaryWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """End the tail; the consumer is closed here, or by the thread if it is still in a read."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=STOP_WAIT_S)
-            if self._thread.is_alive():  # still in a read of the registry: the consumer is its
+            if self._thread.is_alive():
                 log.warning("volume %s: the registry watch did not stop within %.0f s", self.volume, STOP_WAIT_S)
                 return
-        self._consumer.close()
+        self._close()
+
+    def _close(self) -> None:
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._consumer.close()
 
     def _run(self, own: Primary, on_fenced: Callable[[str], None]) -> None:
-        if not self._caught_up:
-            seen = self._catch_up()
-            if seen is None:
-                return
-            reason = fence_reason(self.volume, own, seen)
-            if reason is not None:
-                on_fenced(reason)
-                return
-            log.info("volume %s: Kafka answered; the registry still names %s", self.volume, seen.describe())
-        self._tail(own, on_fenced)
+        try:
+            if not self._caught_up:
+                seen = self._catch_up()
+                if seen is None:
+                    return
+                reason = fence_reason(self.volume, own, seen)
+                if reason is not None:
+                    on_fenced(reason)
+                    return
+                log.info("volume %s: Kafka answered; the registry still names %s", self.volume, seen.describe())
+            self._tail(own, on_fenced)
+        finally:
+            if self._stopping.is_set():  # stop() may have given up waiting for this thread
+                self._close()
 
     def _catch_up(self) -> Primary | None:
-        """`current`, tried until Kafka answers; None when stopped first."""
+        """`current`, tried until Kafka answers and the registry reads to its end; None when stopped
+        first. Whatever a read raises is tried again: this watch is what fences the tracker."""
         since = logged = time.monotonic()
         while not self._stopping.is_set():
             try:
-                return self.current(CATCH_UP_RETRY_S)
-            except (TrackerError, KafkaError) as exc:
+                return self.current(CATCH_UP_READ_S)
+            except Exception as exc:  # a missing topic or no leader while the cluster comes back, too
                 if time.monotonic() - logged >= CATCH_UP_LOG_S:
                     logged = time.monotonic()
                     log.warning(
                         "volume %s: the registry still cannot be read after %.0f s (%s); this tracker "
-                        "keeps writing as the registry copy of its start says",
+                        "keeps writing as the registry record kept at its start says",
                         self.volume, logged - since, exc,
+                        exc_info=not isinstance(exc, TidemarkError),
                     )  # fmt: skip
             self._stopping.wait(CATCH_UP_RETRY_S)
         return None

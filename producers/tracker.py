@@ -37,7 +37,7 @@ from typing import Self
 from pyroaring import BitMap
 
 from tidemark.core.blocks import is_aligned
-from tidemark.core.exceptions import KafkaError
+from tidemark.core.exceptions import KafkaAuthenticationError, KafkaError
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.metrics import StageMetrics
 from tidemark.core.settings import DEFAULT_EXTENT_BYTES, MIB, Settings
@@ -510,11 +510,14 @@ def _registry_at_start(
         kafka_io.topic_partitions(clients.admin(), topics.volumes, REGISTRY_PROBE_S)
     except KafkaError as exc:
         if kafka_io.refused(exc):
-            raise
+            raise KafkaAuthenticationError(f"volume {volume}: Kafka refused the credentials: {exc}") from exc
         return _kept_record(folder, volume, exc, offline_start)
     spec = lookup_volume(clients, topics, volume)
     current = watch.current()
-    registry_copy.keep(folder, dataclasses.replace(spec, generation=current.generation, primary_site=current.site))
+    try:
+        registry_copy.keep(folder, dataclasses.replace(spec, generation=current.generation, primary_site=current.site))
+    except OSError as exc:
+        log.warning("volume %s: cannot keep the registry record (%s); --offline-start needs it", volume, exc)
     return spec, current
 
 

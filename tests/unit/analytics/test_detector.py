@@ -201,3 +201,23 @@ def test_a_small_window_with_a_high_sample_does_not_move_the_clean_point() -> No
     events += [(record, now + 20_000) for record, now in journal("vol", [(crypt, 2)], first_seq=63)]
     _, transitions = run("vol", iter(events), end_ms=T0 + 40_000)
     assert transitions[0].state == "RAISED" and transitions[0].last_normal_seq == 60
+
+
+def test_a_high_sample_in_one_small_window_is_not_passed_by_a_low_one_in_the_next() -> None:
+    rng = random.Random(5)
+    events = list(journal("vol", [(plain, 3)]))
+    events += [(write("vol", 61, 0, crypt(rng)), T0 + 15_000), (write("vol", 62, BS, plain(rng)), T0 + 20_000)]
+    events += [(record, now + 25_000) for record, now in journal("vol", [(crypt, 2)], first_seq=63)]
+    _, transitions = run("vol", iter(events), end_ms=T0 + 45_000)
+    assert transitions[0].state == "RAISED" and transitions[0].last_normal_seq == 60
+
+
+def test_after_an_episode_a_small_window_does_not_move_the_clean_point_past_it() -> None:
+    rng = random.Random(6)
+    events = list(journal("vol", [(plain, 3), (crypt, 2)]))  # seqs 1-100; the episode starts at 61
+    quiet_from = T0 + 5 * 5000
+    events += [(write("vol", 101 + i, i * BS, plain(rng)), quiet_from + i * 5000) for i in range(4)]  # clears it
+    events += [(record, now + 50_000) for record, now in journal("vol", [(crypt, 2)], first_seq=105)]
+    _, transitions = run("vol", iter(events), end_ms=T0 + 80_000)
+    assert [t.state for t in transitions] == ["RAISED", "CLEARED", "RAISED", "CLEARED"]
+    assert transitions[2].last_normal_seq == 60, transitions[2]

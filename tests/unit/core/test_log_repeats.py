@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -26,9 +27,14 @@ def test_the_same_failure_of_several_clients_passes_once_then_with_its_count(mon
     assert repeats.filter(_record(LIBRDKAFKA_FORMAT, "FAIL", "rdkafka#producer-1", "another text"))
     assert repeats.filter(_record(LIBRDKAFKA_FORMAT, "FAIL", "rdkafka#consumer-1", refused, level=logging.WARNING))
     now[0] += 61
-    later = _record(LIBRDKAFKA_FORMAT, "FAIL", "rdkafka#consumer-9", refused)
+    later = _record(
+        LIBRDKAFKA_FORMAT, "FAIL", "rdkafka#consumer-9", refused.replace(")", ", 3 identical error(s) suppressed)")
+    )
     assert repeats.filter(later)
-    assert later.getMessage() == f"FAIL [rdkafka#consumer-9] {refused} (49 more like it in the last 60 s)"
+    assert later.getMessage().startswith(
+        f"FAIL [rdkafka#consumer-9] {refused[:-1]}, 3 identical error(s) suppressed) (49 more"
+    )
+    assert re.search(r"\(49 more like it in the 60 s after the one at \d\d:\d\d:\d\d\)$", later.getMessage())
     assert not repeats.filter(_record(LIBRDKAFKA_FORMAT, "FAIL", "rdkafka#consumer-2", refused))
 
 
@@ -39,3 +45,11 @@ def test_a_literal_percent_survives_and_memory_stays_bounded() -> None:
     for n in range(1000):
         repeats.filter(_record("line %d", n))
     assert len(repeats._seen) == 8
+
+
+def test_the_client_name_inside_the_text_does_not_make_a_new_kind() -> None:
+    repeats = RepeatFilter()
+    texts = [f"[thrd:app]: rdkafka#producer-{n}: broker down" for n in (1, 2, 3)]
+    assert [repeats.filter(_record(LIBRDKAFKA_FORMAT, "ERROR", "rdkafka#producer-1", t)) for t in texts] == [
+        True, False, False,
+    ]  # fmt: skip
