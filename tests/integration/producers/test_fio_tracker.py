@@ -6,7 +6,6 @@ and the writes topic rebuilds the image exactly once the tracker stopped cleanly
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,6 @@ MIB = 1024 * 1024
 BS = 4096
 VOLUME = "disk0"
 SIZE = 32 * MIB
-
-
-@pytest.fixture
-def trackers() -> Iterator[list[TrackerProcess]]:
-    started: list[TrackerProcess] = []
-    yield started
-    for tracker in started:
-        tracker.kill()
 
 
 @pytest.mark.parametrize(

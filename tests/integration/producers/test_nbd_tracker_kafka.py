@@ -17,7 +17,6 @@ import os
 import random
 import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,15 +49,6 @@ MIB = 1024 * KIB
 BS = 4096
 VOLUME = "disk0"
 REPUBLISH_LIMIT_S = 60.0
-
-
-@pytest.fixture
-def trackers() -> Iterator[list[TrackerProcess]]:
-    """Tracker processes a test started; any still running at teardown are killed (by their pid)."""
-    started: list[TrackerProcess] = []
-    yield started
-    for tracker in started:
-        tracker.kill()
 
 
 def _image(path: Path, size: int) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.nbd]
 MIB = 1 << 20
 VOLUME = "fenced0"
 FENCE_LIMIT_S = 5.0
-
-
-@pytest.fixture
-def trackers() -> Iterator[list[TrackerProcess]]:
-    started: list[TrackerProcess] = []
-    yield started
-    for tracker in started:
-        tracker.kill()
 
 
 def _image(path: Path, size: int) -> Path:

@@ -39,14 +39,6 @@ FENCED_WITHIN_S = 60.0
 
 
 @pytest.fixture
-def trackers() -> Iterator[list[TrackerProcess]]:
-    started: list[TrackerProcess] = []
-    yield started
-    for tracker in started:
-        tracker.kill()
-
-
-@pytest.fixture
 def forwarders() -> Iterator[list[Forwarder]]:
     made: list[Forwarder] = []
     yield made
