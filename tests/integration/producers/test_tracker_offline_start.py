@@ -52,13 +52,17 @@ def _image(path: Path) -> Path:
     return path
 
 
-def _first_start(tm: TidemarkTest, volume: str, image: Path, logs: Path) -> None:
-    """A start with Kafka up (it keeps the registry record), one write, a clean stop."""
-    tracker = TrackerProcess(tm.env, volume, image, logs)
+def _first_start(tm: TidemarkTest, cli: CliRunner, volume: str, tmp_path: Path) -> Path:
+    """The volume registered and its image made; a start with Kafka up (it keeps the registry
+    record), one write, a clean stop. Returns the image."""
+    cli("volume", "add", volume, "--size", str(SIZE))
+    image = _image(tmp_path / "disk.img")
+    tracker = TrackerProcess(tm.env, volume, image, tmp_path / "logs")
     try:
         qemu_io(tracker.uri, ["write -P 1 0 64k", "flush"])
     finally:
         assert tracker.stop() == 0, tracker.output()
+    return image
 
 
 def _unanswered(tm: TidemarkTest) -> tuple[dict[str, str], int]:
@@ -75,9 +79,7 @@ def test_a_tracker_started_while_kafka_is_down_serves_and_ships_once_kafka_answe
     tm: TidemarkTest, cli: CliRunner, tmp_path: Path, trackers: list[TrackerProcess], forwarders: list[Forwarder]
 ) -> None:
     volume = "offline0"
-    cli("volume", "add", volume, "--size", str(SIZE))
-    image = _image(tmp_path / "disk.img")
-    _first_start(tm, volume, image, tmp_path / "logs")
+    image = _first_start(tm, cli, volume, tmp_path)
 
     env, port = _unanswered(tm)
     refused = _start(env, volume, image)
@@ -114,9 +116,7 @@ def test_a_failover_it_could_not_see_fences_it_once_kafka_answers(
     tm: TidemarkTest, cli: CliRunner, tmp_path: Path, trackers: list[TrackerProcess], forwarders: list[Forwarder]
 ) -> None:
     volume = "offline1"
-    cli("volume", "add", volume, "--size", str(SIZE))
-    image = _image(tmp_path / "disk.img")
-    _first_start(tm, volume, image, tmp_path / "logs")
+    image = _first_start(tm, cli, volume, tmp_path)
     # a failover to dr1 while this host was down: the registry's record moves to generation 1
     record = lookup_volume(tm.clients, tm.topics, volume).to_record() | {"generation": 1, "primary_site": "dr1"}
     producer = tm.clients.producer()
