@@ -38,6 +38,10 @@ class RawImage:
     def write(self, offset: int, data: bytes | memoryview) -> None:
         pwrite_full(self._fd, data, offset)
 
+    def fileno(self) -> int:
+        """The image's descriptor (for the NBD core's native write path; this object owns it)."""
+        return self._fd
+
     def sync(self) -> None:
         os.fdatasync(self._fd)
 

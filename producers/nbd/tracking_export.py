@@ -4,7 +4,9 @@ The order for every write-type command is fixed by the tracker contract:
 `intent` (aligned range) -> image -> `submit_*` (aligned; unaligned edges read back from the
 image) -> wait for the tracker's confirmation -> (FUA: fsync) -> success reply.
 
-Small writes (up to `INLINE_MAX_BYTES`) run on the event loop itself: a pwrite to the page cache
+Plain aligned writes (no FUA, up to 64 KiB) arriving together are served in C, a run at a time
+(`inline_write_hooks`), with the same steps as `try_write`. Small writes (up to
+`INLINE_MAX_BYTES`) run on the event loop itself: a pwrite to the page cache
 and an enqueue cost less than a hop to the thread pool, and with local acknowledgement the
 futures are already done, so nothing is awaited. The loop may block once per activity-log region
 that enters the log (a durable write of the log, about 2 ms here), then the region is hot. Larger
@@ -22,6 +24,7 @@ from typing import TypeVar
 from tidemark.core.blocks import Extent, align_out, is_aligned
 from tidemark.core.nbd.concurrency import RangeLock
 from tidemark.core.nbd.export import DEFAULT_IO_THREADS
+from tidemark.core.nbd.inline_writes import InlineWriteHooks
 from tidemark.producers.tracker_api import Fenceable, WriteTracker
 
 from ..read_profile import ReadProfile
@@ -85,6 +88,17 @@ class TrackingExport:
         if self._profile is not None:
             self._profile.record(offset, length)
         return self._image.read(offset, length)
+
+    def inline_write_hooks(self) -> InlineWriteHooks | None:
+        """Runs of plain writes served in C under `try_write`'s conditions, checked once per run.
+
+        The run happens on the event loop, so no range can be taken during it: no range held
+        now means none overlaps any write of the run. The fence is checked here and again by
+        `submit` (a run stops at a write it refuses; the Python path then answers it).
+        """
+        if not self._tracker.acknowledges_locally or self.read_only or not self._ranges.idle:
+            return None
+        return InlineWriteHooks(self._image.fileno(), self._block, self._tracker.intent, self._tracker.submit_write)
 
     def try_write(self, offset: int, data: bytes, fua: bool) -> bool:
         """The whole write on the event loop, with no task and no await, when that is safe.

@@ -21,6 +21,11 @@ class RangeLock:
         self._held: list[Extent] = []
         self._changed = asyncio.Condition()
 
+    @property
+    def idle(self) -> bool:
+        """No extent is held."""
+        return not self._held
+
     def is_free(self, extent: Extent) -> bool:
         """No held extent overlaps `extent` (a synchronous caller on the loop may then act at once)."""
         return all(extent.end <= held.offset or held.end <= extent.offset for held in self._held)

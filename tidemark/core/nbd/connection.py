@@ -6,6 +6,10 @@ defaults, the export's inline fast path) is answered without a task, and all tho
 out in one write at the end of the batch. The rest runs as one task per request and writes its
 reply when done (replies may come in any order; clients match them by handle).
 
+Runs of plain aligned WRITEs whose payloads are in the buffer are served in C, one call per run
+(`inline_writes.py`), when the export offers it; the C code stops at the first request it does
+not serve, which is then parsed here.
+
 Large WRITE payloads (DIRECT_PAYLOAD bytes or more) are received straight into their own
 bytearray (`get_buffer` hands the socket the unfilled part), so their bytes are copied once, by
 the kernel; smaller requests go through the receive buffer.
@@ -33,6 +37,7 @@ from .buffers import PayloadPool
 from .concurrency import ByteBudget
 from .dispatch import Dispatcher, Outcome, Request
 from .handshake import ExportInfo, Session, negotiate
+from .inline_writes import MAX_LENGTH, MAX_RUN, serve_writes
 from .limits import ServerOptions, SharedBudget
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ REQUEST_CHARGE = 4096
 HANDSHAKE_BUFFER = 4 * p.MAX_OPTION_DATA
 RECEIVE_CHUNK = 256 * 1024  # the most one socket read fills when no payload is being received
 DIRECT_PAYLOAD = 64 * 1024  # WRITE payloads at least this large are received into their own buffer
+_PLAIN_WRITE = b"\x00\x00\x00\x01"  # a request's flags (none) and type (WRITE): a run of inline writes may start
 
 
 class _Inbox:
@@ -313,6 +319,11 @@ class Connection(asyncio.BufferedProtocol):
                 continue
             if self._over_budget or self._send_full or available < p.REQUEST.size:
                 break
+            if buffer[at + 4 : at + 8] == _PLAIN_WRITE:
+                served = self._serve_inline_writes(buffer, at, out)
+                if served != at:
+                    at = served
+                    continue
             magic, flags, kind, handle, offset, length = p.REQUEST.packer.unpack_from(buffer, at)
             if magic != p.REQUEST_MAGIC:
                 log.warning("closing NBD connection from %s: request has magic %#x, expected %#x",
@@ -350,6 +361,18 @@ class Connection(asyncio.BufferedProtocol):
         del buffer[:at]
         if out:
             self.write(b"".join(out))
+
+    def _serve_inline_writes(self, buffer: bytearray, at: int, out: list[bytes]) -> int:
+        """Serve the run of plain aligned WRITEs at `at` in C (`inline_writes.py`); where it stopped."""
+        hooks = self._dispatcher.inline_write_hooks()
+        if hooks is None or serve_writes is None:
+            return at
+        end, served = serve_writes(
+            buffer, at, hooks.fd, hooks.block_size, self._export.size, MAX_LENGTH, MAX_RUN, hooks.intent, hooks.submit
+        )
+        if served:
+            out.append(served)
+        return end
 
     def _receive_in_place(self, buffer: bytearray, at: int, length: int) -> int:
         """Move the payload's first bytes into its own buffer; the socket fills the rest (`get_buffer`)."""

@@ -24,7 +24,9 @@ from .export import (
     Extents,
     FastZeroExport,
     InlineExport,
+    InlineWriteExport,
 )
+from .inline_writes import InlineWriteHooks, serve_writes
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,12 @@ class Dispatcher:
         self._block_status = export if isinstance(export, BlockStatusExport) else None
         self._cache = export if isinstance(export, CacheExport) else None
         self._fast_zero = export if isinstance(export, FastZeroExport) else None
+        native = serve_writes is not None and isinstance(export, InlineWriteExport)
+        self._inline_writes = export if native and isinstance(export, InlineWriteExport) else None
+
+    def inline_write_hooks(self) -> InlineWriteHooks | None:
+        """The export's hooks for a run of plain WRITEs served in C (`inline_writes.py`), if it may run now."""
+        return None if self._inline_writes is None else self._inline_writes.inline_write_hooks()
 
     def immediate(self, request: Request, payload: bytes | None, block_status: bool) -> Outcome | None:
         """The outcome when it needs no waiting, else None (then `execute` it). Never raises."""

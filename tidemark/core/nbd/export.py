@@ -19,6 +19,9 @@ serves every command):
   with no task and no thread hop. It must be cheap and must never block for long (page-cache
   I/O of a few pages, no fsync, no waiting on locks or Kafka). It returns None / False when it
   cannot serve the call that way, and the server then uses the asynchronous method.
+- `InlineWriteExport.inline_write_hooks`: the same for whole runs of plain aligned WRITEs, served
+  in C (`inline_writes.py`); asked before each run, it returns None whenever `try_write` would
+  not be safe for every write of the run.
 
 Invariant every export keeps (the server advertises NBD_FLAG_CAN_MULTI_CONN on it): `flush`
 covers every write whose reply was sent, on any connection of the server, not only its caller's.
@@ -30,6 +33,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar, runtime_checkable
+
+from .inline_writes import InlineWriteHooks
 
 T = TypeVar("T")
 DEFAULT_IO_THREADS = 16
@@ -102,6 +107,15 @@ class InlineExport(Protocol):
     def try_read(self, offset: int, length: int) -> bytes | None: ...
 
     def try_write(self, offset: int, data: bytes, fua: bool) -> bool: ...
+
+
+@runtime_checkable
+class InlineWriteExport(Protocol):
+    def inline_write_hooks(self) -> InlineWriteHooks | None:
+        """The run's image and callbacks when plain aligned WRITEs of up to `MAX_LENGTH` bytes may be
+        served without a task: no other write holds a range, the export is writable, and `submit`
+        returns at once. None otherwise (every request then takes the Python path)."""
+        ...
 
 
 class BlockingExport(Protocol):

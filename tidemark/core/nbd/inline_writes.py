@@ -1,0 +1,49 @@
+"""The write fast path: runs of plain aligned WRITE requests served in C, one call per run.
+
+`serve_writes` is the native function (`_inline_writes.c` states what it serves, in which order,
+and where a run stops); None when the extension was not built (no compiler at install time),
+and the server then answers every request in Python, with the same results. An export offers
+the path through `InlineWriteExport.inline_write_hooks` (export.py), per run, only while the
+path's conditions hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from tidemark.core.nbd.protocol import MAX_PAYLOAD
+
+ServeWrites = Callable[
+    [bytearray, int, int, int, int, int, int, Callable[[int, int], object], Callable[[int, bytes], object]],
+    tuple[int, bytes],
+]
+serve_writes: ServeWrites | None
+try:
+    from tidemark.core.nbd._inline_writes import serve_writes as _native
+except ImportError:  # built without a C compiler: every request takes the Python path
+    serve_writes = None
+else:
+    serve_writes = _native
+
+MAX_LENGTH = 64 * 1024  # the largest WRITE the path serves (page-cache I/O on the event loop)
+MAX_RUN = 256  # requests served by one call before the event loop gets its turn back
+assert MAX_LENGTH <= MAX_PAYLOAD
+
+
+class InlineWriteHooks(NamedTuple):
+    """What one run needs from the export.
+
+    `intent(offset, length)` runs before the image changes, `submit(offset, data)` after (both
+    must return at once); `fd` is the image, written with pwrite at the request's offset.
+    """
+
+    fd: int
+    block_size: int
+    intent: Callable[[int, int], object]
+    submit: Callable[[int, bytes], object]
+
+
+def available() -> bool:
+    """True when the C fast path was built."""
+    return serve_writes is not None
