@@ -28,6 +28,7 @@ from tidemark.core.nbd.inline_writes import InlineWriteHooks
 from tidemark.producers.tracker_api import Fenceable, WriteTracker
 
 from ..read_profile import ReadProfile
+from ..tracker import TrackerFencedError
 from .image import RawImage
 
 T = TypeVar("T")
@@ -93,12 +94,18 @@ class TrackingExport:
         """Runs of plain writes served in C under `try_write`'s conditions, checked once per run.
 
         The run happens on the event loop, so no range can be taken during it: no range held
-        now means none overlaps any write of the run. The fence is checked here and again by
-        `submit` (a run stops at a write it refuses; the Python path then answers it).
+        now means none overlaps any write of the run. The fence (set by the registry watch's
+        thread at any time) is checked here and by `intent` before each write reaches the image:
+        a run stops at the first write after it, and the Python path answers that one EPERM.
         """
         if not self._tracker.acknowledges_locally or self.read_only or not self._ranges.idle:
             return None
-        return InlineWriteHooks(self._image.fileno(), self._block, self._tracker.intent, self._tracker.submit_write)
+        return InlineWriteHooks(self._image.fileno(), self._block, self._unfenced_intent, self._tracker.submit_write)
+
+    def _unfenced_intent(self, offset: int, length: int) -> None:
+        if self.read_only:
+            raise TrackerFencedError(self._fence.fenced if self._fence is not None else "fenced")
+        self._tracker.intent(offset, length)
 
     def try_write(self, offset: int, data: bytes, fua: bool) -> bool:
         """The whole write on the event loop, with no task and no await, when that is safe.

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tidemark.core.kafka import KafkaClients
+from tidemark.core.nbd import protocol as p
+from tidemark.core.nbd.inline_writes import MAX_LENGTH, MAX_RUN, serve_writes
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
@@ -63,3 +65,41 @@ def test_a_fenced_tracker_refuses_writes_and_its_export_turns_read_only(tmp_path
         asyncio.run(export.close())
         tracker.close(timeout=10)
     assert ParkedMarkers(tmp_path / "tracker" / "markers.parked").load() == [], "a fenced tracker queued a marker"
+
+
+@pytest.mark.skipif(serve_writes is None, reason="the C extension was not built (no compiler)")
+def test_a_fence_during_a_run_of_c_served_writes_stops_it_before_the_image_changes(tmp_path: Path) -> None:
+    """The registry watch can fence between two writes of one run: the next write's intent
+    refuses, so its bytes never reach the image, and the Python path answers it (EPERM)."""
+    assert serve_writes is not None
+    settings = Settings(state_dir=tmp_path / "state")
+    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}"))
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(4 * MIB))
+    spec = VolumeSpec("fence1", 4 * MIB)
+    options = TrackerOptions(ack=AckMode.LOCAL, region_bytes=MIB, reconnect_interval=60.0)
+    tracker = Tracker(spec, clients, Topics("offline"), tmp_path / "tracker", image, options, Primary(2, "dc1")).start()
+    export = TrackingExport(tracker, RawImage(image, spec.size, spec.name))
+    try:
+        hooks = export.inline_write_hooks()
+        assert hooks is not None
+
+        def submit_then_fence(offset: int, data: bytes) -> object:
+            result = hooks.submit(offset, data)
+            tracker.fence("volume fence1: the registry moved the primary to generation 3")
+            return result
+
+        buffer = bytearray()
+        for handle in (1, 2):
+            buffer += p.REQUEST.pack(p.REQUEST_MAGIC, 0, p.CMD_WRITE, handle, handle * BS, BS) + b"\x09" * BS
+        end, replies = serve_writes(
+            buffer, 0, hooks.fd, BS, spec.size, MAX_LENGTH, MAX_RUN, hooks.intent, submit_then_fence
+        )
+        assert end == p.REQUEST.size + BS and len(replies) == p.SIMPLE_REPLY.size, "the run went past the fence"
+        assert export.inline_write_hooks() is None
+    finally:
+        asyncio.run(export.close())
+        tracker.close(timeout=10)
+    written = image.read_bytes()
+    assert written[BS : 2 * BS] == b"\x09" * BS
+    assert written[2 * BS : 3 * BS] == bytes(BS), "a write after the fence reached the image"

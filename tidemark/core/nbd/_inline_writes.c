@@ -17,7 +17,8 @@
  *   - 0 < length <= max_length, offset and length multiples of block_size, and
  *     offset + length <= export_size (errors are the Python path's to answer);
  *   - the whole payload (`length` bytes after the header) is in `buffer`;
- *   - fewer than `max_count` requests were served by this call (the event loop's turn is bounded).
+ *   - fewer than `max_count` requests were served by this call (it bounds the replies one call
+ *     builds; the caller's receive buffer bounds the run).
  *
  * Serving one request, in the order the tracker's contract fixes:
  *   1. intent(offset, length): the range's activity-log regions are durable before the image
@@ -31,7 +32,9 @@
  *      the request's handle, copied byte for byte.
  * A request the run stopped at after step 1 or 2 is served again by the Python path, which
  * repeats the same steps (an intent and a write of the same bytes are idempotent) and answers
- * the error the same failure raises there. The caller guarantees that no other write overlaps
+ * the error the same failure raises there; so a failing callback is called twice for it. Only
+ * exceptions derived from Exception are dropped: any other (KeyboardInterrupt, SystemExit)
+ * propagates out of the call, with the replies of the run's served requests unsent. The caller guarantees that no other write overlaps
  * (no range of the export is held by a write in progress elsewhere) and that the callbacks may
  * be called with the interpreter lock held and return at once (local acknowledgement).
  */
@@ -47,6 +50,7 @@
 #define CMD_WRITE 1u
 #define HEADER_SIZE 28
 #define REPLY_SIZE 16
+#define MAX_COUNT 65536
 
 static uint32_t be32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
@@ -63,14 +67,14 @@ static void put_be32(unsigned char *p, uint32_t value) {
     p[3] = (unsigned char)value;
 }
 
-/* 0 when all `length` bytes are written; -1 on any error but EINTR. */
+/* 0 when all `length` bytes are written; -1 on any error but EINTR, or a write of nothing. */
 static int pwrite_all(int fd, const unsigned char *data, size_t length, uint64_t offset) {
     while (length > 0) {
         ssize_t written = pwrite(fd, data, length, (off_t)offset);
-        if (written < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        if (written <= 0) {
             return -1;
         }
         data += written;
@@ -80,19 +84,26 @@ static int pwrite_all(int fd, const unsigned char *data, size_t length, uint64_t
     return 0;
 }
 
-/* callback(offset, second); 0 when it returned, -1 (exception dropped) when it raised. */
+/* After a failed call: -1 with an Exception dropped, -2 with any other left set (it propagates). */
+static int failed(void) {
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return -1;
+    }
+    return -2;
+}
+
+/* callback(offset, second); 0 when it returned, else `failed()`. */
 static int call(PyObject *callback, uint64_t offset, PyObject *second) {
     PyObject *first = PyLong_FromUnsignedLongLong(offset);
     if (first == NULL) {
-        PyErr_Clear();
-        return -1;
+        return failed();
     }
     PyObject *args[2] = {first, second};
     PyObject *result = PyObject_Vectorcall(callback, args, 2, NULL);
     Py_DECREF(first);
     if (result == NULL) {
-        PyErr_Clear();
-        return -1;
+        return failed();
     }
     Py_DECREF(result);
     return 0;
@@ -126,12 +137,12 @@ static PyObject *serve_writes(PyObject *module, PyObject *args) {
                           &max_length, &max_count, &intent, &submit)) {
         return NULL;
     }
-    if (start < 0 || start > view.len || block_size == 0 || max_count < 0) {
+    if (start < 0 || start > view.len || block_size == 0 || max_count < 0 || max_count > MAX_COUNT) {
         PyBuffer_Release(&view);
         return PyErr_Format(PyExc_ValueError,
                             "serve_writes: start %zd must lie in the buffer (%zd bytes), block_size must be "
-                            "positive and max_count not negative",
-                            start, view.len);
+                            "positive and max_count within 0..%d",
+                            start, view.len, MAX_COUNT);
     }
     PyObject *replies = PyBytes_FromStringAndSize(NULL, REPLY_SIZE * (max_count > 0 ? max_count : 1));
     if (replies == NULL) {
@@ -141,28 +152,29 @@ static PyObject *serve_writes(PyObject *module, PyObject *args) {
     const unsigned char *buffer = (const unsigned char *)view.buf;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(replies);
     Py_ssize_t at = start, served = 0;
+    int outcome = 0;
     while (served < max_count && servable(buffer + at, view.len - at, block_size, export_size, max_length)) {
         const unsigned char *header = buffer + at;
         uint64_t offset = be64(header + 16);
         uint32_t length = be32(header + 24);
         PyObject *length_object = PyLong_FromUnsignedLong(length);
         if (length_object == NULL) {
-            PyErr_Clear();
+            outcome = failed();
             break;
         }
-        int refused = call(intent, offset, length_object);
+        outcome = call(intent, offset, length_object);
         Py_DECREF(length_object);
-        if (refused || pwrite_all(fd, header + HEADER_SIZE, length, offset) != 0) {
+        if (outcome != 0 || pwrite_all(fd, header + HEADER_SIZE, length, offset) != 0) {
             break;
         }
         PyObject *payload = PyBytes_FromStringAndSize((const char *)header + HEADER_SIZE, length);
         if (payload == NULL) {
-            PyErr_Clear();
+            outcome = failed();
             break;
         }
-        refused = call(submit, offset, payload);
+        outcome = call(submit, offset, payload);
         Py_DECREF(payload);
-        if (refused) {
+        if (outcome != 0) {
             break;
         }
         unsigned char *reply = out + REPLY_SIZE * served;
@@ -173,6 +185,10 @@ static PyObject *serve_writes(PyObject *module, PyObject *args) {
         at += HEADER_SIZE + (Py_ssize_t)length;
     }
     PyBuffer_Release(&view);
+    if (outcome == -2) {
+        Py_DECREF(replies);
+        return NULL;
+    }
     if (_PyBytes_Resize(&replies, REPLY_SIZE * served) < 0) {
         return NULL;
     }

@@ -121,7 +121,7 @@ class Dispatcher:
         self._cache = export if isinstance(export, CacheExport) else None
         self._fast_zero = export if isinstance(export, FastZeroExport) else None
         native = serve_writes is not None and isinstance(export, InlineWriteExport)
-        self._inline_writes = export if native and isinstance(export, InlineWriteExport) else None
+        self._inline_writes: InlineWriteExport | None = export if native else None  # type: ignore[assignment]
 
     def inline_write_hooks(self) -> InlineWriteHooks | None:
         """The export's hooks for a run of plain WRITEs served in C (`inline_writes.py`), if it may run now."""

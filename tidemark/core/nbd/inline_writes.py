@@ -27,7 +27,7 @@ else:
     serve_writes = _native
 
 MAX_LENGTH = 64 * 1024  # the largest WRITE the path serves (page-cache I/O on the event loop)
-MAX_RUN = 256  # requests served by one call before the event loop gets its turn back
+MAX_RUN = 256  # requests one call serves (the caller calls again; its receive buffer bounds the run)
 assert MAX_LENGTH <= MAX_PAYLOAD
 
 

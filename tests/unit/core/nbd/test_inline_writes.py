@@ -186,9 +186,27 @@ def test_a_failed_image_write_stops_the_run_before_that_request(image_path: Path
     assert calls.intents == [(0, BLOCK)] and calls.submits == []
 
 
-def test_a_start_outside_the_buffer_is_a_clear_error(image_path: Path) -> None:
+def test_bad_arguments_are_a_clear_error(image_path: Path) -> None:
     with pytest.raises(ValueError, match="start 9 must lie in the buffer"):
         run(image_path, bytearray(8), 9, 1, Calls())
+    with pytest.raises(ValueError, match="max_count within 0..65536"):
+        run(image_path, bytearray(8), 0, 1 << 40, Calls())
+
+
+def test_an_interrupt_in_a_callback_propagates(image_path: Path) -> None:
+    """Only Exceptions stop a run quietly; KeyboardInterrupt and SystemExit are not swallowed."""
+
+    def interrupted(offset: int, data: bytes) -> None:
+        raise KeyboardInterrupt
+
+    assert serve_writes is not None
+    buffer = bytearray(request(p.CMD_WRITE, 0, BLOCK, 1) + b"x" * BLOCK)
+    fd = os.open(image_path, os.O_RDWR)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            serve_writes(buffer, 0, fd, BLOCK, SIZE, MAX_TEST_LENGTH, 10, Calls().intent, interrupted)
+    finally:
+        os.close(fd)
 
 
 class FileBackend:
