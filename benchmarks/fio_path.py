@@ -9,6 +9,10 @@ The jobs measure the protected host: there the tracker is all that runs (its eve
 broker; the processor and the mirror run on other hosts, the mirror at another site), so no
 processor or mirror runs during them. The broker, which would be elsewhere too, shares the cores.
 
+The 4 KiB write jobs run once more with `--no-native-writes` (context, not a goal): every request
+served in Python, against the same jobs with the C write path (the `--ack local` tracker above),
+which shows what `tidemark/core/nbd/_inline_writes.c` gives.
+
 The 1 MiB job runs once more with a pull-ahead bound of 32 MiB (context, not a goal): with the
 default 256 MiB the client and the shipping share the two cores at about the shipping's rate,
 so the window never fills; with a small bound the tracker goes ahead within a fraction of a
@@ -83,6 +87,12 @@ def tracker_results(stage: Stage, ack: str, size: int, seconds: float) -> dict[s
         return _run_jobs(tracker.uri, size, seconds)
 
 
+def python_path_results(stage: Stage, size: int, seconds: float) -> dict[str, FioResult]:
+    """The 4 KiB write jobs with every request served in Python (`--no-native-writes`)."""
+    with _Tracker(stage, "fio-python-writes", "local", size, "--no-native-writes") as tracker:
+        return {job.name: run_fio(job, tracker.uri, size, seconds) for job in JOBS if job.writes and job.bs == "4k"}
+
+
 def small_bound_result(stage: Stage, size: int, seconds: float) -> FioResult:
     """The 1 MiB job again with a pull-ahead bound of `SMALL_BOUND_MIB`: the tracker goes ahead
     sooner, and the drain then yields to the client (producers/drain_pace.py)."""
@@ -135,10 +145,18 @@ def run(env: BenchEnv, quick: bool) -> list[Figure]:
     with env.stage("fio") as stage:
         ingest_mb_s = ingest.kafka_mb_s(env, stage, 65536, quick)
         anchor = nbdkit_results(stage, size, seconds)
-        for ack in ("local", "kafka"):
-            ours = tracker_results(stage, ack, size, seconds)
+        results = {ack: tracker_results(stage, ack, size, seconds) for ack in ("local", "kafka")}
+        for ack, ours in results.items():
             for job in JOBS:
                 figures += _job_figures(job, ours[job.name], anchor[job.name], ack)
+        native = results["local"]
+        for name, python in python_path_results(stage, size, seconds).items():
+            figures.append(
+                Figure("8", f"fio {name}, track nbd --ack local --no-native-writes (IOPS)", python.iops, "IOPS",
+                       "the same with the C write path", native[name].iops, INFO,
+                       [f"p50 {python.p50_us:.0f} us (C path {native[name].p50_us:.0f} us), p99 "
+                        f"{python.p99_us:.0f} us (C path {native[name].p99_us:.0f} us)"])
+            )  # fmt: skip
         small, last = small_bound_result(stage, size, seconds), anchor[JOBS[-1].name]
         figures.append(
             Figure("8", f"fio {JOBS[-1].name}, track nbd --ack local --unshipped-max-mib {SMALL_BOUND_MIB} (MB/s)",

@@ -40,9 +40,10 @@ async def run_nbd(
     ready: ReadyCallback | None = None,
     options: ServerOptions | None = None,
     profile: ReadProfile | None = None,
+    native_writes: bool = True,
 ) -> None:
     """Serve until `stop` is set, then shut down cleanly (image synced, tracker flushed)."""
-    export = TrackingExport(tracker, open_image(tracker, image_path), profile=profile)
+    export = TrackingExport(tracker, open_image(tracker, image_path), profile=profile, native_writes=native_writes)
     await run_export(export, host, port, stop=stop, ready=ready, options=options)
 
 
@@ -55,9 +56,11 @@ def serve_nbd(
     ready: ReadyCallback | None = None,
     options: ServerOptions | None = None,
     profile: ReadProfile | None = None,
+    native_writes: bool = True,
 ) -> None:
     """Serve the image over NBD until SIGINT or SIGTERM (call from the main thread); `host` may be unix:PATH.
 
-    `profile`: the read profile to record (published by its owner; closed by the caller after)."""
-    export = TrackingExport(tracker, open_image(tracker, image_path), profile=profile)
+    `profile`: the read profile to record (published by its owner; closed by the caller after).
+    `native_writes`: offer the C write path (`TrackingExport.inline_write_hooks`)."""
+    export = TrackingExport(tracker, open_image(tracker, image_path), profile=profile, native_writes=native_writes)
     serve_export(export, host, port, ready=ready, options=options)

@@ -17,11 +17,13 @@ replies and the wire protocol are the shared core's (`tidemark.core.nbd`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from tidemark.core.blocks import Extent, align_out, is_aligned
+from tidemark.core.nbd import inline_writes
 from tidemark.core.nbd.concurrency import RangeLock
 from tidemark.core.nbd.export import DEFAULT_IO_THREADS
 from tidemark.core.nbd.inline_writes import InlineWriteHooks
@@ -31,6 +33,7 @@ from ..read_profile import ReadProfile
 from ..tracker import TrackerFencedError
 from .image import RawImage
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 SHUTDOWN_FLUSH_TIMEOUT = 30.0
 INLINE_MAX_BYTES = 64 * 1024
@@ -46,8 +49,10 @@ class TrackingExport:
         *,
         io_threads: int = DEFAULT_IO_THREADS,
         profile: ReadProfile | None = None,
+        native_writes: bool = True,
     ) -> None:
-        """`profile`: records the first blocks read after each client connects (read_profile.py)."""
+        """`profile`: records the first blocks read after each client connects (read_profile.py).
+        `native_writes`: offer runs of plain writes to the C path (`inline_write_hooks`)."""
         self._tracker = tracker
         self._profile = profile
         self._fence = tracker if isinstance(tracker, Fenceable) else None
@@ -55,6 +60,12 @@ class TrackingExport:
         self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="nbd-io")
         self._block = tracker.block_size
         self._ranges = RangeLock()
+        self._native_writes = native_writes and inline_writes.available()
+        log.info(
+            "volume %s: plain writes are served %s",
+            tracker.volume_name,
+            "in C" if self._native_writes else "in Python" + ("" if native_writes else " (--no-native-writes)"),
+        )
 
     @property
     def name(self) -> str:
@@ -98,7 +109,7 @@ class TrackingExport:
         thread at any time) is checked here and by `intent` before each write reaches the image:
         a run stops at the first write after it, and the Python path answers that one EPERM.
         """
-        if not self._tracker.acknowledges_locally or self.read_only or not self._ranges.idle:
+        if not self._native_writes or not self._tracker.acknowledges_locally or self.read_only or not self._ranges.idle:
             return None
         return InlineWriteHooks(self._image.fileno(), self._block, self._unfenced_intent, self._tracker.submit_write)
 

@@ -93,6 +93,14 @@ def nbd(
             "restore` to copy first (0: none) [default 16384]",
         ),
     ] = None,
+    native_writes: Annotated[
+        bool,
+        typer.Option(
+            help="with --ack local, serve runs of plain aligned writes of up to 64 KiB in C when the extension "
+            "was built (the log line at start says which); --no-native-writes serves every request in Python, "
+            "with the same results",
+        ),
+    ] = True,
     *,
     server: NbdServerFlags,
 ) -> None:
@@ -129,7 +137,16 @@ def nbd(
         recorded(app.clients, app.topics, volume, tracker.block_size, read_profile_blocks) as profile,
     ):
         host, port = server.address
-        serve_nbd(tracker, image, host, port, ready=ready, options=server.options, profile=profile)
+        serve_nbd(
+            tracker,
+            image,
+            host,
+            port,
+            ready=ready,
+            options=server.options,
+            profile=profile,
+            native_writes=native_writes,
+        )
 
 
 app.command("scan")(scan)

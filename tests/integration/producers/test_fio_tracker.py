@@ -1,7 +1,8 @@
-"""fio (nbd engine, libnbd) through `tidemark track nbd` in both acknowledgement modes, and with a
-pull-ahead bound so small that the tracker keeps switching to marking dirty blocks and draining
-them from the image: fio's own crc32c verify pass succeeds (every block reads back as written),
-and the writes topic rebuilds the image exactly once the tracker stopped cleanly."""
+"""fio (nbd engine, libnbd) through `tidemark track nbd` in both acknowledgement modes, with plain
+writes served in Python as well as in C (`--no-native-writes`), and with a pull-ahead bound so small
+that the tracker keeps switching to marking dirty blocks and draining them from the image: fio's own
+crc32c verify pass succeeds (every block reads back as written), and the writes topic rebuilds the
+image exactly once the tracker stopped cleanly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from tidemark.core.nbd import inline_writes
 
 from ...conftest import CliRunner, TidemarkTest
 from .nbd_harness import (
@@ -31,8 +34,13 @@ SIZE = 32 * MIB
 
 @pytest.mark.parametrize(
     "options",
-    [("--ack", "local"), ("--ack", "kafka"), ("--ack", "local", "--unshipped-max-mib", "1")],
-    ids=["local", "kafka", "local-pull-ahead"],
+    [
+        ("--ack", "local"),
+        ("--ack", "local", "--no-native-writes"),
+        ("--ack", "kafka"),
+        ("--ack", "local", "--unshipped-max-mib", "1"),
+    ],
+    ids=["local", "local-python-writes", "kafka", "local-pull-ahead"],
 )
 def test_fio_verify_passes_through_the_tracker_and_the_topic_rebuilds_the_image(
     tm: TidemarkTest, cli: CliRunner, tmp_path: Path, trackers: list[TrackerProcess], options: tuple[str, ...]
@@ -53,6 +61,8 @@ def test_fio_verify_passes_through_the_tracker_and_the_topic_rebuilds_the_image(
     assert fio.returncode == 0, f"fio failed:\n{fio.stdout}\n{fio.stderr}\n{tracker.output()}"
     assert "err= 0" in fio.stdout and "READ:" in fio.stdout, f"fio did not read back to verify:\n{fio.stdout}"
     assert tracker.stop() == 0, tracker.output()
+    served_in = "in C" if inline_writes.available() and "--no-native-writes" not in options else "in Python"
+    assert f"plain writes are served {served_in}" in tracker.output(), tracker.output()
     if "--unshipped-max-mib" in options:
         assert "drained; publishing every write again" in tracker.output().split("epoch 1", 1)[-1], (
             "the tracker never pulled ahead under a 1 MiB bound"
