@@ -60,12 +60,9 @@ class TrackingExport:
         self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="nbd-io")
         self._block = tracker.block_size
         self._ranges = RangeLock()
-        self._native_writes = native_writes and inline_writes.available()
-        log.info(
-            "volume %s: plain writes are served %s",
-            tracker.volume_name,
-            "in C" if self._native_writes else "in Python" + ("" if native_writes else " (--no-native-writes)"),
-        )
+        why_not = _why_python(native_writes, tracker.acknowledges_locally)
+        self._native_writes = why_not is None
+        log.info("volume %s: plain writes are served %s", tracker.volume_name, why_not or "in C")
 
     @property
     def name(self) -> str:
@@ -109,11 +106,14 @@ class TrackingExport:
         thread at any time) is checked here and by `intent` before each write reaches the image:
         a run stops at the first write after it, and the Python path answers that one EPERM.
         """
-        if not self._native_writes or not self._tracker.acknowledges_locally or self.read_only or not self._ranges.idle:
+        if not self._native_writes or self.read_only or not self._ranges.idle:
             return None
         return InlineWriteHooks(self._image.fileno(), self._block, self._unfenced_intent, self._tracker.submit_write)
 
     def _unfenced_intent(self, offset: int, length: int) -> None:
+        """The tracker's `intent`, refused once fenced: every write path checks the fence just before
+        the image changes (a fence between the server's check and here would otherwise let a write
+        refused by `submit` reach the image)."""
         if self.read_only:
             raise TrackerFencedError(self._fence.fenced if self._fence is not None else "fenced")
         self._tracker.intent(offset, length)
@@ -191,7 +191,7 @@ class TrackingExport:
     def _write_step(self, offset: int, data: bytes) -> Callable[[], list[Future[None]]]:
         def step() -> list[Future[None]]:
             span = align_out(offset, len(data), self._block)
-            self._tracker.intent(span.offset, span.length)
+            self._unfenced_intent(span.offset, span.length)
             self._image.write(offset, data)
             if is_aligned(offset, len(data), self._block):
                 return [self._tracker.submit_write(offset, data)]
@@ -202,7 +202,7 @@ class TrackingExport:
     def _zero_step(self, offset: int, length: int, *, trim: bool, may_punch: bool) -> Callable[[], list[Future[None]]]:
         def step() -> list[Future[None]]:
             span = align_out(offset, length, self._block)
-            self._tracker.intent(span.offset, span.length)
+            self._unfenced_intent(span.offset, span.length)
             if trim:
                 self._image.trim(offset, length)
             else:
@@ -228,6 +228,17 @@ class TrackingExport:
 
     async def _run(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+
+def _why_python(native_writes: bool, acknowledges_locally: bool) -> str | None:
+    """Why plain writes take the Python path (None: they are served in C)."""
+    if not native_writes:
+        return "in Python (native writes switched off)"
+    if not acknowledges_locally:
+        return "in Python (acknowledged by Kafka: each write waits for its event)"
+    if not inline_writes.available():
+        return "in Python (the C extension was not built: no compiler at install time)"
+    return None
 
 
 async def _settled(futures: list[Future[None]]) -> None:
