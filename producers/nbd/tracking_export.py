@@ -61,7 +61,13 @@ class TrackingExport:
         self._block = tracker.block_size
         self._ranges = RangeLock()
         why_not = _why_python(native_writes, tracker.acknowledges_locally)
-        self._native_writes = why_not is None
+        self._hooks = (
+            None
+            if why_not
+            else InlineWriteHooks(
+                image.fileno(), self._block, INLINE_MAX_BYTES, self._unfenced_intent, tracker.submit_write
+            )
+        )
         log.info("volume %s: plain writes are served %s", tracker.volume_name, why_not or "in C")
 
     @property
@@ -106,16 +112,17 @@ class TrackingExport:
         thread at any time) is checked here and by `intent` before each write reaches the image:
         a run stops at the first write after it, and the Python path answers that one EPERM.
         """
-        if not self._native_writes or self.read_only or not self._ranges.idle:
+        if self.read_only or not self._ranges.idle:
             return None
-        return InlineWriteHooks(self._image.fileno(), self._block, self._unfenced_intent, self._tracker.submit_write)
+        return self._hooks
 
     def _unfenced_intent(self, offset: int, length: int) -> None:
         """The tracker's `intent`, refused once fenced: every write path checks the fence just before
         the image changes (a fence between the server's check and here would otherwise let a write
         refused by `submit` reach the image)."""
-        if self.read_only:
-            raise TrackerFencedError(self._fence.fenced if self._fence is not None else "fenced")
+        reason = self._fence.fenced if self._fence is not None else None
+        if reason is not None:
+            raise TrackerFencedError(reason)
         self._tracker.intent(offset, length)
 
     def try_write(self, offset: int, data: bytes, fua: bool) -> bool:

@@ -12,7 +12,7 @@ import pytest
 
 from tidemark.core.kafka import KafkaClients
 from tidemark.core.nbd import protocol as p
-from tidemark.core.nbd.inline_writes import MAX_LENGTH, MAX_RUN, serve_writes
+from tidemark.core.nbd.inline_writes import MAX_RUN, serve_writes
 from tidemark.core.settings import KafkaSettings, Settings
 from tidemark.core.topics import Topics
 from tidemark.core.volumes import VolumeSpec
@@ -93,7 +93,7 @@ def test_a_fence_during_a_run_of_c_served_writes_stops_it_before_the_image_chang
         for handle in (1, 2):
             buffer += p.REQUEST.pack(p.REQUEST_MAGIC, 0, p.CMD_WRITE, handle, handle * BS, BS) + b"\x09" * BS
         end, replies = serve_writes(
-            buffer, 0, hooks.fd, BS, spec.size, MAX_LENGTH, MAX_RUN, hooks.intent, submit_then_fence
+            buffer, 0, hooks.fd, BS, spec.size, hooks.max_length, MAX_RUN, hooks.intent, submit_then_fence
         )
         assert end == p.REQUEST.size + BS and len(replies) == p.SIMPLE_REPLY.size, "the run went past the fence"
         assert export.inline_write_hooks() is None

@@ -37,7 +37,7 @@ from .buffers import PayloadPool
 from .concurrency import ByteBudget
 from .dispatch import Dispatcher, Outcome, Request
 from .handshake import ExportInfo, Session, negotiate
-from .inline_writes import MAX_LENGTH, MAX_RUN, serve_writes
+from .inline_writes import MAX_RUN, serve_writes
 from .limits import ServerOptions, SharedBudget
 
 log = logging.getLogger(__name__)
@@ -368,7 +368,15 @@ class Connection(asyncio.BufferedProtocol):
         if hooks is None or serve_writes is None:
             return at
         end, served = serve_writes(
-            buffer, at, hooks.fd, hooks.block_size, self._export.size, MAX_LENGTH, MAX_RUN, hooks.intent, hooks.submit
+            buffer,
+            at,
+            hooks.fd,
+            hooks.block_size,
+            self._export.size,
+            hooks.max_length,
+            MAX_RUN,
+            hooks.intent,
+            hooks.submit,
         )
         if served:
             out.append(served)

@@ -26,7 +26,7 @@ from .export import (
     InlineExport,
     InlineWriteExport,
 )
-from .inline_writes import InlineWriteHooks, serve_writes
+from .inline_writes import InlineWriteHooks
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,7 @@ class Dispatcher:
         self._block_status = export if isinstance(export, BlockStatusExport) else None
         self._cache = export if isinstance(export, CacheExport) else None
         self._fast_zero = export if isinstance(export, FastZeroExport) else None
-        native = serve_writes is not None and isinstance(export, InlineWriteExport)
-        self._inline_writes: InlineWriteExport | None = export if native else None  # type: ignore[assignment]
+        self._inline_writes = export if isinstance(export, InlineWriteExport) else None
 
     def inline_write_hooks(self) -> InlineWriteHooks | None:
         """The export's hooks for a run of plain WRITEs served in C (`inline_writes.py`), if it may run now."""

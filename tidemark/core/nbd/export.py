@@ -112,7 +112,7 @@ class InlineExport(Protocol):
 @runtime_checkable
 class InlineWriteExport(Protocol):
     def inline_write_hooks(self) -> InlineWriteHooks | None:
-        """The run's image and callbacks when plain aligned WRITEs of up to `MAX_LENGTH` bytes may be
+        """The run's image and callbacks when plain aligned WRITEs of up to `max_length` bytes may be
         served without a task: no other write holds a range, the export is writable, and `submit`
         returns at once. None otherwise (every request then takes the Python path)."""
         ...

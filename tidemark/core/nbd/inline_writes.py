@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from tidemark.core.nbd.protocol import MAX_PAYLOAD
-
 ServeWrites = Callable[
     [bytearray, int, int, int, int, int, int, Callable[[int, int], object], Callable[[int, bytes], object]],
     tuple[int, bytes],
@@ -26,20 +24,20 @@ except ImportError:  # built without a C compiler: every request takes the Pytho
 else:
     serve_writes = _native
 
-MAX_LENGTH = 64 * 1024  # the largest WRITE the path serves (page-cache I/O on the event loop)
 MAX_RUN = 256  # requests one call serves (the caller calls again; its receive buffer bounds the run)
-assert MAX_LENGTH <= MAX_PAYLOAD
 
 
 class InlineWriteHooks(NamedTuple):
     """What one run needs from the export.
 
     `intent(offset, length)` runs before the image changes, `submit(offset, data)` after (both
-    must return at once); `fd` is the image, written with pwrite at the request's offset.
+    must return at once); `fd` is the image, written with pwrite at the request's offset;
+    `max_length`: the largest WRITE served (page-cache I/O on the event loop, at most MAX_PAYLOAD).
     """
 
     fd: int
     block_size: int
+    max_length: int
     intent: Callable[[int, int], object]
     submit: Callable[[int, bytes], object]
 

@@ -247,7 +247,7 @@ class InlineFileExport(ThreadedExport):
         self.calls = Calls()
 
     def inline_write_hooks(self) -> InlineWriteHooks | None:
-        return InlineWriteHooks(self.file.fd, BLOCK, self.calls.intent, self.calls.submit)
+        return InlineWriteHooks(self.file.fd, BLOCK, MAX_TEST_LENGTH, self.calls.intent, self.calls.submit)
 
 
 def test_the_server_serves_pipelined_plain_writes_in_c_and_the_rest_in_python(image_path: Path) -> None:
