@@ -13,7 +13,10 @@ and released at the switch back to SYNC: after the drain, so a marker's place in
 follows every block dirty when it was taken. Markers are never dropped.
 
 The RPO at risk is what a loss of this host would lose: the unshipped bytes plus the dirty
-blocks, and the age of the oldest of them.
+blocks, and the age of the oldest of them. A stalled link is something else: events handed to
+Kafka and no confirmation for too long (`stalled_for`). Writes waiting in the tracker's own queue
+(or librdkafka's) behind confirmations that keep coming do not count there, so a backlog (a
+client outrunning a slow link, within the bound) is not mistaken for a lost link.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class ShipWindow(Generic[M]):
         self.connected = False
         self.unshipped_bytes = 0
         self._open: dict[int, float] = {}  # ticket -> when it was taken, in ticket order
+        self._sent: dict[int, float] = {}  # open ticket -> when its first event went to Kafka, in that order
+        self._settled_at = clock()  # when `shipped` last ran
         self._tickets = 0
         self._dirty_since: float | None = None
         self._parked: list[tuple[int, M]] = []
@@ -80,9 +85,18 @@ class ShipWindow(Generic[M]):
             return None
 
     def track(self, nbytes: int) -> int:
-        """Bytes produced outside `admit` (a drained extent): a ticket, whatever the mode."""
+        """Bytes produced outside `admit` (a drained extent, sent at once): a ticket, whatever the mode."""
         with self._lock:
-            return self._take(nbytes)
+            ticket = self._take(nbytes)
+            self._sent[ticket] = self._open[ticket]
+            return ticket
+
+    def sending(self, ticket: int) -> None:
+        """The first event of an admitted write is being handed to Kafka now (the ship thread,
+        in ticket order)."""
+        with self._lock:
+            if ticket in self._open:
+                self._sent.setdefault(ticket, self._clock())
 
     def ticket(self) -> int:
         """A place in the order for a marker (no bytes)."""
@@ -94,8 +108,10 @@ class ShipWindow(Generic[M]):
         """`nbytes` were confirmed or went to the dirty bitmap; the `closed` tickets have no more."""
         with self._lock:
             self.unshipped_bytes -= nbytes
+            self._settled_at = self._clock()
             for ticket in closed:
                 self._open.pop(ticket, None)
+                self._sent.pop(ticket, None)
 
     def link_lost(self) -> bool:
         """The link failed: AHEAD until it is back and drained. True if it was up."""
@@ -150,10 +166,14 @@ class ShipWindow(Generic[M]):
             age = now - min(oldest) if oldest else 0.0
             return AtRisk(self.unshipped_bytes, dirty_bytes, max(0.0, age))
 
-    def oldest_unshipped_age(self) -> float:
-        """Seconds since the oldest ticket still open was taken (0 when none is)."""
+    def stalled_for(self) -> float:
+        """Seconds events have been with Kafka without any being settled: since the oldest open
+        ticket's first event was sent, or since the last settlement if that came later (0 when
+        nothing was sent). What the stall watch times; tickets still queued are not counted."""
         with self._lock:
-            return self._clock() - next(iter(self._open.values())) if self._open else 0.0
+            if not self._sent:
+                return 0.0
+            return self._clock() - max(next(iter(self._sent.values())), self._settled_at)
 
     def _take(self, nbytes: int) -> int:
         self._tickets += 1

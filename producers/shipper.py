@@ -277,6 +277,7 @@ class Shipper:
         step = self.config.extent_bytes
         pieces = range(item.offset, item.offset + item.length, step)
         item.remaining = len(pieces)
+        self.window.sending(item.ticket)
         with memoryview(item.data) as view:
             for start in pieces:
                 length = min(step, item.offset + item.length - start)
@@ -653,7 +654,12 @@ class Shipper:
             self._checkpoint()
 
     def _watch_stall(self) -> None:
-        """An event unconfirmed for longer than the delivery timeout: the link is lost (poll thread).
+        """Events with Kafka and none settled for longer than the delivery timeout: the link is lost
+        (poll thread).
+
+        The clock runs while events are with librdkafka and none is settled, not from when the
+        oldest write was admitted: writes queued behind a slow link that keeps confirming are a
+        backlog, not a stall (`ShipWindow.stalled_for`).
 
         librdkafka never times an event out here (`message.timeout.ms` 0). When it did, events
         that timed out waiting in the partition's queue failed while later ones, queued behind
@@ -665,6 +671,6 @@ class Shipper:
         every in-flight one, so what reaches the partition stays gap-free."""
         if not self.window.connected:
             return
-        age = self.window.oldest_unshipped_age()
+        age = self.window.stalled_for()
         if age * 1000 > self.config.delivery_timeout_ms:
-            self._link_lost(f"an event unconfirmed for {age:.1f} s")
+            self._link_lost(f"no event confirmed for {age:.1f} s")

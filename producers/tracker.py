@@ -454,8 +454,9 @@ def open_tracker(
     """A started tracker for a registered volume, with `clients` and `topics` of `settings`' cluster.
 
     Refuses an unknown volume, and an image whose size differs from the registered size.
-    `delivery_timeout_ms` (default `TrackerOptions.delivery_timeout_ms`) bounds how long an event
-    waits for Kafka before its blocks are recorded as dirty instead. `unshipped_max_bytes`
+    `delivery_timeout_ms` (default `TrackerOptions.delivery_timeout_ms`) bounds how long events
+    sent to Kafka may go without a confirmation before the link counts as lost and their blocks
+    are recorded as dirty instead. `unshipped_max_bytes`
     (default `TrackerOptions.unshipped_max_bytes`) is the pull-ahead bound, and
     `drain_min_bytes_per_s` (default `TrackerOptions.drain_min_bytes_per_s`) the drain's rate while
     a client writes faster than that. `site` (default: the

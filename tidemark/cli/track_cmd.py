@@ -36,8 +36,8 @@ def nbd(
         int | None,
         typer.Option(
             min=1000,
-            help="how long an event waits for Kafka's confirmation before its blocks are recorded as "
-            "dirty (resynced when Kafka is back) [default 10000]",
+            help="how long events sent to Kafka may go without any confirmation before the link counts "
+            "as lost and their blocks are recorded as dirty (resynced when Kafka is back) [default 10000]",
         ),
     ] = None,
     ack: Annotated[

@@ -176,19 +176,30 @@ def test_bounded_in_order_and_nothing_dropped(steps: list[tuple[str, int | None]
     assert published == taken
 
 
-def test_the_stall_age_is_the_oldest_unconfirmed_ticket_and_ignores_dirty_blocks() -> None:
-    """What the shipper's stall watch reads: events unconfirmed this long mean a lost link."""
+def test_the_stall_clock_runs_only_while_sent_events_go_unsettled() -> None:
+    """What the shipper's stall watch reads: sent events with no settlement this long mean a lost link;
+    writes still queued (a backlog) and dirty blocks do not count."""
     window, clock, _dirty = connected()
-    assert window.oldest_unshipped_age() == 0.0
+    assert window.stalled_for() == 0.0
     first = window.admit(4096, lambda: None)
     clock.now = 3.0
     second = window.admit(4096, lambda: None)
-    clock.now = 11.0
     assert first is not None and second is not None
-    assert window.oldest_unshipped_age() == 11.0
+    clock.now = 20.0
+    assert window.stalled_for() == 0.0, "queued, not sent: a backlog, not a stall"
+    window.sending(first)
+    clock.now = 31.0
+    assert window.stalled_for() == 11.0
     window.shipped(4096, [first])
-    assert window.oldest_unshipped_age() == 8.0
+    window.sending(second)
+    clock.now = 33.0
+    assert window.stalled_for() == 2.0, "the clock restarts at the send of the next"
+    drained = window.track(4096)
+    clock.now = 36.0
     window.shipped(4096, [second])
+    clock.now = 37.0
+    assert window.stalled_for() == 1.0, "a drained extent is sent when taken; a settlement restarts the clock"
+    window.shipped(4096, [drained])
     window.link_lost()
-    clock.now = 15.0
-    assert window.at_risk(dirty_bytes=4096).oldest_age == 4.0 and window.oldest_unshipped_age() == 0.0
+    clock.now = 45.0
+    assert window.at_risk(dirty_bytes=4096).oldest_age == 8.0 and window.stalled_for() == 0.0
