@@ -85,6 +85,10 @@ class TrackerOptions:
     # local ack: the shipper takes queued writes in batches, at most this often (seconds); see
     # `ShipperConfig.batch_pause`. It adds at most this much to the unshipped window's age.
     local_batch_pause: float = 0.005
+    # local ack with an image: once the ship thread has worked this long without emptying its
+    # queue (one batch pause: it is behind the client), it lets go of the interpreter lock after
+    # every write it ships (`ShipperConfig.yield_after`).
+    local_yield_after: float = 0.005
     # While AHEAD and the client writes faster than this, the drain ships this much a second and
     # leaves the rest of the machine to the client, for up to `drain_pace.MAX_YIELD_S` of a burst.
     drain_min_bytes_per_s: int = DEFAULT_MIN_BYTES_PER_S
@@ -190,6 +194,12 @@ class Tracker:
         return self.ack is AckMode.LOCAL
 
     @property
+    def pulls_ahead(self) -> bool:
+        """Local acknowledgement with an image: a client that outruns the shipping goes on at disk
+        speed, its writes marked dirty and drained from the image later."""
+        return self.ack is AckMode.LOCAL and self.image is not None
+
+    @property
     def connected(self) -> bool:
         return self.window.connected
 
@@ -246,6 +256,7 @@ class Tracker:
                 generation=self.primary.generation,
                 batch_pause=0.0 if self.ack is AckMode.KAFKA else self.options.local_batch_pause,
                 drain_min_bytes_per_s=self.options.drain_min_bytes_per_s,
+                yield_after=self.options.local_yield_after if self.pulls_ahead else 0.0,
             ),
             self.window, self.dirty, self.activity, self._image_fd,
             ParkedMarkers(self.state.folder / "markers.parked"),
