@@ -15,8 +15,10 @@ Invariants:
   started. So after a crash every block that may be missing on Kafka is either in a region of
   the log or in the durable dirty bitmap, and the image holds what Kafka holds.
 - A region is touched by `enter` and `hold`. It is idle once untouched for `guard_seconds`;
-  only idle regions leave. The guard covers a front end's `intent` -> image write -> `hold`,
-  which takes microseconds; a write whose region left anyway is re-entered by `hold`.
+  only idle regions leave. The guard covers a front end's `intent` -> image write -> `hold`
+  (or, when the tracker is ahead, the mark in the dirty bitmap that replaces the event),
+  which takes microseconds; a write whose region left anyway is re-entered by `hold` (by
+  `enter` after the mark when ahead).
 
 `retire_idle` (a tracker thread, every second) retires regions untouched for `idle_seconds`.
 When the log is full, `enter` of a new region evicts the coldest idle regions itself, waiting

@@ -390,7 +390,6 @@ class Tracker:
         if self._fenced is not None:
             raise TrackerFencedError(self._fenced)
         self._check_range(offset, length)
-        self.activity.hold(offset, length)
         with self._counts_lock:
             self._writes += 1
             self._bytes += length
@@ -408,8 +407,16 @@ class Tracker:
             time.sleep(NO_ROOM_WAIT_SECONDS)
             ticket = self.window.admit(length, mark_dirty)
         if ticket is None:
-            self.activity.release(offset, length)
+            # Marked dirty (ahead): no event to hold the regions for, so no count to take and give
+            # back, only a touch after the mark (the log's guard, activity_log.py): no region of
+            # it leaves the log before a persist of the dirty bitmap that started after the mark.
+            self.activity.enter(offset, length)
             return _DONE
+        try:
+            self.activity.hold(offset, length)
+        except BaseException:
+            self.window.shipped(length, [ticket])
+            raise
         future: Future[None] | None = Future() if self.ack is AckMode.KAFKA else None
         self._ship().queue.put(WriteItem(ticket, op, offset, length, data, now_micros(), future))
         return future if future is not None else _DONE
