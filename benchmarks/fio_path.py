@@ -13,10 +13,10 @@ The 4 KiB write jobs run once more with `--no-native-writes` (context, not a goa
 served in Python, against the same jobs with the C write path (the `--ack local` tracker above),
 which shows what `tidemark/core/nbd/_inline_writes.c` gives.
 
-The 1 MiB job runs once more with a pull-ahead bound of 32 MiB (context, not a goal): with the
-default 256 MiB the client and the shipping share the two cores at about the shipping's rate,
-so the window never fills; with a small bound the tracker goes ahead within a fraction of a
-second, and the drain then yields to the client (producers/drain_pace.py).
+The 1 MiB job runs once more with a pull-ahead bound of 32 MiB (context, not a goal): with a
+small bound the tracker goes ahead within a fraction of a second, and the drain then yields to
+the client (producers/drain_pace.py); with the default bound it takes the client longer to fill
+the window.
 
 Then, with local acknowledgement, the whole pipeline: a tracker of a volume of its own, on topics
 of their own (so the processor has no other volume's journal to fold first), with a processor and
@@ -28,6 +28,8 @@ polled), against the time figure 1's 64 KiB ingest rate needs for the bytes writ
 from __future__ import annotations
 
 import subprocess
+
+from tidemark.producers.tracker import TrackerOptions
 
 from . import ingest
 from .env import MIB, BenchEnv, Stage, free_port, sparse_file, stop_process, wait_for_port
@@ -161,7 +163,8 @@ def run(env: BenchEnv, quick: bool) -> list[Figure]:
         figures.append(
             Figure("8", f"fio {JOBS[-1].name}, track nbd --ack local --unshipped-max-mib {SMALL_BOUND_MIB} (MB/s)",
                    small.mb_s, "MB/s", "nbdkit file, same job", last.mb_s, INFO,
-                   [f"the default bound is 256 MiB; p99 {small.p99_us:.0f} us (nbdkit {last.p99_us:.0f} us)"])
+                   [f"the default bound is {TrackerOptions.unshipped_max_bytes // MIB} MiB; "
+                    f"p99 {small.p99_us:.0f} us (nbdkit {last.p99_us:.0f} us)"])
         )  # fmt: skip
     with env.stage("fio-settle") as stage:  # topics of its own: the processor folds only this volume
         written, settle = settle_seconds(stage, size, seconds)

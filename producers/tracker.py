@@ -79,7 +79,7 @@ class TrackerOptions:
     reconnect_interval: float = 1.0
     queue_max_kbytes: int = 64 * 1024
     ack: AckMode = AckMode.LOCAL
-    unshipped_max_bytes: int = 256 * MIB
+    unshipped_max_bytes: int = 128 * MIB
     # local ack batches events for throughput; kafka ack waits per write, so no linger there.
     local_linger_ms: int = 5
     # local ack: the shipper takes queued writes in batches, at most this often (seconds); see

@@ -53,7 +53,7 @@ def nbd(
         typer.Option(
             min=1,
             help="pull-ahead bound: past this many MiB not yet on Kafka, writes are only marked dirty and "
-            "drained from the image later [default 256]",
+            "drained from the image later; they are held in memory until then [default 128]",
         ),
     ] = None,
     drain_min_mib_s: Annotated[
