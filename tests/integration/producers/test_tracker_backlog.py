@@ -36,7 +36,8 @@ EVENT_BYTES = 2048
 VOLUME = "backlog0"
 SIZE = 256 * MIB
 WRITE_BYTES = 4 * MIB
-WRITES = 60  # 240 MiB: within the default unshipped bound of 256 MiB
+WRITES = 60  # 240 MiB: within the unshipped bound set below
+BOUND = 256 * MIB
 TIMEOUT_MS = 1000
 
 
@@ -48,7 +49,9 @@ def test_a_queue_longer_than_the_delivery_timeout_keeps_the_link_and_the_epoch(
     with image.open("wb") as handle:
         handle.truncate(SIZE)
     folder = tm.settings.volume_state_dir("trackers", VOLUME)
-    options = TrackerOptions(region_bytes=MIB, extent_bytes=EVENT_BYTES, delivery_timeout_ms=TIMEOUT_MS)
+    options = TrackerOptions(
+        region_bytes=MIB, extent_bytes=EVENT_BYTES, delivery_timeout_ms=TIMEOUT_MS, unshipped_max_bytes=BOUND
+    )
     data = os.urandom(WRITE_BYTES)
     with Tracker(spec, tm.clients, tm.topics, folder, image, options).start() as tracker:
         wait_until(lambda: tracker.connected and tracker.window.mode is Mode.SYNC, 30, "the link up")
