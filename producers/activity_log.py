@@ -93,13 +93,33 @@ class ActivityLog:
         with self._changed:
             self._enter(self.regions_of(offset, length))
 
+    def enter_all(self, ranges: list[tuple[int, int]]) -> None:
+        """`enter` of several ranges (offset, length) at once."""
+        if not ranges:
+            return
+        with self._changed:
+            self._enter_union(ranges)
+
     def hold(self, offset: int, length: int) -> None:
         """An event of the range is unshipped: its regions are in the log and stay until `release`."""
+        self.hold_all([(offset, length)])
+
+    def hold_all(self, ranges: list[tuple[int, int]]) -> None:
+        """`hold` of several ranges (offset, length) at once (each counts, like one `hold` each);
+        none is held if it raises."""
+        if not ranges:
+            return
         with self._changed:
-            regions = self.regions_of(offset, length)
-            self._enter(regions)
-            for region in regions:
-                self._pending[region] += 1
+            self._enter_union(ranges)
+            pending = self._pending
+            size = self.region_bytes
+            for offset, length in ranges:
+                if length <= 0:
+                    continue
+                first, last = offset // size, (offset + length - 1) // size
+                pending[first] += 1
+                for region in range(first + 1, last + 1):
+                    pending[region] += 1
 
     def release(self, offset: int, length: int) -> None:
         """The held event was confirmed by Kafka, or its blocks are in the dirty bitmap."""
@@ -155,7 +175,24 @@ class ActivityLog:
                 self._slots.close()
 
     # -- under the condition's lock ------------------------------------------------------------
-    def _enter(self, regions: range) -> None:
+    def _enter_union(self, ranges: list[tuple[int, int]]) -> None:
+        """`_enter` of every region of the ranges, as one set when it fits the log."""
+        size = self.region_bytes
+        regions: dict[int, None] = {}
+        for offset, length in ranges:
+            if length <= 0:
+                continue
+            first, last = offset // size, (offset + length - 1) // size
+            regions[first] = None
+            if last != first:
+                regions.update(dict.fromkeys(range(first + 1, last + 1)))
+        if len(regions) <= self.capacity:
+            self._enter(list(regions))
+            return
+        for offset, length in ranges:
+            self._enter(self.regions_of(offset, length))
+
+    def _enter(self, regions: range | list[int]) -> None:
         if len(regions) > self.capacity:
             raise TrackerError(
                 f"activity log {self.path}: a write over {len(regions)} regions of {self.region_bytes} bytes "

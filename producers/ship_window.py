@@ -84,6 +84,27 @@ class ShipWindow(Generic[M]):
             on_ahead()
             return None
 
+    def admit_all(self, sizes: list[int], on_ahead: Callable[[list[int]], None]) -> list[int | None]:
+        """`admit` of a run of writes of `sizes` bytes, in order, under one hold of the lock: a
+        ticket or None for each. `on_ahead` gets the indexes of the writes not admitted (to mark
+        them dirty, under this lock) once, when there are any."""
+        tickets: list[int | None] = []
+        ahead: list[int] = []
+        with self._lock:
+            for index, nbytes in enumerate(sizes):
+                fits = self.unshipped_bytes + nbytes <= self.bound_bytes or self.unshipped_bytes == 0
+                if self.mode is Mode.SYNC and self.connected and fits:
+                    tickets.append(self._take(nbytes))
+                    continue
+                self.mode = Mode.AHEAD
+                if self._dirty_since is None:
+                    self._dirty_since = self._clock()
+                ahead.append(index)
+                tickets.append(None)
+            if ahead:
+                on_ahead(ahead)
+        return tickets
+
     def track(self, nbytes: int) -> int:
         """Bytes produced outside `admit` (a drained extent, sent at once): a ticket, whatever the mode."""
         with self._lock:

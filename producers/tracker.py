@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -386,6 +387,56 @@ class Tracker:
         self._ship().queue.put(MarkItem(self.window.ticket(), kind, label, future))
         return future if future is not None else _DONE
 
+    def intent_run(self, ranges: list[tuple[int, int]]) -> None:
+        """`intent` of a run of writes, (offset, length) each, at once (the NBD server's C path)."""
+        self.activity.enter_all(ranges)
+
+    def submit_writes(self, writes: list[tuple[int, bytes]]) -> int:
+        """`submit_write` of a run of writes, (offset, data) each, in order, with local
+        acknowledgement only (their futures would be done at once): how many were taken.
+
+        A prefix is taken: the run stops at the first write refused (fenced, or not an aligned
+        extent of the volume) and raises when that is the first, or when the activity log cannot
+        hold the run's regions (then none counts as taken). The run shares one admission to the
+        window, one hold of the activity log, one timestamp and one update of the counts."""
+        if not self.acknowledges_locally:
+            raise TrackerError(f"volume {self.volume.name}: a run of writes needs local acknowledgement")
+        taken = 0
+        for offset, data in writes:
+            try:
+                if self._fenced is not None:
+                    raise TrackerFencedError(self._fenced)
+                self._check_range(offset, len(data))
+            except TrackerError:
+                if taken == 0:
+                    raise
+                break
+            taken += 1
+        run = writes[:taken]
+        tickets = self.window.admit_all([len(data) for _offset, data in run], lambda ahead: self._mark_run(run, ahead))
+        pairs = list(zip(tickets, run, strict=True))
+        admitted = [(ticket, offset, data) for ticket, (offset, data) in pairs if ticket is not None]
+        if len(admitted) < taken:  # marked dirty (ahead): a touch after the marks (the log's guard, see `_submit`)
+            self.activity.enter_all([(offset, len(data)) for ticket, (offset, data) in pairs if ticket is None])
+        try:
+            self.activity.hold_all([(offset, len(data)) for _ticket, offset, data in admitted])
+        except BaseException:
+            self.window.shipped(sum(len(data) for _ticket, _offset, data in admitted), [t for t, _o, _d in admitted])
+            raise
+        put, micros = self._ship().queue.put, now_micros()
+        for ticket, offset, data in admitted:
+            put(WriteItem(ticket, "WRITE", offset, len(data), data, micros, None))
+        with self._counts_lock:
+            self._writes += taken
+            self._bytes += sum(len(data) for _offset, data in run)
+        return taken
+
+    def _mark_run(self, run: list[tuple[int, bytes]], ahead: list[int]) -> None:
+        """`ShipWindow.admit_all`'s `on_ahead`: the writes at `ahead` marked dirty."""
+        for index in ahead:
+            offset, data = run[index]
+            self._marker(offset, len(data))()
+
     def _submit(self, offset: int, length: int, op: str, data: bytes) -> Future[None]:
         if self._fenced is not None:
             raise TrackerFencedError(self._fenced)
@@ -393,13 +444,7 @@ class Tracker:
         with self._counts_lock:
             self._writes += 1
             self._bytes += length
-        block = self.block_size
-
-        def mark_dirty() -> None:
-            if self._image_fd is not None:
-                self.dirty.add_range(offset // block, (offset + length) // block)
-                self._ship().pace.client_wrote(length)
-
+        mark_dirty = self._marker(offset, length)
         ticket = self.window.admit(length, mark_dirty)
         while ticket is None and self._image_fd is None:
             if self._stopping.is_set():
@@ -420,6 +465,18 @@ class Tracker:
         future: Future[None] | None = Future() if self.ack is AckMode.KAFKA else None
         self._ship().queue.put(WriteItem(ticket, op, offset, length, data, now_micros(), future))
         return future if future is not None else _DONE
+
+    def _marker(self, offset: int, length: int) -> Callable[[], None]:
+        """What `ShipWindow.admit` runs for a write it does not admit (ahead): its blocks marked
+        dirty, when there is an image to drain them from."""
+        block = self.block_size
+
+        def mark_dirty() -> None:
+            if self._image_fd is not None:
+                self.dirty.add_range(offset // block, (offset + length) // block)
+                self._ship().pace.client_wrote(length)
+
+        return mark_dirty
 
     def _check_range(self, offset: int, length: int) -> None:
         if not is_aligned(offset, length, self.block_size) or length <= 0:

@@ -14,6 +14,8 @@ The implementation is `tidemark.producers.tracker.Tracker`. Contract:
   `.done()` and skip waiting); with Kafka acknowledgement it completes when Kafka confirmed the
   events, or when Kafka is unreachable and the blocks are in the dirty bitmap (published later).
   FUA and FLUSH durability of the image is the front end's (it owns the image).
+- `intent_run` and `submit_writes` do the same for a run of writes at once (the NBD server's C
+  path), in that order: every intent of the run, then the image, then the submits.
 - `submit_marker` queues the marker behind every write submitted before it; it is never dropped
   (while Kafka is unreachable it is published after the dirty blocks, in order).
 - Calls are thread-safe; `submit_*` never wait for Kafka in local mode.
@@ -46,6 +48,16 @@ class WriteTracker(Protocol):
     def intent(self, offset: int, length: int) -> None: ...
 
     def submit_write(self, offset: int, data: bytes) -> Future[None]: ...
+
+    def intent_run(self, ranges: list[tuple[int, int]]) -> None:
+        """`intent` of several ranges (offset, length) at once."""
+        ...
+
+    def submit_writes(self, writes: list[tuple[int, bytes]]) -> int:
+        """`submit_write` of several writes (offset, data) in order, with local acknowledgement
+        only: how many were taken, a prefix (it stops at the first refused write and raises only
+        when none was taken)."""
+        ...
 
     def submit_zero(self, offset: int, length: int) -> Future[None]: ...
 

@@ -5,7 +5,8 @@ The order for every write-type command is fixed by the tracker contract:
 image) -> wait for the tracker's confirmation -> (FUA: fsync) -> success reply.
 
 Plain aligned writes (no FUA, up to 64 KiB) arriving together are served in C, a run at a time
-(`inline_write_hooks`), with the same steps as `try_write`. Small writes (up to
+(`inline_write_hooks`), with the same steps as `try_write`, each step once for the whole run
+(`WriteTracker.intent_run` and `submit_writes`). Small writes (up to
 `INLINE_MAX_BYTES`) run on the event loop itself: a pwrite to the page cache
 and an enqueue cost less than a hop to the thread pool, and with local acknowledgement the
 futures are already done, so nothing is awaited. The loop may block once per activity-log region
@@ -65,7 +66,7 @@ class TrackingExport:
             None
             if why_not
             else InlineWriteHooks(
-                image.fileno(), self._block, INLINE_MAX_BYTES, self._unfenced_intent, tracker.submit_write
+                image.fileno(), self._block, INLINE_MAX_BYTES, self._unfenced_intent_run, tracker.submit_writes
             )
         )
         log.info("volume %s: plain writes are served %s", tracker.volume_name, why_not or "in C")
@@ -115,6 +116,15 @@ class TrackingExport:
         if self.read_only or not self._ranges.idle:
             return None
         return self._hooks
+
+    def _unfenced_intent_run(self, ranges: list[tuple[int, int]]) -> None:
+        """`_unfenced_intent` of a run of writes of the C path, with the fence checked last: the
+        run's image writes follow in C with the interpreter lock held, so no fence (set by another
+        thread) can come between this check and them."""
+        self._tracker.intent_run(ranges)
+        reason = self._fence.fenced if self._fence is not None else None
+        if reason is not None:
+            raise TrackerFencedError(reason)
 
     def _unfenced_intent(self, offset: int, length: int) -> None:
         """The tracker's `intent`, refused once fenced: every write path checks the fence just before

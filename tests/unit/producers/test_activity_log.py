@@ -43,6 +43,25 @@ def test_a_region_is_durable_before_the_image_changes_and_steady_writes_cost_no_
     assert hooks == []
 
 
+def test_a_run_holds_and_enters_like_one_call_per_range(tmp_path: Path) -> None:
+    """`hold_all` counts each range (a region twice in the run is held twice), `enter_all` holds
+    nothing; the releases of every range leave the regions free to go."""
+    clock = Clock()
+    log = ActivityLog(tmp_path / "al", REGION, durable_hook=lambda: None, idle_seconds=5, clock=clock)
+    run = [(0, 4096), (REGION - 4096, 8192), (5 * REGION, 4096), (0, 4096), (7 * REGION, 0)]
+    log.enter_all([(9 * REGION, 4096)])
+    log.hold_all(run)
+    assert on_disk(tmp_path / "al") == {0, 1, 5, 9}
+    assert log.unshipped_regions() == 3
+    log.release_all(run[:3])
+    assert log.unshipped_regions() == 1, "region 0 is held twice in the run"
+    log.release_all(run[3:])
+    assert log.unshipped_regions() == 0
+    clock.now += 60
+    assert log.retire_idle() == 4
+    assert on_disk(tmp_path / "al") == set()
+
+
 def test_a_region_with_unshipped_events_never_leaves(tmp_path: Path) -> None:
     clock = Clock()
     hooks: list[float] = []

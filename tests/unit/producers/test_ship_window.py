@@ -203,3 +203,25 @@ def test_the_stall_clock_runs_only_while_sent_events_go_unsettled() -> None:
     window.link_lost()
     clock.now = 45.0
     assert window.at_risk(dirty_bytes=4096).oldest_age == 8.0 and window.stalled_for() == 0.0
+
+
+def test_a_run_is_admitted_in_order_until_the_bound_and_the_rest_goes_dirty_at_once() -> None:
+    window, _clock, _dirty = connected(bound=MIB)
+    marked: list[list[int]] = []
+    tickets = window.admit_all([256 * 1024] * 6, marked.append)
+    assert [t is not None for t in tickets] == [True] * 4 + [False] * 2
+    taken = [ticket for ticket in tickets if ticket is not None]
+    assert taken == sorted(taken), "tickets follow the run's order"
+    assert marked == [[4, 5]] and mode_of(window) is Mode.AHEAD
+    assert window.unshipped_bytes == MIB
+    assert window.admit_all([4096], marked.append) == [None], "once ahead, later writes stay dirty"
+    assert marked == [[4, 5], [0]]
+
+
+@given(st.lists(st.integers(1, 3 * MIB), max_size=12), st.integers(1, 4 * MIB))
+def test_a_run_is_admitted_as_one_admit_after_another(sizes: list[int], bound: int) -> None:
+    one, _clock, _dirty = connected(bound)
+    each = [one.admit(size, lambda: None) is not None for size in sizes]
+    run, _clock, _dirty = connected(bound)
+    assert [ticket is not None for ticket in run.admit_all(sizes, lambda _ahead: None)] == each
+    assert (run.unshipped_bytes, mode_of(run)) == (one.unshipped_bytes, mode_of(one))

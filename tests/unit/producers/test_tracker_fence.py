@@ -68,9 +68,9 @@ def test_a_fenced_tracker_refuses_writes_and_its_export_turns_read_only(tmp_path
 
 
 @pytest.mark.skipif(serve_writes is None, reason="the C extension was not built (no compiler)")
-def test_a_fence_during_a_run_of_c_served_writes_stops_it_before_the_image_changes(tmp_path: Path) -> None:
-    """The registry watch can fence between two writes of one run: the next write's intent
-    refuses, so its bytes never reach the image, and the Python path answers it (EPERM)."""
+def test_a_fence_during_the_intent_of_a_run_of_c_served_writes_keeps_the_run_off_the_image(tmp_path: Path) -> None:
+    """The registry watch can fence while a run's intent runs: the check comes after it, so no
+    write of the run reaches the image, and the Python path answers each (EPERM)."""
     assert serve_writes is not None
     settings = Settings(state_dir=tmp_path / "state")
     clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}"))
@@ -84,22 +84,21 @@ def test_a_fence_during_a_run_of_c_served_writes_stops_it_before_the_image_chang
         hooks = export.inline_write_hooks()
         assert hooks is not None
 
-        def submit_then_fence(offset: int, data: bytes) -> object:
-            result = hooks.submit(offset, data)
+        def fence_then_intent(ranges: list[tuple[int, int]]) -> object:
             tracker.fence("volume fence1: the registry moved the primary to generation 3")
-            return result
+            return hooks.intent(ranges)
 
         buffer = bytearray()
         for handle in (1, 2):
             buffer += p.REQUEST.pack(p.REQUEST_MAGIC, 0, p.CMD_WRITE, handle, handle * BS, BS) + b"\x09" * BS
         end, replies = serve_writes(
-            buffer, 0, hooks.fd, BS, spec.size, hooks.max_length, MAX_RUN, hooks.intent, submit_then_fence
+            buffer, 0, hooks.fd, BS, spec.size, hooks.max_length, MAX_RUN, fence_then_intent, hooks.submit
         )
-        assert end == p.REQUEST.size + BS and len(replies) == p.SIMPLE_REPLY.size, "the run went past the fence"
+        assert (end, replies) == (0, b""), "the run went past the fence"
         assert export.inline_write_hooks() is None
+        with pytest.raises(TrackerFencedError):
+            hooks.submit([(0, b"\x06" * BS)])
     finally:
         asyncio.run(export.close())
         tracker.close(timeout=10)
-    written = image.read_bytes()
-    assert written[BS : 2 * BS] == b"\x09" * BS
-    assert written[2 * BS : 3 * BS] == bytes(BS), "a write after the fence reached the image"
+    assert image.read_bytes()[BS : 3 * BS] == bytes(2 * BS), "a write of the run reached the image"

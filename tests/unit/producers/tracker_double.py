@@ -104,6 +104,23 @@ class RecordingTracker:
     def submit_write(self, offset: int, data: bytes) -> Future[None]:
         return self._submit(Call("WRITE", offset, len(data), bytes(data)))
 
+    def intent_run(self, ranges: list[tuple[int, int]]) -> None:
+        for offset, length in ranges:
+            self.intent(offset, length)
+
+    def submit_writes(self, writes: list[tuple[int, bytes]]) -> int:
+        """`submit_write` of each in order; a prefix is taken (raises only when none was)."""
+        taken = 0
+        for offset, data in writes:
+            try:
+                self.submit_write(offset, data).result()
+            except Exception:
+                if taken == 0:
+                    raise
+                break
+            taken += 1
+        return taken
+
     def submit_zero(self, offset: int, length: int) -> Future[None]:
         return self._submit(Call("ZERO", offset, length))
 

@@ -20,23 +20,27 @@
  *   - fewer than `max_count` requests were served by this call (it bounds the replies one call
  *     builds; the caller's receive buffer bounds the run).
  *
- * Serving one request, in the order the tracker's contract fixes:
- *   1. intent(offset, length): the range's activity-log regions are durable before the image
- *      changes. If it raises, the exception is dropped and the run stops before the request.
- *   2. pwrite of the payload to `fd` at `offset` (with the interpreter lock held: a page-cache
- *      write of a few pages costs less than handing the lock to another thread and waiting to
- *      get it back). If it fails, the run stops before the request.
- *   3. submit(offset, payload bytes): the write is published. If it raises, the exception is
- *      dropped and the run stops before the request.
- *   4. the 16-byte simple reply: NBD_SIMPLE_REPLY_MAGIC (0x67446698) u32 | error 0 u32 |
- *      the request's handle, copied byte for byte.
- * A request the run stopped at after step 1 or 2 is served again by the Python path, which
- * repeats the same steps (an intent and a write of the same bytes are idempotent) and answers
- * the error the same failure raises there; so a failing callback is called twice for it. Only
- * exceptions derived from Exception are dropped: any other (KeyboardInterrupt, SystemExit)
- * propagates out of the call, with the replies of the run's served requests unsent. The caller guarantees that no other write overlaps
- * (no range of the export is held by a write in progress elsewhere) and that the callbacks may
- * be called with the interpreter lock held and return at once (local acknowledgement).
+ * The run is served in four steps, in the order the tracker's contract fixes, each step over all
+ * of the run's requests (so Python is called twice per run, not twice per request):
+ *   1. intent(ranges): a list of (offset, length), one per request in order; the ranges'
+ *      activity-log regions are durable before the image changes. If it raises, the exception
+ *      is dropped and the run stops before its first request.
+ *   2. pwrite of each payload to `fd` at its offset, in order (with the interpreter lock held: a
+ *      page-cache write of a few pages costs less than handing the lock to another thread and
+ *      waiting to get it back). At the first that fails, the run is cut before that request.
+ *   3. submit(writes): a list of (offset, payload bytes) of the requests written, in order; it
+ *      returns how many of them it took, a prefix (0..len). If it raises, the exception is
+ *      dropped and none counts as taken; a return that is not such a count raises ValueError.
+ *   4. the 16-byte simple reply of each request taken: NBD_SIMPLE_REPLY_MAGIC (0x67446698) u32 |
+ *      error 0 u32 | the request's handle, copied byte for byte. `end` follows the last of them.
+ * The requests after the last one taken are served again by the Python path, which repeats the
+ * same steps one request at a time (an intent and a write of the same bytes are idempotent) and
+ * answers the error the same failure raises there; so a failing callback is called again for
+ * them. Only exceptions derived from Exception are dropped: any other (KeyboardInterrupt,
+ * SystemExit) propagates out of the call, with no reply sent. The caller guarantees that no
+ * other write overlaps (no range of the export is held by a write in progress elsewhere) and
+ * that the callbacks may be called with the interpreter lock held and return at once (local
+ * acknowledgement).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -93,20 +97,13 @@ static int failed(void) {
     return -2;
 }
 
-/* callback(offset, second); 0 when it returned, else `failed()`. */
-static int call(PyObject *callback, uint64_t offset, PyObject *second) {
-    PyObject *first = PyLong_FromUnsignedLongLong(offset);
-    if (first == NULL) {
-        return failed();
-    }
-    PyObject *args[2] = {first, second};
-    PyObject *result = PyObject_Vectorcall(callback, args, 2, NULL);
-    Py_DECREF(first);
+/* callback(argument) -> new reference, or NULL after `failed()` set *outcome (-1 or -2). */
+static PyObject *call(PyObject *callback, PyObject *argument, int *outcome) {
+    PyObject *result = PyObject_CallOneArg(callback, argument);
     if (result == NULL) {
-        return failed();
+        *outcome = failed();
     }
-    Py_DECREF(result);
-    return 0;
+    return result;
 }
 
 /* Whether the request at `h` (with `available` bytes from it on) is one this path serves. */
@@ -151,38 +148,77 @@ static PyObject *serve_writes(PyObject *module, PyObject *args) {
     }
     const unsigned char *buffer = (const unsigned char *)view.buf;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(replies);
-    Py_ssize_t at = start, served = 0;
+    Py_ssize_t at = start, count = 0, served = 0;
     int outcome = 0;
-    while (served < max_count && servable(buffer + at, view.len - at, block_size, export_size, max_length)) {
+    while (count < max_count && servable(buffer + at, view.len - at, block_size, export_size, max_length)) {
+        at += HEADER_SIZE + (Py_ssize_t)be32(buffer + at + 24);
+        count++;
+    }
+    PyObject *ranges = count > 0 ? PyList_New(count) : NULL;
+    PyObject *writes = count > 0 ? PyList_New(count) : NULL;
+    if (count > 0 && (ranges == NULL || writes == NULL)) {
+        outcome = failed();
+        count = 0;
+    }
+    at = start;
+    for (Py_ssize_t i = 0; i < count; i++) { /* 1. the intent's ranges */
+        PyObject *range = Py_BuildValue("(KI)", (unsigned long long)be64(buffer + at + 16), be32(buffer + at + 24));
+        if (range == NULL) {
+            outcome = failed();
+            count = 0;
+            break;
+        }
+        PyList_SET_ITEM(ranges, i, range);
+        at += HEADER_SIZE + (Py_ssize_t)be32(buffer + at + 24);
+    }
+    PyObject *result = count > 0 ? call(intent, ranges, &outcome) : NULL;
+    if (result == NULL) {
+        count = 0;
+    }
+    Py_XDECREF(result);
+    at = start;
+    Py_ssize_t written = 0;
+    for (; written < count; written++) { /* 2. the image, then 3.'s list */
         const unsigned char *header = buffer + at;
         uint64_t offset = be64(header + 16);
         uint32_t length = be32(header + 24);
-        PyObject *length_object = PyLong_FromUnsignedLong(length);
-        if (length_object == NULL) {
+        if (pwrite_all(fd, header + HEADER_SIZE, length, offset) != 0) {
+            break;
+        }
+        PyObject *write = Py_BuildValue("(Ky#)", (unsigned long long)offset, header + HEADER_SIZE, (Py_ssize_t)length);
+        if (write == NULL) {
             outcome = failed();
             break;
         }
-        outcome = call(intent, offset, length_object);
-        Py_DECREF(length_object);
-        if (outcome != 0 || pwrite_all(fd, header + HEADER_SIZE, length, offset) != 0) {
-            break;
+        PyList_SET_ITEM(writes, written, write);
+        at += HEADER_SIZE + (Py_ssize_t)length;
+    }
+    if (written > 0 && written < count && PyList_SetSlice(writes, written, count, NULL) < 0) {
+        outcome = failed();
+        written = 0;
+    }
+    result = written > 0 ? call(submit, writes, &outcome) : NULL;
+    if (result != NULL) {
+        served = PyLong_AsSsize_t(result);
+        Py_DECREF(result);
+        if (served < 0 || served > written) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_ValueError, "serve_writes: submit returned %zd for a list of %zd writes", served,
+                             written);
+            }
+            outcome = -2;
+            served = 0;
         }
-        PyObject *payload = PyBytes_FromStringAndSize((const char *)header + HEADER_SIZE, length);
-        if (payload == NULL) {
-            outcome = failed();
-            break;
-        }
-        outcome = call(submit, offset, payload);
-        Py_DECREF(payload);
-        if (outcome != 0) {
-            break;
-        }
-        unsigned char *reply = out + REPLY_SIZE * served;
+    }
+    Py_XDECREF(ranges);
+    Py_XDECREF(writes);
+    at = start;
+    for (Py_ssize_t i = 0; i < served; i++) { /* 4. the replies */
+        unsigned char *reply = out + REPLY_SIZE * i;
         put_be32(reply, SIMPLE_REPLY_MAGIC);
         memset(reply + 4, 0, 4);
-        memcpy(reply + 8, header + 8, 8);
-        served++;
-        at += HEADER_SIZE + (Py_ssize_t)length;
+        memcpy(reply + 8, buffer + at + 8, 8);
+        at += HEADER_SIZE + (Py_ssize_t)be32(buffer + at + 24);
     }
     PyBuffer_Release(&view);
     if (outcome == -2) {

@@ -8,7 +8,7 @@ def serve_writes(
     export_size: int,
     max_length: int,
     max_count: int,
-    intent: Callable[[int, int], object],
-    submit: Callable[[int, bytes], object],
+    intent: Callable[[list[tuple[int, int]]], object],
+    submit: Callable[[list[tuple[int, bytes]]], int],
     /,
 ) -> tuple[int, bytes]: ...

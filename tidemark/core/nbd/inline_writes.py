@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-ServeWrites = Callable[
-    [bytearray, int, int, int, int, int, int, Callable[[int, int], object], Callable[[int, bytes], object]],
-    tuple[int, bytes],
-]
+Intent = Callable[[list[tuple[int, int]]], object]
+Submit = Callable[[list[tuple[int, bytes]]], int]
+ServeWrites = Callable[[bytearray, int, int, int, int, int, int, Intent, Submit], tuple[int, bytes]]
 serve_writes: ServeWrites | None
 try:
     from tidemark.core.nbd._inline_writes import serve_writes as _native
@@ -30,16 +29,18 @@ MAX_RUN = 256  # requests one call serves (the caller calls again; its receive b
 class InlineWriteHooks(NamedTuple):
     """What one run needs from the export.
 
-    `intent(offset, length)` runs before the image changes, `submit(offset, data)` after (both
-    must return at once); `fd` is the image, written with pwrite at the request's offset;
-    `max_length`: the largest WRITE served (page-cache I/O on the event loop, at most MAX_PAYLOAD).
+    Once per run: `intent(ranges)`, the run's (offset, length) in order, before the image changes;
+    `submit(writes)` after, the (offset, data) written in order, returning how many it took (a
+    prefix). Both must return at once. `fd` is the image, written with pwrite at each request's
+    offset; `max_length`: the largest WRITE served (page-cache I/O on the event loop, at most
+    MAX_PAYLOAD).
     """
 
     fd: int
     block_size: int
     max_length: int
-    intent: Callable[[int, int], object]
-    submit: Callable[[int, bytes], object]
+    intent: Intent
+    submit: Submit
 
 
 def available() -> bool:

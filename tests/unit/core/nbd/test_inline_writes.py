@@ -37,22 +37,33 @@ class Refused(Exception):
 
 @dataclass
 class Calls:
-    """The callbacks' record; `refuse_intent` / `refuse_submit`: the call number that raises."""
+    """The callbacks' record. `refuse_intent`: the intent call that raises (by number);
+    `refuse_submit`: the write (by number, over all calls) that submit refuses: it takes the
+    writes before it, and raises when that write is the first of its call."""
 
     refuse_intent: int | None = None
     refuse_submit: int | None = None
+    intent_calls: int = 0
     intents: list[tuple[int, int]] = field(default_factory=list)
     submits: list[tuple[int, bytes]] = field(default_factory=list)
 
-    def intent(self, offset: int, length: int) -> None:
-        self.intents.append((offset, length))
-        if len(self.intents) - 1 == self.refuse_intent:
+    def intent(self, ranges: list[tuple[int, int]]) -> None:
+        self.intent_calls += 1
+        if self.intent_calls - 1 == self.refuse_intent:
             raise Refused("intent")
+        self.intents.extend(ranges)
 
-    def submit(self, offset: int, data: bytes) -> None:
-        self.submits.append((offset, data))
-        if len(self.submits) - 1 == self.refuse_submit:
-            raise Refused("submit")
+    def submit(self, writes: list[tuple[int, bytes]]) -> int:
+        taken = 0
+        for offset, data in writes:
+            if len(self.submits) == self.refuse_submit:
+                self.refuse_submit = None
+                if taken == 0:
+                    raise Refused("submit")
+                break
+            self.submits.append((offset, bytes(data)))
+            taken += 1
+        return taken
 
 
 def request(kind: int, offset: int, length: int, handle: int, flags: int = 0, magic: int = p.REQUEST_MAGIC) -> bytes:
@@ -94,8 +105,8 @@ def streams(draw: st.DrawFn) -> bytes:
 def model(buffer: bytes, start: int, max_count: int, calls: Calls, image: bytearray) -> tuple[int, bytes]:
     """What a run must do: the end, the replies, and (through `calls`, `image`) its effects."""
     at = start
-    replies: list[bytes] = []
-    while len(replies) < max_count and len(buffer) - at >= p.REQUEST.size:
+    run: list[tuple[int, int, int, bytes]] = []  # handle, offset, length, payload
+    while len(run) < max_count and len(buffer) - at >= p.REQUEST.size:
         magic, flags, kind, handle, offset, length = p.REQUEST.packer.unpack_from(buffer, at)
         if magic != p.REQUEST_MAGIC or flags or kind != p.CMD_WRITE:
             break
@@ -104,18 +115,22 @@ def model(buffer: bytes, start: int, max_count: int, calls: Calls, image: bytear
         payload = buffer[at + p.REQUEST.size : at + p.REQUEST.size + length]
         if len(payload) < length:
             break
-        try:
-            calls.intent(offset, length)
-        except Refused:
-            break
-        image[offset : offset + length] = payload
-        try:
-            calls.submit(offset, payload)
-        except Refused:
-            break
-        replies.append(p.SIMPLE_REPLY.pack(p.SIMPLE_REPLY_MAGIC, 0, handle))
+        run.append((handle, offset, length, payload))
         at += p.REQUEST.size + length
-    return at, b"".join(replies)
+    if not run:
+        return start, b""
+    try:
+        calls.intent([(offset, length) for _handle, offset, length, _payload in run])
+    except Refused:
+        return start, b""
+    for _handle, offset, length, payload in run:
+        image[offset : offset + length] = payload
+    try:
+        taken = calls.submit([(offset, payload) for _handle, offset, _length, payload in run])
+    except Refused:
+        taken = 0
+    end = start + sum(p.REQUEST.size + length for _handle, _offset, length, _payload in run[:taken])
+    return end, b"".join(p.SIMPLE_REPLY.pack(p.SIMPLE_REPLY_MAGIC, 0, handle) for handle, *_ in run[:taken])
 
 
 @pytest.fixture
@@ -186,6 +201,17 @@ def test_a_failed_image_write_stops_the_run_before_that_request(image_path: Path
     assert calls.intents == [(0, BLOCK)] and calls.submits == []
 
 
+def test_a_submit_that_takes_no_count_is_an_error(image_path: Path) -> None:
+    buffer = bytearray(request(p.CMD_WRITE, 0, BLOCK, 1) + b"x" * BLOCK)
+
+    class Overcounting(Calls):
+        def submit(self, writes: list[tuple[int, bytes]]) -> int:
+            return len(writes) + 1
+
+    with pytest.raises(ValueError, match="submit returned 2 for a list of 1 writes"):
+        run(image_path, buffer, 0, 10, Overcounting())
+
+
 def test_bad_arguments_are_a_clear_error(image_path: Path) -> None:
     with pytest.raises(ValueError, match="start 9 must lie in the buffer"):
         run(image_path, bytearray(8), 9, 1, Calls())
@@ -196,7 +222,7 @@ def test_bad_arguments_are_a_clear_error(image_path: Path) -> None:
 def test_an_interrupt_in_a_callback_propagates(image_path: Path) -> None:
     """Only Exceptions stop a run quietly; KeyboardInterrupt and SystemExit are not swallowed."""
 
-    def interrupted(offset: int, data: bytes) -> None:
+    def interrupted(writes: list[tuple[int, bytes]]) -> int:
         raise KeyboardInterrupt
 
     assert serve_writes is not None
