@@ -6,8 +6,9 @@ waits for it, so it works in batches (`ShipperConfig.batch_pause`): woken once p
 than once per write, it takes the interpreter lock and a context switch from the event loop
 once per batch. Per item it splits the write into
 events of at most `extent_bytes`, computes xxh3 once, compresses, encodes (the hand-rolled
-BlockWrite writer) and produces; delivery reports come back on the poll thread, which settles
-the item (ship window, activity log, the caller's future in `--ack kafka`).
+BlockWrite writer) and gathers the events of the writes queued together into one call to
+librdkafka (`_flush_batch`); delivery reports come back on the poll thread, which settles the
+item (ship window, activity log, the caller's future in `--ack kafka`).
 
 While the link is down the queue is diverted: writes go to the dirty bitmap, markers are parked.
 While the window is AHEAD and the queue is empty it drains the dirty bitmap from the image in
@@ -67,6 +68,10 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_SECONDS = 0.2
 BUSY_WAIT_SECONDS = 0.002
 DRAIN_BATCH = 64
+# Write events handed to librdkafka in one call at most. Each call lets go of the interpreter lock,
+# and taking it back costs the ship thread a wait behind the client's requests: one call per event
+# (`Producer.produce`) made every event a hand-over of the lock between the threads.
+PRODUCE_BATCH = 64
 TAIL_TIMEOUT_SECONDS = 30.0
 
 
@@ -165,6 +170,7 @@ class Shipper:
         self._settle_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool, int, int]] = deque()
+        self._batch: list[dict[str, Any]] = []  # write events not yet handed to librdkafka, in seq order
         self._checkpoints = CheckpointWriter()
         self._checkpoint_topic: str | None = None
         self._settled_out = False  # a settled checkpoint was produced; unsettle before the next seq
@@ -203,6 +209,7 @@ class Shipper:
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self._flush_batch()
         self._divert_queue()
         if self._producer is not None:
             self._producer.flush(5)
@@ -240,6 +247,8 @@ class Shipper:
                 self._ship(item)
             finally:
                 self._busy = False
+            if len(self._batch) >= PRODUCE_BATCH or self.queue.empty():
+                self._flush_batch()
             if self.queue.empty():
                 busy_since = None
                 if self.config.batch_pause and not ahead:
@@ -249,19 +258,23 @@ class Shipper:
 
     def _yield_if_behind(self, busy_since: float | None) -> float:
         """A backlog: once it has lasted `yield_after`, hand the interpreter lock to whoever waits
-        for it (the client's requests) after every item. When nobody waits, the lock comes straight
-        back. Sleeping 0 s releases the lock; the ship thread then queues for it behind the others.
+        for it (the client's requests) after every item, with its events handed to librdkafka
+        first. When nobody waits, the lock comes straight back. Sleeping 0 s releases the lock;
+        the ship thread then queues for it behind the others.
 
         Without this, the ship thread keeps the lock for the interpreter's whole switch interval
         (5 ms) at a time, and a client writing as fast as it can settles at the shipping's pace:
         4 KiB random writes at queue depth 32 ran at 18,000-20,000 IOPS without it and
         27,000-33,000 with it, in interleaved fio rounds on the 2-core test machine, a fresh
         tracker per job (BENCHMARKS.md, figure 8). A threshold of one batch pause leaves a ship
-        thread that keeps up alone: with 1 ms, queue depth 1 lost about 15 %."""
+        thread that keeps up alone: with 1 ms, queue depth 1 lost about 15 %. Yielding after a
+        slice of 100-300 us of work instead of every item, or only past a queue of 64-512 items,
+        cost queue depth 32 a quarter to a half and gained queue depth 1 under 10 %."""
         now = time.monotonic()
         if busy_since is None:
             return now
         if now - busy_since >= self.config.yield_after:
+            self._flush_batch()
             time.sleep(0)
         return busy_since
 
@@ -313,15 +326,23 @@ class Shipper:
                 chunk = view[start - item.offset : start - item.offset + length] if item.op == "WRITE" else b""
                 last = start + step >= item.offset + item.length
                 done = self._write_done(item, start, length, last, self._next_seq)
-                self._produce_event(item.micros, start, length, item.op, chunk, done)
+                self._produce_event(item.micros, start, length, item.op, chunk, done, batched=True)
                 del chunk  # a slice alive would keep the view from being released
         item.data = b""
 
     def _produce_event(
-        self, micros: int, offset: int, length: int, op: str, chunk: bytes | memoryview, done: Any
+        self,
+        micros: int,
+        offset: int,
+        length: int,
+        op: str,
+        chunk: bytes | memoryview,
+        done: Any,
+        *,
+        batched: bool = False,
     ) -> None:
         """`chunk` may be a slice of the write's payload: it is hashed, compressed and copied into
-        the event's value without a copy of its own first."""
+        the event's value without a copy of its own first. `batched`: gathered for `_flush_batch`."""
         symbol, payload = compress(chunk, self.config.compression)
         value = self._encoder.encode(
             epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
@@ -331,7 +352,10 @@ class Shipper:
         self.stats.last_seq = self._next_seq  # written by this thread only
         self.stats.events += 1
         self._next_seq += 1
-        self._produce(value, done)
+        if batched:
+            self._batch.append({"value": value, "key": self._key, "callback": done})
+        else:
+            self._produce(value, done)
 
     def _produce_marker(self, mark: MarkItem) -> None:
         after_seq = self._next_seq - 1
@@ -358,8 +382,42 @@ class Shipper:
 
         Once the link is lost nothing more is queued on this producer: the event fails at once
         (`done` gets an error, as from a delivery report), so no event can be delivered behind
-        one that failed, and a full queue with the broker gone cannot hold the ship thread."""
+        one that failed, and a full queue with the broker gone cannot hold the ship thread. The
+        gathered write events go first (`_flush_batch`), so the partition keeps the seq order."""
+        self._flush_batch()
         self._produce_to(self.topics.writes, value, done, self._partition)
+
+    def _flush_batch(self) -> None:
+        """Hand the gathered write events to librdkafka in one call, in seq order (ship thread, or
+        stop after it ended).
+
+        librdkafka queues a prefix of them: those it refuses carry an `_error` and get no delivery
+        report. A full queue refuses a suffix, queued again once there is room (as `_produce_to`
+        waits); its bound lies above the window's (`ShipperConfig.queue_max_kbytes`), so this is
+        rare. Any other refusal, and a link already lost, fails the events refused: their reports
+        say so (blocks dirty, link lost), and nothing more is queued on this producer."""
+        batch, self._batch = self._batch, []
+        producer = self._producer
+        while batch and producer is not None:
+            with self._queue_lock:  # against `_poll_loop`'s purge: nothing queued after it
+                if not self.window.connected:
+                    break
+                queued = producer.produce_batch(self.topics.writes, batch, partition=self._partition)
+            if queued == len(batch):
+                return
+            refused = [message for message in batch if "_error" in message]
+            if refused != batch[queued:] or any(m["_error"].code() != RdKafkaError._QUEUE_FULL for m in refused):
+                for message in refused:
+                    message["callback"](message.pop("_error"), None)
+                return
+            for message in refused:
+                del message["_error"]
+            batch = refused
+            producer.poll(0.05)
+            self.settle_reports()
+        lost = RdKafkaError(RdKafkaError._PURGE_QUEUE, "the link to Kafka is lost")
+        for message in batch:
+            message["callback"](lost, None)
 
     def _produce_to(self, topic: str, value: bytes, done: Any, partition: int = -1) -> None:
         producer = self._producer
@@ -440,6 +498,7 @@ class Shipper:
 
     # -- the link down -------------------------------------------------------------------------
     def _divert_queue(self) -> None:
+        self._flush_batch()  # fails them: the link is lost
         while True:
             try:
                 item = self.queue.get_nowait()
@@ -655,6 +714,7 @@ class Shipper:
         repeats. Queued events are purged (their blocks become dirty); in-flight ones get until
         the delivery timeout to be confirmed or to fail.
         """
+        self._flush_batch()
         old = self._producer
         if old is None:
             return

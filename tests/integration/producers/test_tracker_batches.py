@@ -1,0 +1,51 @@
+"""Write events are handed to librdkafka in batches (`Shipper._flush_batch`), through the real
+broker: with librdkafka's queue far smaller than one batch, every batch is refused in part
+(`_QUEUE_FULL`) and the refused suffix queued again, so the partition still holds every write
+once, in seq order, gap-free, in one epoch, each with its own bytes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tidemark.core.volumes import VolumeSpec
+from tidemark.producers.ship_window import Mode
+from tidemark.producers.tracker import Tracker, TrackerOptions
+
+from ...conftest import TidemarkTest
+from .nbd_harness import block_writes, payload, read_journal, wait_until
+
+pytestmark = [pytest.mark.integration]
+
+MIB = 1 << 20
+BS = 4096
+VOLUME = "batches0"
+SIZE = 64 * MIB
+RUNS = 40
+RUN = 64  # writes per call: one batch of events each
+
+
+def test_a_librdkafka_queue_smaller_than_a_batch_loses_and_reorders_nothing(tm: TidemarkTest, tmp_path: Path) -> None:
+    spec = VolumeSpec(VOLUME, SIZE)
+    image = tmp_path / "disk.img"
+    with image.open("wb") as handle:
+        handle.truncate(SIZE)
+    folder = tm.settings.volume_state_dir("trackers", VOLUME)
+    options = TrackerOptions(region_bytes=MIB, queue_max_kbytes=64)  # 16 events of 4 KiB at most
+    written: list[tuple[int, bytes]] = []
+    with Tracker(spec, tm.clients, tm.topics, folder, image, options).start() as tracker:
+        wait_until(lambda: tracker.connected and tracker.window.mode is Mode.SYNC, 30, "the link up")
+        for number in range(RUNS):
+            run = [((number * RUN + index) % (SIZE // BS) * BS, os.urandom(BS)) for index in range(RUN)]
+            tracker.intent_run([(offset, len(data)) for offset, data in run])
+            assert tracker.submit_writes(run) == RUN
+            written.extend(run)
+        tracker.wait_shipped(60)
+        stats = tracker.stats
+    assert (stats.reconnects, stats.dirty_recorded_blocks, stats.events) == (0, 0, RUNS * RUN), stats
+    events = block_writes(read_journal(tm.clients, tm.topics.writes, VOLUME))
+    seqs = [event["seq"] for event in events]
+    assert seqs == list(range(seqs[0], seqs[0] + RUNS * RUN)), "the seqs are not gap-free and in order"
+    assert [(event["offset"], payload(event)) for event in events] == written
