@@ -5,7 +5,6 @@ trims are refused with the reason, markers are not queued, and the NBD export tu
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,15 @@ from tidemark.producers.tracker import (
     TrackerOptions,
 )
 
+from .unreachable import closed_port
+
 MIB = 1 << 20
 BS = 4096
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_fenced_tracker_refuses_writes_and_its_export_turns_read_only(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path / "state")
-    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}"))
+    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}"))
     image = tmp_path / "disk.img"
     image.write_bytes(b"\x07" * BS + bytes(4 * MIB - BS))
     spec = VolumeSpec("fence0", 4 * MIB)
@@ -73,7 +68,7 @@ def test_a_fence_during_the_intent_of_a_run_of_c_served_writes_keeps_the_run_off
     write of the run reaches the image, and the Python path answers each (EPERM)."""
     assert serve_writes is not None
     settings = Settings(state_dir=tmp_path / "state")
-    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}"))
+    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}"))
     image = tmp_path / "disk.img"
     image.write_bytes(bytes(4 * MIB))
     spec = VolumeSpec("fence1", 4 * MIB)

@@ -6,7 +6,6 @@ next start and an empty activity log."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from pyroaring import BitMap
@@ -20,19 +19,15 @@ from tidemark.producers.region_slots import FREE, SLOT
 from tidemark.producers.ship_window import Mode
 from tidemark.producers.tracker import AckMode, Tracker, TrackerOptions
 
+from .unreachable import closed_port
+
 MIB = 1 << 20
 BS = 4096
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_writes_while_kafka_is_unreachable_are_acknowledged_dirty_and_kept(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path / "state")
-    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}"))
+    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}"))
     image = tmp_path / "disk.img"
     with image.open("wb") as handle:
         handle.truncate(16 * MIB)

@@ -3,7 +3,6 @@ without Kafka: it takes a prefix of the run and refuses what `submit_write` refu
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,19 +15,15 @@ from tidemark.core.volumes import VolumeSpec
 from tidemark.producers.exceptions import TrackerError
 from tidemark.producers.tracker import AckMode, Tracker, TrackerFencedError, TrackerOptions
 
+from .unreachable import closed_port
+
 MIB = 1 << 20
 BS = 4096
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _tracker(tmp_path: Path, ack: AckMode) -> Tracker:
     settings = Settings(state_dir=tmp_path / "state")
-    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{_closed_port()}"))
+    clients = KafkaClients(settings, KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}"))
     image = tmp_path / "disk.img"
     with image.open("wb") as handle:
         handle.truncate(16 * MIB)
