@@ -391,11 +391,11 @@ class Shipper:
         """Hand the gathered write events to librdkafka in one call, in seq order (ship thread, or
         stop after it ended).
 
-        librdkafka queues a prefix of them: those it refuses carry an `_error` and get no delivery
-        report. A full queue refuses a suffix, queued again once there is room (as `_produce_to`
-        waits); its bound lies above the window's (`ShipperConfig.queue_max_kbytes`), so this is
-        rare. Any other refusal, and a link already lost, fails the events refused: their reports
-        say so (blocks dirty, link lost), and nothing more is queued on this producer."""
+        librdkafka queues a prefix of them: once its queue is full it refuses the rest of the
+        batch, all of it (`_QUEUE_FULL`, and no delivery report for those), which is queued again
+        once there is room, as `_produce_to` waits. Any other refusal, and a link already lost,
+        fails the events refused: their reports say so (blocks dirty, link lost), and nothing
+        more is queued on this producer."""
         batch, self._batch = self._batch, []
         producer = self._producer
         while batch and producer is not None:
