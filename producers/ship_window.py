@@ -74,15 +74,7 @@ class ShipWindow(Generic[M]):
         """A write of `nbytes`: a ticket if it becomes events (SYNC); else `on_ahead` marks it in
         the dirty bitmap, under this lock, and None is returned. A write larger than the whole
         bound is admitted when nothing is unshipped."""
-        with self._lock:
-            fits = self.unshipped_bytes + nbytes <= self.bound_bytes or self.unshipped_bytes == 0
-            if self.mode is Mode.SYNC and self.connected and fits:
-                return self._take(nbytes)
-            self.mode = Mode.AHEAD
-            if self._dirty_since is None:
-                self._dirty_since = self._clock()
-            on_ahead()
-            return None
+        return self.admit_all([nbytes], lambda _ahead: on_ahead())[0]
 
     def admit_all(self, sizes: list[int], on_ahead: Callable[[list[int]], None]) -> list[int | None]:
         """`admit` of a run of writes of `sizes` bytes, in order, under one hold of the lock: a

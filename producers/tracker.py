@@ -438,7 +438,7 @@ class Tracker:
         """`ShipWindow.admit_all`'s `on_ahead`: the writes at `ahead` marked dirty."""
         for index in ahead:
             offset, data = run[index]
-            self._marker(offset, len(data))()
+            self._mark_dirty(offset, len(data))
 
     def _submit(self, offset: int, length: int, op: str, data: bytes) -> Future[None]:
         if self._fenced is not None:
@@ -472,14 +472,13 @@ class Tracker:
     def _marker(self, offset: int, length: int) -> Callable[[], None]:
         """What `ShipWindow.admit` runs for a write it does not admit (ahead): its blocks marked
         dirty, when there is an image to drain them from."""
-        block = self.block_size
+        return lambda: self._mark_dirty(offset, length)
 
-        def mark_dirty() -> None:
-            if self._image_fd is not None:
-                self.dirty.add_range(offset // block, (offset + length) // block)
-                self._ship().pace.client_wrote(length)
-
-        return mark_dirty
+    def _mark_dirty(self, offset: int, length: int) -> None:
+        if self._image_fd is not None:
+            block = self.block_size
+            self.dirty.add_range(offset // block, (offset + length) // block)
+            self._ship().pace.client_wrote(length)
 
     def _check_range(self, offset: int, length: int) -> None:
         if not is_aligned(offset, length, self.block_size) or length <= 0:
