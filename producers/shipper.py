@@ -1,14 +1,19 @@
-"""The shipper: the one thread that turns queued writes and markers into Kafka events, in order.
+"""The shipper: turns queued writes and markers into Kafka events, in order.
 
-It alone assigns seqs (per volume, gap-free within an epoch, increasing) and produces, so the
-partition's order is the seq order and the queue's order. With local acknowledgement nobody
-waits for it, so it works in batches (`ShipperConfig.batch_pause`): woken once per pause rather
-than once per write, it takes the interpreter lock and a context switch from the event loop
-once per batch. Per item it splits the write into
-events of at most `extent_bytes`, computes xxh3 once, compresses, encodes (the hand-rolled
-BlockWrite writer) and gathers the events of the writes queued together into one call to
-librdkafka (`_flush_batch`); delivery reports come back on the poll thread, which settles the
-item (ship window, activity log, the caller's future in `--ack kafka`).
+Whoever holds its lock (`Shipper._lock`) alone takes from the queue, assigns seqs (per volume,
+gap-free within an epoch, increasing) and produces, so the partition's order is the seq order and
+the queue's order. That is the ship thread, or the NBD server's event loop, which ships the runs
+of writes of its C path itself once their replies are out (`ship_queued`): at queue depth 1 a ship
+thread woken per write made every request wait for the interpreter lock behind it.
+
+With local acknowledgement nobody waits for the ship thread, so it works in batches
+(`ShipperConfig.batch_pause`): woken once per pause rather than once per write, it takes the
+interpreter lock and a context switch from the event loop once per batch. Per item it splits the
+write into events of at most `extent_bytes`, computes xxh3 once, compresses, encodes (the
+BlockWrite writer in C) and gathers the events of the writes queued together into one call to
+librdkafka (`_flush_batch`). Delivery reports come back on the poll thread, or on the event loop
+after it shipped (`_take_reports`), and settle the item (ship window, activity log, the caller's
+future in `--ack kafka`).
 
 While the link is down the queue is diverted: writes go to the dirty bitmap, markers are parked.
 While the window is AHEAD and the queue is empty it drains the dirty bitmap from the image in
@@ -23,7 +28,6 @@ neighbours' data before it.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -61,6 +65,7 @@ from .seq_checkpoint import (
     read_checkpoint,
 )
 from .seq_tail import POINT_CONSUMER_CONFIG, SCAN_CONSUMER_CONFIG, last_seq, last_seq_from
+from .ship_queue import ShipQueue
 from .ship_window import Mode, ShipWindow
 from .tracker_state import TrackerState
 
@@ -102,6 +107,7 @@ class MarkItem:
 class ShipperStats:
     epoch: int = 0
     events: int = 0
+    events_shipped_queued: int = 0  # of `events`, those produced by `ship_queued` (the event loop)
     markers: int = 0
     markers_parked: int = 0
     dirty_recorded_blocks: int = 0
@@ -123,6 +129,10 @@ class ShipperConfig:
     # Seconds the ship loop sleeps once the queue is empty, so the writes submitted meanwhile are
     # taken in one wakeup (0: take each as it comes, for `--ack kafka`, where a client waits).
     batch_pause: float = 0.0
+    # Seconds between the poll thread's looks for delivery reports while writes are unshipped
+    # (0: it waits in librdkafka and is woken per report, for `--ack kafka`, where a client waits).
+    # With local acknowledgement the event loop takes most reports itself (`ship_queued`).
+    report_pause: float = 0.0
     # The drain's rate while the client writes faster than it (`drain_pace.DrainPace`).
     drain_min_bytes_per_s: int = DEFAULT_MIN_BYTES_PER_S
     # Seconds of work without the queue running empty after which the ship loop lets go of the
@@ -157,7 +167,7 @@ class Shipper:
         self.image_fd = image_fd
         self.parked = parked
         self.pace = DrainPace(config.drain_min_bytes_per_s)
-        self.queue: queue.SimpleQueue[WriteItem | MarkItem] = queue.SimpleQueue()
+        self.queue: ShipQueue[WriteItem | MarkItem] = ShipQueue()
         self.stats = ShipperStats()
         self.metrics = StageMetrics("tracker", volume.name)
         self._codec = default_codec()
@@ -167,6 +177,9 @@ class Shipper:
         self._partition = 0
         self._epoch = 0
         self._next_seq = 0
+        # Held by whoever takes from the queue and produces (the ship thread, or `ship_queued`):
+        # it guards the seqs, the epoch, the producer and the gathered batch.
+        self._lock = threading.Lock()
         self._settle_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._reports: deque[tuple[RdKafkaError | None, WriteItem, int, int, bool, int, int]] = deque()
@@ -204,19 +217,77 @@ class Shipper:
         """Nothing queued, nothing being handled, nothing unconfirmed."""
         return self.queue.empty() and not self._busy and self.window.unshipped_bytes == 0
 
+    def ship_queued(self) -> None:
+        """Ship the queued writes on the caller's thread, now: the NBD server's event loop calls it
+        once its replies to a run of writes are out (`Tracker.submit_writes` queues them without
+        waking the ship thread).
+
+        At queue depth 1 the client is busy with the reply while its write ships, and no other
+        thread takes the interpreter lock or a context switch for it. When the ship thread wakes
+        per write instead, each request waits for the lock behind it (BENCHMARKS.md, figure 8).
+        Only the plain case ships here: the link up and in SYNC, no seq to unsettle first, at
+        most `PRODUCE_BATCH` writes queued, a write first in line, nothing refused waiting; it
+        never waits (a full librdkafka queue leaves the rest gathered). Anything else, or the
+        ship thread at work, wakes the ship thread, which takes what is left."""
+        if self._lock.acquire(blocking=False):
+            try:
+                shipped = self._ship_plain_writes()
+            finally:
+                self._lock.release()
+            if shipped:
+                self._take_reports()
+                return
+        self.queue.wake()
+
+    def _take_reports(self) -> None:
+        """The delivery reports librdkafka has ready, handled on the caller's thread (`ship_queued`).
+
+        confluent-kafka takes the interpreter lock once per report: taken here, by the thread that
+        holds it already, they cost no hand-over. The poll thread, which looks only every
+        `report_pause` while writes are unshipped, then rarely finds any."""
+        producer = self._producer
+        if producer is not None:
+            producer.poll(0)
+            self.settle_reports()
+
+    def _ship_plain_writes(self) -> bool:
+        """`ship_queued` under the lock: True when the queue is empty and every event handed over."""
+        if (
+            self._stopping.is_set()
+            or self._producer is None
+            or not self.window.connected
+            or self.window.mode is not Mode.SYNC
+            or self._settled_out
+            or self._batch
+            or len(self.queue) > PRODUCE_BATCH
+        ):
+            return False
+        self._busy = True
+        events = self.stats.events
+        try:
+            while isinstance(item := self.queue.first(), WriteItem):
+                self.queue.take()
+                self._last_seq_use = time.monotonic()
+                self._produce_write(item)
+            return self._flush_batch(wait=False) and self.queue.empty()
+        finally:
+            self.stats.events_shipped_queued += self.stats.events - events
+            self._busy = False
+
     def stop(self) -> None:
         """End the threads; what is still queued goes to the dirty bitmap (markers stay parked)."""
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=10)
-        self._flush_batch()
-        self._divert_queue()
-        if self._producer is not None:
-            self._producer.flush(5)
-            self.settle_reports()
-            if self._publish_settled():
+        with self._lock:
+            self._flush_batch()
+            self._divert_queue()
+            if self._producer is not None:
                 self._producer.flush(5)
-        self.settle_reports()
+                self.settle_reports()
+                if self._publish_settled():
+                    self._producer.flush(5)
+            self.settle_reports()
 
     # -- the loop ------------------------------------------------------------------------------
     def _ship_loop(self) -> None:
@@ -224,43 +295,54 @@ class Shipper:
         busy_since: float | None = None  # the queue has not run empty since
         while not self._stopping.is_set():
             if not self.window.connected:
-                self._divert_queue()
-                if time.monotonic() - last_attempt >= self.config.reconnect_interval:
-                    last_attempt = time.monotonic()
-                    self._reconnect()
-                else:
+                with self._lock:
+                    self._divert_queue()
+                    retry = time.monotonic() - last_attempt >= self.config.reconnect_interval
+                    if retry:
+                        last_attempt = time.monotonic()
+                        self._reconnect()
+                if not retry:
                     time.sleep(min(IDLE_WAIT_SECONDS, self.config.reconnect_interval))
                 continue
             ahead = self.window.mode is Mode.AHEAD
-            try:
-                item = self.queue.get_nowait() if ahead else self.queue.get(timeout=IDLE_WAIT_SECONDS)
-            except queue.Empty:
-                busy_since = None
-                if ahead and not self._background():
-                    # the window is full (wait for deliveries) or the drain yields to a busy client
-                    time.sleep(max(BUSY_WAIT_SECONDS, self.pace.delay()))
-                elif not ahead and time.monotonic() - self._last_seq_use >= self._checkpoints.interval:
-                    self._publish_settled()
-                continue
-            self._busy = True
-            try:
-                self._ship(item)
-            finally:
-                self._busy = False
-            if len(self._batch) >= PRODUCE_BATCH or self.queue.empty():
-                self._flush_batch()
-            if self.queue.empty():
-                busy_since = None
-                if self.config.batch_pause and not ahead:
-                    self._stopping.wait(self.config.batch_pause)  # let the next writes gather: one wakeup for many
-            elif self.config.yield_after:
-                busy_since = self._yield_if_behind(busy_since)
+            if not ahead and self.queue.empty() and not self._batch:
+                self.queue.wait(IDLE_WAIT_SECONDS)
+            pause: float | None = None  # seconds to wait (0: only let go of the interpreter lock)
+            with self._lock:
+                item = self.queue.take()
+                if item is None:
+                    busy_since = None
+                    self._flush_batch()  # what librdkafka refused to `ship_queued` for a full queue
+                    if ahead and not self._background():
+                        # the window is full (wait for deliveries) or the drain yields to a busy client
+                        pause = max(BUSY_WAIT_SECONDS, self.pace.delay())
+                    elif not ahead and time.monotonic() - self._last_seq_use >= self._checkpoints.interval:
+                        self._publish_settled()
+                else:
+                    self._busy = True
+                    try:
+                        self._ship(item)
+                    finally:
+                        self._busy = False
+                    if len(self._batch) >= PRODUCE_BATCH or self.queue.empty():
+                        self._flush_batch()
+                    if self.queue.empty():
+                        busy_since = None
+                        if self.config.batch_pause and not ahead:
+                            pause = self.config.batch_pause  # let the next writes gather: one wakeup for many
+                    elif self.config.yield_after:
+                        busy_since, pause = self._yield_if_behind(busy_since)
+            if pause:  # outside the lock: `ship_queued` may ship meanwhile
+                self._stopping.wait(pause)
+            elif pause is not None:
+                time.sleep(0)
 
-    def _yield_if_behind(self, busy_since: float | None) -> float:
+    def _yield_if_behind(self, busy_since: float | None) -> tuple[float, float | None]:
         """A backlog: once it has lasted `yield_after`, hand the interpreter lock to whoever waits
         for it (the client's requests) after every item, with its events handed to librdkafka
         first. When nobody waits, the lock comes straight back. Sleeping 0 s releases the lock;
-        the ship thread then queues for it behind the others.
+        the ship thread then queues for it behind the others. Returns the backlog's start and
+        the pause after the item (0: sleep 0 s, outside the shipper's lock; None: none).
 
         Without this, the ship thread keeps the lock for the interpreter's whole switch interval
         (5 ms) at a time, and a client writing as fast as it can settles at the shipping's pace:
@@ -272,11 +354,11 @@ class Shipper:
         cost queue depth 32 a quarter to a half and gained queue depth 1 under 10 %."""
         now = time.monotonic()
         if busy_since is None:
-            return now
+            return now, None
         if now - busy_since >= self.config.yield_after:
             self._flush_batch()
-            time.sleep(0)
-        return busy_since
+            return busy_since, 0.0
+        return busy_since, None
 
     def _background(self) -> bool:
         """Queue empty while AHEAD: release the parked markers if drained, else drain up to
@@ -387,15 +469,17 @@ class Shipper:
         self._flush_batch()
         self._produce_to(self.topics.writes, value, done, self._partition)
 
-    def _flush_batch(self) -> None:
-        """Hand the gathered write events to librdkafka in one call, in seq order (ship thread, or
-        stop after it ended).
+    def _flush_batch(self, *, wait: bool = True) -> bool:
+        """Hand the gathered write events to librdkafka in one call, in seq order (the holder of
+        the shipper's lock).
 
         librdkafka queues a prefix of them: once its queue is full it refuses the rest of the
         batch, all of it (`_QUEUE_FULL`, and no delivery report for those), which is queued again
-        once there is room, as `_produce_to` waits. Any other refusal, and a link already lost,
-        fails the events refused: their reports say so (blocks dirty, link lost), and nothing
-        more is queued on this producer."""
+        once there is room, as `_produce_to` waits. `wait=False` (`ship_queued`, on the event
+        loop) does not wait: the refused rest stays gathered, first in line, for the ship thread,
+        and False is returned. Any other refusal, and a link already lost, fails the events
+        refused: their reports say so (blocks dirty, link lost), and nothing more is queued on
+        this producer."""
         batch, self._batch = self._batch, []
         producer = self._producer
         while batch and producer is not None:
@@ -404,20 +488,24 @@ class Shipper:
                     break
                 queued = producer.produce_batch(self.topics.writes, batch, partition=self._partition)
             if queued == len(batch):
-                return
+                return True
             refused = [message for message in batch if "_error" in message]
             if refused != batch[queued:] or any(m["_error"].code() != RdKafkaError._QUEUE_FULL for m in refused):
                 for message in refused:
                     message["callback"](message.pop("_error"), None)
-                return
+                return True
             for message in refused:
                 del message["_error"]
             batch = refused
+            if not wait:
+                self._batch = batch
+                return False
             producer.poll(0.05)
             self.settle_reports()
         lost = RdKafkaError(RdKafkaError._PURGE_QUEUE, "the link to Kafka is lost")
         for message in batch:
             message["callback"](lost, None)
+        return True
 
     def _produce_to(self, topic: str, value: bytes, done: Any, partition: int = -1) -> None:
         producer = self._producer
@@ -499,11 +587,7 @@ class Shipper:
     # -- the link down -------------------------------------------------------------------------
     def _divert_queue(self) -> None:
         self._flush_batch()  # fails them: the link is lost
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return
+        while (item := self.queue.take()) is not None:
             self._divert(item)
 
     def _divert(self, item: WriteItem | MarkItem) -> None:
@@ -731,7 +815,11 @@ class Shipper:
             if producer is None:
                 time.sleep(0.05)
                 continue
-            producer.poll(0.1)
+            if self.config.report_pause and self.window.unshipped_bytes:
+                self._stopping.wait(self.config.report_pause)
+                producer.poll(0)
+            else:
+                producer.poll(0.1)
             self.settle_reports()
             self._watch_stall()
             if not self.window.connected:

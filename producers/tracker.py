@@ -10,7 +10,9 @@ Acknowledgement modes (`AckMode`, compare DRBD's protocols A and C):
 
 The hot path per write is: the activity-log check (no I/O for a region already in the log), the
 ship window's admission, and an enqueue. The shipper (`shipper.Shipper`) does the rest, in
-batches with local acknowledgement (`TrackerOptions.local_batch_pause`). When the
+batches with local acknowledgement (`TrackerOptions.local_batch_pause`); runs of writes from the
+NBD server's C path are shipped on its event loop once their replies are out
+(`Shipper.ship_queued`). When the
 unshipped bytes pass `unshipped_max_bytes` or Kafka is unreachable, writes are only marked in the
 dirty bitmap (pull-ahead, `ship_window`), so memory stays bounded whatever the client writes; the
 drain of the bitmap yields to a client that keeps writing (`drain_pace`, DRBD's c-min-rate).
@@ -86,8 +88,9 @@ class TrackerOptions:
     unshipped_max_bytes: int = 128 * MIB
     # local ack batches events for throughput; kafka ack waits per write, so no linger there.
     local_linger_ms: int = 5
-    # local ack: the shipper takes queued writes in batches, at most this often (seconds); see
-    # `ShipperConfig.batch_pause`. It adds at most this much to the unshipped window's age.
+    # local ack: the shipper takes queued writes in batches, and its poll thread looks for
+    # delivery reports, at most this often (seconds); see `ShipperConfig.batch_pause` and
+    # `report_pause`. It adds at most this much to the unshipped window's age.
     local_batch_pause: float = 0.005
     # local ack with an image: once the ship thread has worked this long without emptying its
     # queue (one batch pause: it is behind the client), it lets go of the interpreter lock after
@@ -110,6 +113,7 @@ class TrackerStats:
     writes: int
     bytes: int
     events: int
+    events_shipped_queued: int  # of `events`, those the NBD server's event loop produced
     markers: int
     markers_parked: int
     dirty_recorded_blocks: int
@@ -228,6 +232,7 @@ class Tracker:
         with ship.lock:
             return TrackerStats(
                 epoch=ship.epoch, writes=self._writes, bytes=self._bytes, events=ship.events,
+                events_shipped_queued=ship.events_shipped_queued,
                 markers=ship.markers, markers_parked=ship.markers_parked,
                 dirty_recorded_blocks=ship.dirty_recorded_blocks, resynced_blocks=ship.resynced_blocks,
                 reconnects=ship.reconnects, last_seq=ship.last_seq, mode=self.window.mode.value,
@@ -259,6 +264,7 @@ class Tracker:
                 linger_ms=0 if self.ack is AckMode.KAFKA else self.options.local_linger_ms,
                 generation=self.primary.generation,
                 batch_pause=0.0 if self.ack is AckMode.KAFKA else self.options.local_batch_pause,
+                report_pause=0.0 if self.ack is AckMode.KAFKA else self.options.local_batch_pause,
                 drain_min_bytes_per_s=self.options.drain_min_bytes_per_s,
                 yield_after=self.options.local_yield_after if self.pulls_ahead else 0.0,
             ),
@@ -401,7 +407,10 @@ class Tracker:
         A prefix is taken: the run stops at the first write refused (fenced, or not an aligned
         extent of the volume) and raises when that is the first, or when the activity log cannot
         hold the run's regions (then none counts as taken). The run shares one admission to the
-        window, one hold of the activity log, one timestamp and one update of the counts."""
+        window, one hold of the activity log, one timestamp and one update of the counts.
+
+        The ship thread is not woken for the run: the caller ships it with `ship_queued` once its
+        replies are out (else the ship thread finds it at its next round, within 0.2 s)."""
         if not self.acknowledges_locally:
             raise TrackerError(f"volume {self.volume.name}: a run of writes needs local acknowledgement")
         taken = 0
@@ -428,11 +437,15 @@ class Tracker:
             raise
         put, micros = self._ship().queue.put, now_micros()
         for ticket, offset, data in admitted:
-            put(WriteItem(ticket, "WRITE", offset, len(data), data, micros, None))
+            put(WriteItem(ticket, "WRITE", offset, len(data), data, micros, None), wake=False)
         with self._counts_lock:
             self._writes += taken
             self._bytes += sum(len(data) for _offset, data in run)
         return taken
+
+    def ship_queued(self) -> None:
+        """Ship the writes `submit_writes` queued, on the caller's thread (`Shipper.ship_queued`)."""
+        self._ship().ship_queued()
 
     def _mark_run(self, run: list[tuple[int, bytes]], ahead: list[int]) -> None:
         """`ShipWindow.admit_all`'s `on_ahead`: the writes at `ahead` marked dirty."""

@@ -15,7 +15,9 @@ The implementation is `tidemark.producers.tracker.Tracker`. Contract:
   events, or when Kafka is unreachable and the blocks are in the dirty bitmap (published later).
   FUA and FLUSH durability of the image is the front end's (it owns the image).
 - `intent_run` and `submit_writes` do the same for a run of writes at once (the NBD server's C
-  path), in that order: every intent of the run, then the image, then the submits.
+  path), in that order: every intent of the run, then the image, then the submits. The front end
+  then calls `ship_queued` on its own thread once its replies are out: the run ships there when
+  nothing else is shipping, with no other thread woken.
 - `submit_marker` queues the marker behind every write submitted before it; it is never dropped
   (while Kafka is unreachable it is published after the dirty blocks, in order).
 - Calls are thread-safe; `submit_*` never wait for Kafka in local mode.
@@ -57,6 +59,10 @@ class WriteTracker(Protocol):
         """`submit_write` of several writes (offset, data) in order, with local acknowledgement
         only: how many were taken, a prefix (it stops at the first refused write and raises only
         when none was taken)."""
+        ...
+
+    def ship_queued(self) -> None:
+        """Publish what `submit_writes` queued, on the caller's thread where that needs no wait."""
         ...
 
     def submit_zero(self, offset: int, length: int) -> Future[None]: ...

@@ -6,7 +6,8 @@ image) -> wait for the tracker's confirmation -> (FUA: fsync) -> success reply.
 
 Plain aligned writes (no FUA, up to 64 KiB) arriving together are served in C, a run at a time
 (`inline_write_hooks`), with the same steps as `try_write`, each step once for the whole run
-(`WriteTracker.intent_run` and `submit_writes`). Small writes (up to
+(`WriteTracker.intent_run` and `submit_writes`); the run is shipped on the loop right after
+its replies went out (`WriteTracker.ship_queued`). Small writes (up to
 `INLINE_MAX_BYTES`) run on the event loop itself: a pwrite to the page cache
 and an enqueue cost less than a hop to the thread pool, and with local acknowledgement the
 futures are already done, so nothing is awaited. The loop may block once per activity-log region
@@ -66,9 +67,10 @@ class TrackingExport:
             None
             if why_not
             else InlineWriteHooks(
-                image.fileno(), self._block, INLINE_MAX_BYTES, self._unfenced_intent_run, tracker.submit_writes
+                image.fileno(), self._block, INLINE_MAX_BYTES, self._unfenced_intent_run, self._submit_run
             )
         )
+        self._ship_due = False
         log.info("volume %s: plain writes are served %s", tracker.volume_name, why_not or "in C")
 
     @property
@@ -125,6 +127,20 @@ class TrackingExport:
         reason = self._fence.fenced if self._fence is not None else None
         if reason is not None:
             raise TrackerFencedError(reason)
+
+    def _submit_run(self, writes: list[tuple[int, bytes]]) -> int:
+        """The tracker's `submit_writes` of a C run, with its shipping asked for once the loop has
+        sent the replies (`call_soon`: after the reading callback that served the run, which sends
+        them), so at queue depth 1 the event ships while the client reads its reply."""
+        taken = self._tracker.submit_writes(writes)
+        if not self._ship_due:
+            self._ship_due = True
+            asyncio.get_running_loop().call_soon(self._ship_queued)
+        return taken
+
+    def _ship_queued(self) -> None:
+        self._ship_due = False
+        self._tracker.ship_queued()
 
     def _unfenced_intent(self, offset: int, length: int) -> None:
         """The tracker's `intent`, refused once fenced: every write path checks the fence just before

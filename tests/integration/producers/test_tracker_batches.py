@@ -1,7 +1,9 @@
 """Write events are handed to librdkafka in batches (`Shipper._flush_batch`), through the real
 broker: with librdkafka's queue far smaller than one batch, every batch is refused in part
 (`_QUEUE_FULL`) and the refused suffix queued again, so the partition still holds every write
-once, in seq order, gap-free, in one epoch, each with its own bytes."""
+once, in seq order, gap-free, in one epoch, each with its own bytes. `ship_queued`: the runs are
+shipped on the test's thread too, as the NBD server's event loop does, where a full queue leaves
+the refused suffix to the ship thread (`_flush_batch(wait=False)`)."""
 
 from __future__ import annotations
 
@@ -27,12 +29,16 @@ RUNS = 40
 RUN = 64  # writes per call: one batch of events each
 
 
-def test_a_librdkafka_queue_smaller_than_a_batch_loses_and_reorders_nothing(tm: TidemarkTest, tmp_path: Path) -> None:
-    spec = VolumeSpec(VOLUME, SIZE)
+@pytest.mark.parametrize("ship_queued", [False, True], ids=["ship-thread", "ship-queued"])
+def test_a_librdkafka_queue_smaller_than_a_batch_loses_and_reorders_nothing(
+    tm: TidemarkTest, tmp_path: Path, ship_queued: bool
+) -> None:
+    volume = f"{VOLUME}{int(ship_queued)}"
+    spec = VolumeSpec(volume, SIZE)
     image = tmp_path / "disk.img"
     with image.open("wb") as handle:
         handle.truncate(SIZE)
-    folder = tm.settings.volume_state_dir("trackers", VOLUME)
+    folder = tm.settings.volume_state_dir("trackers", volume)
     options = TrackerOptions(region_bytes=MIB, queue_max_kbytes=64)  # 16 events of 4 KiB at most
     written: list[tuple[int, bytes]] = []
     with Tracker(spec, tm.clients, tm.topics, folder, image, options).start() as tracker:
@@ -42,10 +48,14 @@ def test_a_librdkafka_queue_smaller_than_a_batch_loses_and_reorders_nothing(tm: 
             tracker.intent_run([(offset, len(data)) for offset, data in run])
             assert tracker.submit_writes(run) == RUN
             written.extend(run)
+            if ship_queued:  # on an idle shipper: a batch of 64 on 16 free places
+                tracker.ship_queued()
+                tracker.wait_shipped(60)
         tracker.wait_shipped(60)
         stats = tracker.stats
+    assert (stats.events_shipped_queued > 0) == ship_queued, stats
     assert (stats.reconnects, stats.dirty_recorded_blocks, stats.events) == (0, 0, RUNS * RUN), stats
-    events = block_writes(read_journal(tm.clients, tm.topics.writes, VOLUME))
+    events = block_writes(read_journal(tm.clients, tm.topics.writes, volume))
     seqs = [event["seq"] for event in events]
     assert seqs == list(range(seqs[0], seqs[0] + RUNS * RUN)), "the seqs are not gap-free and in order"
     assert [(event["offset"], payload(event)) for event in events] == written

@@ -11,7 +11,8 @@ thread pool.
 
 Futures complete at once unless the test asks otherwise: `fail_at=N` crashes at the Nth submit
 (raising SimulatedCrash, or failing the future with `fail_in_future`; such submits land in
-`failed`, not in `calls`); `fail_submits` fails every future as Kafka would; `gated` holds them
+`failed`, not in `calls`); `ship_queued_at` records when the front end asked for a run to be
+shipped; `fail_submits` fails every future as Kafka would; `gated` holds them
 until `open_gate()`; `hold_first_submit` blocks the first submit until `release_first_submit`.
 """
 
@@ -77,6 +78,7 @@ class RecordingTracker:
         self._open_intents: list[Extent] = []
         self._held: list[Future[None]] = []
         self._submits = 0
+        self.ship_queued_at: list[int] = []  # len(calls) at each `ship_queued`
 
     @property
     def volume_name(self) -> str:
@@ -120,6 +122,10 @@ class RecordingTracker:
                 break
             taken += 1
         return taken
+
+    def ship_queued(self) -> None:
+        with self._lock:
+            self.ship_queued_at.append(len(self.calls))
 
     def submit_zero(self, offset: int, length: int) -> Future[None]:
         return self._submit(Call("ZERO", offset, length))

@@ -20,6 +20,7 @@ from tests.unit.core.nbd.rawclient import (
     send_option,
     send_request,
 )
+from tidemark.core.nbd import inline_writes
 from tidemark.core.nbd import protocol as p
 from tidemark.producers.exceptions import ImageSizeError
 
@@ -262,3 +263,30 @@ def test_overlapping_writes_reach_image_and_events_in_the_same_order(make_server
     sock.close()
     assert server.image_bytes()[:BLOCK] == b"1" * 100 + b"2" * 10 + b"1" * (BLOCK - 110)
     assert bytes(server.tracker.mirror) == server.image_bytes()
+
+
+@pytest.mark.skipif(not inline_writes.available(), reason="the C write path was not built")
+def test_runs_of_plain_writes_are_shipped_after_their_submits(server) -> None:
+    """The C path's runs are shipped on the event loop (`ship_queued`) once per loop pass, after
+    the run's submits, so nothing submitted waits for the ship thread's next round."""
+    sock = open_export(server.port)
+    sock.sendall(
+        b"".join(
+            p.REQUEST.packer.pack(p.REQUEST_MAGIC, 0, p.CMD_WRITE, handle, handle * BLOCK, BLOCK)
+            + bytes([handle]) * BLOCK
+            for handle in range(1, 65)
+        )
+    )
+    for _ in range(64):
+        assert read_reply(sock)[0] == 0
+    tracker = server.tracker
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (tracker.ship_queued_at and tracker.ship_queued_at[-1] == 128):
+        time.sleep(0.01)
+    writes = [call for call in tracker.calls if call.op == "WRITE"]
+    assert len(writes) == 64 and len(tracker.calls) == 128, "each write: one intent, one submit"
+    assert tracker.ship_queued_at and tracker.ship_queued_at[-1] == 128, tracker.ship_queued_at
+    assert tracker.ship_queued_at == sorted(set(tracker.ship_queued_at)), "one request per run at most"
+    assert tracker.ship_queued_at[0] > 0
+    send_request(sock, p.CMD_DISC, 0, 0, 0)
+    sock.close()
