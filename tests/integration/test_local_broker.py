@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ import pytest
 from tidemark.core.settings import Settings
 from tidemark.core.topics import Topics
 from tidemark.localkafka import LocalCluster
+from tidemark.localkafka.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 Run = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _broker_processes(marker: Path) -> list[int]:
@@ -47,7 +41,7 @@ def _broker_processes(marker: Path) -> list[int]:
 def own_broker(tmp_path: Path) -> Iterator[tuple[Run, Path, int]]:
     """A CLI runner for a broker with its own state dir and port; stopped whatever happens."""
     state_dir = tmp_path / "own-state"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEMARK_")}
     env |= {
         "TIDEMARK_STATE_DIR": str(state_dir),
@@ -156,7 +150,7 @@ def test_a_killed_broker_restarts_on_the_same_port_with_its_data(local_broker: L
 
 def test_start_with_another_port_reports_the_running_broker(local_broker: LocalCluster) -> None:
     running = local_broker.status()
-    again = LocalCluster(local_broker.settings, port=_free_port()).start()
+    again = LocalCluster(local_broker.settings, port=free_port()).start()
     assert again.already_running and again.pid == running.pid and again.bootstrap == running.bootstrap
 
 

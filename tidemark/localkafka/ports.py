@@ -8,6 +8,7 @@ node-id order (node ids start at 1). A file from a single-broker version,
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from tidemark.core.exceptions import LocalBrokerError
 from tidemark.exceptions import ConfigurationError
 
 HOST = "127.0.0.1"
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000  # fresh ports are chosen from here up to the ephemeral range
 PORT_FREE_TIMEOUT_S = 10.0
 MAX_BROKERS = 3
 DEFAULT_BROKERS = 1
@@ -54,9 +57,31 @@ class NodePorts:
 
 
 def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, with room for `MAX_BROKERS`
+    neighbours there too; one the kernel picks when the range leaves no room.
+
+    The kernel never gives a port outside that range to an outgoing connection. One inside it can
+    be taken as the local port of any client's connection between the plan and the node's bind,
+    or while a killed node restarts: a CI run lost node 2 of three so ("Address already in use")."""
+    candidates = ports_outside_ephemeral()
+    for _ in range(100 if candidates else 0):
+        port = random.choice(candidates)
+        if port_is_free(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def ports_outside_ephemeral(ranges_file: Path = EPHEMERAL_RANGE) -> range:
+    """`LOWEST_PORT` up to the ephemeral range's first port, less `MAX_BROKERS`; empty when that
+    leaves fewer than 1,000 ports or the range cannot be read."""
+    try:
+        low = int(ranges_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    ports = range(LOWEST_PORT, low - MAX_BROKERS)
+    return ports if len(ports) >= 1000 else range(0)
 
 
 def port_is_free(port: int) -> bool:

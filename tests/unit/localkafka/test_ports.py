@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tidemark.core.exceptions import LocalBrokerError
-from tidemark.localkafka.ports import NodePorts, plan_ports, read_ports, write_ports
+from tidemark.localkafka.ports import (
+    LOWEST_PORT,
+    MAX_BROKERS,
+    NodePorts,
+    free_port,
+    plan_ports,
+    ports_outside_ephemeral,
+    read_ports,
+    write_ports,
+)
 
 recorded_plans = st.lists(st.builds(NodePorts, st.integers(20000, 20100), st.integers(20000, 20100)), max_size=3)
 
@@ -67,3 +76,19 @@ def test_a_corrupt_ports_file_says_to_delete_it(tmp_path: Path, text: str) -> No
     path.write_text(text)
     with pytest.raises(LocalBrokerError, match="delete it"):
         read_ports(path)
+
+
+def test_fresh_ports_come_from_below_the_ephemeral_range(tmp_path: Path) -> None:
+    """The kernel gives ports of its ephemeral range to outgoing connections, which could take a
+    node's port before the node binds it; fresh ports are chosen below that range."""
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("32768\t60999\n")
+    assert ports_outside_ephemeral(ranges) == range(LOWEST_PORT, 32768 - MAX_BROKERS)
+    ranges.write_text("10500\t60999\n")
+    assert ports_outside_ephemeral(ranges) == range(0), "too little room: the kernel's pick"
+    assert ports_outside_ephemeral(tmp_path / "missing") == range(0)
+    below = ports_outside_ephemeral()
+    fresh = {free_port() for _ in range(20)}
+    assert not below or fresh <= set(below), fresh
+    plan = plan_ports([], 3, None)
+    assert not below or {p for node in plan for p in (node.port, node.controller)} <= set(below), plan
