@@ -1,9 +1,9 @@
 """Write events are handed to librdkafka in batches (`Shipper._flush_batch`), through the real
 broker: with librdkafka's queue far smaller than one batch, every batch is refused in part
 (`_QUEUE_FULL`) and the refused suffix queued again, so the partition still holds every write
-once, in seq order, gap-free, in one epoch, each with its own bytes. `ship_queued`: the runs are
-shipped on the test's thread too, as the NBD server's event loop does, where a full queue leaves
-the refused suffix to the ship thread (`_flush_batch(wait=False)`)."""
+once, in seq order, gap-free, in one epoch, each with its own bytes. `ship_queued`: runs as short as
+the NBD server's event loop ships itself are shipped on the test's thread too, where a full queue
+leaves the refused suffix to the ship thread (`_flush_batch(wait=False)`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from tidemark.core.volumes import VolumeSpec
 from tidemark.producers.ship_window import Mode
+from tidemark.producers.shipper import SHIP_QUEUED_MAX_WRITES
 from tidemark.producers.tracker import Tracker, TrackerOptions
 
 from ...conftest import TidemarkTest
@@ -41,15 +42,18 @@ def test_a_librdkafka_queue_smaller_than_a_batch_loses_and_reorders_nothing(
     folder = tm.settings.volume_state_dir("trackers", volume)
     options = TrackerOptions(region_bytes=MIB, queue_max_kbytes=64)  # 16 events of 4 KiB at most
     written: list[tuple[int, bytes]] = []
+    run_length = SHIP_QUEUED_MAX_WRITES if ship_queued else RUN
     with Tracker(spec, tm.clients, tm.topics, folder, image, options).start() as tracker:
         wait_until(lambda: tracker.connected and tracker.window.mode is Mode.SYNC, 30, "the link up")
-        for number in range(RUNS):
-            run = [((number * RUN + index) % (SIZE // BS) * BS, os.urandom(BS)) for index in range(RUN)]
+        for number in range(RUNS * RUN // run_length):
+            first = number * run_length
+            run = [((first + index) % (SIZE // BS) * BS, os.urandom(BS)) for index in range(run_length)]
             tracker.intent_run([(offset, len(data)) for offset, data in run])
-            assert tracker.submit_writes(run) == RUN
+            assert tracker.submit_writes(run) == run_length
             written.extend(run)
-            if ship_queued:  # on an idle shipper: a batch of 64 on 16 free places
+            if ship_queued:  # runs of 4 until librdkafka's 16 places are full, then the rest refused
                 tracker.ship_queued()
+            if number == 0:  # the epoch's first seq is taken by the ship thread (`_may_assign_seqs`)
                 tracker.wait_shipped(60)
         tracker.wait_shipped(60)
         stats = tracker.stats
