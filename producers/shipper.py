@@ -77,13 +77,18 @@ DRAIN_BATCH = 64
 # and taking it back costs the ship thread a wait behind the client's requests: one call per event
 # (`Producer.produce`) made every event a hand-over of the lock between the threads.
 PRODUCE_BATCH = 64
+TAIL_TIMEOUT_SECONDS = 30.0
+_LOST = "the link to Kafka is lost"
+_LOST_AT_STOP = "the tracker stopped before librdkafka had room for it"
 # `ship_queued` ships on the event loop only while at most this many writes are queued: a client
 # that waits for (nearly) every reply. One that keeps many requests in flight has the ship thread
 # ship for it, which yields to its requests (`_yield_if_behind`), so the window can fill and pull
 # ahead instead of the event loop shipping every write before it reads the next requests: 4 KiB
 # QD32 after QD1 on one tracker made 24,000-29,000 IOPS so, against 54,000 with the ship thread.
 SHIP_QUEUED_MAX_WRITES = 4
-TAIL_TIMEOUT_SECONDS = 30.0
+# ... each of at most the C path's largest write: a larger one queued meanwhile by the thread pool
+# (up to 32 MiB) is hashed and encoded by the ship thread, not on the event loop.
+SHIP_QUEUED_MAX_BYTES = 64 * 1024
 
 
 @dataclass(eq=False)
@@ -196,6 +201,7 @@ class Shipper:
         self._last_seq_use = time.monotonic()
         self._busy = False  # True while an item taken from the queue is being handled
         self._stopping = threading.Event()
+        self._markers_out: set[int] = set()  # tickets of markers produced and not yet reported
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -251,9 +257,11 @@ class Shipper:
 
         confluent-kafka takes the interpreter lock once per report: taken here, by the thread that
         holds it already, they cost no hand-over. The poll thread, which looks only every
-        `report_pause` while writes are unshipped, then rarely finds any."""
+        `report_pause` while writes are unshipped, then rarely finds any. Not while a marker is
+        unconfirmed: its report writes the parked markers' file durably (an fsync), which must
+        not stall the client's requests."""
         producer = self._producer
-        if producer is not None:
+        if producer is not None and not self._markers_out:
             producer.poll(0)
             self.settle_reports()
 
@@ -272,7 +280,10 @@ class Shipper:
         self._busy = True
         events = self.stats.events
         try:
-            while isinstance(item := self.queue.first(), WriteItem):
+            for _ in range(len(self.queue)):  # what is queued now: later puts wait for the next call
+                item = self.queue.first()
+                if not isinstance(item, WriteItem) or item.length > SHIP_QUEUED_MAX_BYTES:
+                    return False
                 self.queue.take()
                 self._last_seq_use = time.monotonic()
                 self._produce_write(item)
@@ -456,14 +467,18 @@ class Shipper:
             self.stats.markers += 1
 
         def done(err: RdKafkaError | None, _msg: Message) -> None:
-            if err is None:
-                self.parked.confirmed(mark.ticket)
-                if mark.future is not None and not mark.future.done():
-                    mark.future.set_result(None)
-                return
-            self._link_lost(err)
-            self._park(mark)
+            try:
+                if err is None:
+                    self.parked.confirmed(mark.ticket)
+                    if mark.future is not None and not mark.future.done():
+                        mark.future.set_result(None)
+                    return
+                self._link_lost(err)
+                self._park(mark)
+            finally:
+                self._markers_out.discard(mark.ticket)
 
+        self._markers_out.add(mark.ticket)
         self._produce(self._codec.encode("Marker", record), done)
 
     def _produce(self, value: bytes, done: Any) -> None:
@@ -486,7 +501,7 @@ class Shipper:
         loop) does not wait: the refused rest stays gathered, first in line, for the ship thread,
         and False is returned. Any other refusal, and a link already lost, fails the events
         refused: their reports say so (blocks dirty, link lost), and nothing more is queued on
-        this producer."""
+        this producer. At stop it does not wait for room: what librdkafka refuses fails too."""
         batch, self._batch = self._batch, []
         producer = self._producer
         while batch and producer is not None:
@@ -507,9 +522,11 @@ class Shipper:
             if not wait:
                 self._batch = batch
                 return False
+            if self._stopping.is_set():  # no wait for room at stop: a stalled broker would hold it
+                break
             producer.poll(0.05)
             self.settle_reports()
-        lost = RdKafkaError(RdKafkaError._PURGE_QUEUE, "the link to Kafka is lost")
+        lost = RdKafkaError(RdKafkaError._PURGE_QUEUE, _LOST_AT_STOP if self._stopping.is_set() else _LOST)
         for message in batch:
             message["callback"](lost, None)
         return True
@@ -525,10 +542,11 @@ class Shipper:
                     producer.produce(topic, key=self._key, value=value, partition=partition, on_delivery=done)
                     return
                 except BufferError:
-                    pass
+                    if self._stopping.is_set():
+                        break
             producer.poll(0.05)
             self.settle_reports()
-        done(RdKafkaError(RdKafkaError._PURGE_QUEUE, "the link to Kafka is lost"), None)
+        done(RdKafkaError(RdKafkaError._PURGE_QUEUE, _LOST_AT_STOP if self._stopping.is_set() else _LOST), None)
 
     def _write_done(self, item: WriteItem, offset: int, length: int, last: bool, seq: int) -> Any:
         """The delivery report only queues its outcome (and the event's place, for the checkpoint);
