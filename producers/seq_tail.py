@@ -9,7 +9,12 @@ writes the previous tracker (or producer) had published but not yet recorded as 
   before it; for a settled checkpoint, only the message at its offset.
 - `last_seq`: backwards from the end in growing windows, when there is no usable checkpoint.
 
-Both read in batches and decode only the volume's own messages (the key is compared first).
+Both read in batches and decode only the volume's own messages (the key is compared first). Both
+fail only when nothing arrives for `stall` seconds, however long the read takes: the backwards
+windows grow fourfold, and with a limit on each window's time (30 s) the last window of a
+partition holding much of the neighbours' data failed every time: a tracker for a new volume
+there could never connect, and recorded every write as dirty while it retried. (A new volume's
+tracker on a dev broker holding 17 GB read one partition backwards for 11.6 s before serving.)
 """
 
 from __future__ import annotations
@@ -31,34 +36,35 @@ SCAN_CONSUMER_CONFIG = {"fetch.max.bytes": 128 << 20, "max.partition.fetch.bytes
 # next to two million neighbour events took 2.5-7 s on a loaded machine instead of well under 1 s).
 # A message larger than the fetch size still arrives whole (the broker returns the first batch).
 POINT_CONSUMER_CONFIG = {"max.partition.fetch.bytes": 64 << 10, "queued.min.messages": 1}
+STALL_SECONDS = 30.0  # a tail read fails when nothing arrives for this long (the broker gone)
 
 
-def last_seq(consumer: Consumer, topic: str, partition: int, volume: str, timeout: float = 30.0) -> int:
+def last_seq(consumer: Consumer, topic: str, partition: int, volume: str, stall: float = STALL_SECONDS) -> int:
     """The highest BlockWrite seq of `volume` in the partition, or -1 if it has none."""
     scan = _Scan(volume)
-    bounds = kafka_io.watermarks(consumer, topic, partition, timeout)
+    bounds = kafka_io.watermarks(consumer, topic, partition, stall)
 
     def found() -> bool:  # the newest window holding one of the volume's BlockWrites has the answer
         return scan.best is not None
 
-    for msg in kafka_io.read_backwards(consumer, topic, partition, found, bounds=bounds, timeout=timeout, stall=None):
+    for msg in kafka_io.read_backwards(consumer, topic, partition, found, bounds=bounds, stall=stall):
         scan.add(msg)
     return -1 if scan.best is None else scan.best
 
 
 def last_seq_from(
-    consumer: Consumer, topic: str, partition: int, volume: str, checkpoint: Checkpoint, timeout: float = 30.0
+    consumer: Consumer, topic: str, partition: int, volume: str, checkpoint: Checkpoint, stall: float = STALL_SECONDS
 ) -> int | None:
     """The highest seq of `volume` given its checkpoint: a settled checkpoint's seq, else the
     checkpoint's seq or a higher BlockWrite after it. None when the checkpoint's offset holds no
     message of the volume (a stale checkpoint, the topic recreated: scan backwards instead)."""
-    low, high = kafka_io.watermarks(consumer, topic, partition, timeout)
+    low, high = kafka_io.watermarks(consumer, topic, partition, stall)
     if not low <= checkpoint.offset < high:
         return None
     end = checkpoint.offset + 1 if checkpoint.settled else high
     scan = _Scan(volume)
     ends = {partition: end}
-    for msg in kafka_io.read_to_end(consumer, topic, {partition: checkpoint.offset}, ends, timeout=timeout, stall=None):
+    for msg in kafka_io.read_to_end(consumer, topic, {partition: checkpoint.offset}, ends, stall=stall):
         scan.add(msg)
     if scan.first != checkpoint.offset:
         return None

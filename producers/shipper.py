@@ -77,7 +77,6 @@ DRAIN_BATCH = 64
 # and taking it back costs the ship thread a wait behind the client's requests: one call per event
 # (`Producer.produce`) made every event a hand-over of the lock between the threads.
 PRODUCE_BATCH = 64
-TAIL_TIMEOUT_SECONDS = 30.0
 _LOST = "the link to Kafka is lost"
 _LOST_AT_STOP = "the tracker stopped before librdkafka had room for it"
 # `ship_queued` ships on the event loop only while at most this many writes are queued: a client
@@ -741,18 +740,18 @@ class Shipper:
             try:
                 checkpoint = read_checkpoint(consumer, topic, name, self._partition)
                 if checkpoint is not None and checkpoint.settled:
-                    tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
+                    tail = last_seq_from(consumer, writes, self._partition, name, checkpoint)
             finally:
                 consumer.close()
         if tail is None:
             consumer = reader(self.clients, purpose, **SCAN_CONSUMER_CONFIG)
             try:
                 if checkpoint is not None and not checkpoint.settled:
-                    tail = last_seq_from(consumer, writes, self._partition, name, checkpoint, TAIL_TIMEOUT_SECONDS)
+                    tail = last_seq_from(consumer, writes, self._partition, name, checkpoint)
                 if tail is None:
                     log.info("volume %s: no usable checkpoint; reading %s[%d] backwards for the last seq",
                              name, writes, self._partition)  # fmt: skip
-                    return last_seq(consumer, writes, self._partition, name, TAIL_TIMEOUT_SECONDS)
+                    return last_seq(consumer, writes, self._partition, name)
             finally:
                 consumer.close()
         assert checkpoint is not None
