@@ -796,7 +796,11 @@ class Shipper:
 
         value = encode_checkpoint(Checkpoint(self._partition, offset, seq, False))
         self._produce_to(topic, value, done)
-        if not confirmed.wait(self.config.delivery_timeout_ms / 1000 + 5) or failure:
+        deadline = time.monotonic() + self.config.delivery_timeout_ms / 1000 + 5
+        while not confirmed.wait(0.05):  # ends at stop too: stop waits for the shipper's lock
+            if self._stopping.is_set() or time.monotonic() > deadline:
+                break
+        if not confirmed.is_set() or failure:
             self._link_lost(failure[0] if failure else "the checkpoint was not confirmed")
             return False
         self._settled_out = False
