@@ -284,8 +284,7 @@ class Shipper:
                 if not isinstance(item, WriteItem) or item.length > SHIP_QUEUED_MAX_BYTES:
                     return False
                 self.queue.take()
-                self._last_seq_use = time.monotonic()
-                self._produce_write(item)
+                self._ship(item)  # the gates above hold: it produces, with no wait
             return self._flush_batch(wait=False) and self.queue.empty()
         finally:
             self.stats.events_shipped_queued += self.stats.events - events
@@ -525,7 +524,7 @@ class Shipper:
                 break
             producer.poll(0.05)
             self.settle_reports()
-        lost = RdKafkaError(RdKafkaError._PURGE_QUEUE, _LOST_AT_STOP if self._stopping.is_set() else _LOST)
+        lost = self._refused()
         for message in batch:
             message["callback"](lost, None)
         return True
@@ -545,7 +544,11 @@ class Shipper:
                         break
             producer.poll(0.05)
             self.settle_reports()
-        done(RdKafkaError(RdKafkaError._PURGE_QUEUE, _LOST_AT_STOP if self._stopping.is_set() else _LOST), None)
+        done(self._refused(), None)
+
+    def _refused(self) -> RdKafkaError:
+        """The error of an event never handed to librdkafka: the link lost, or the tracker stopping."""
+        return RdKafkaError(RdKafkaError._PURGE_QUEUE, _LOST_AT_STOP if self._stopping.is_set() else _LOST)
 
     def _write_done(self, item: WriteItem, offset: int, length: int, last: bool, seq: int) -> Any:
         """The delivery report only queues its outcome (and the event's place, for the checkpoint);
