@@ -28,6 +28,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from .blockwrite_reader import NativeDecode, reader_for
 from .exceptions import DecodeError, EncodeError, SchemaError
 
 MARKER = b"\xc3\x01"
@@ -42,6 +43,8 @@ class _Schema:
     name: str
     parsed: Any
     fingerprint: int
+    native: NativeDecode | None = None
+    """a C reader of this exact version's body (blockwrite_reader.py), used when it is also the reader"""
 
 
 def _fingerprint(parsed: Any) -> int:
@@ -60,7 +63,8 @@ def _parse(schema: Mapping[str, Any], source: str) -> _Schema:
         raise SchemaError(f"invalid Avro schema in {source}: {exc}") from exc
     if not isinstance(parsed, dict):
         raise SchemaError(f"{source} is not an Avro record schema (a JSON object with a name)")
-    return _Schema(_short_name(parsed["name"]), parsed, _fingerprint(parsed))
+    name, fp = _short_name(parsed["name"]), _fingerprint(parsed)
+    return _Schema(name, parsed, fp, reader_for(name, fp))
 
 
 def bundled_schemas() -> list[dict[str, Any]]:
@@ -91,7 +95,11 @@ class Codec:
         self,
         schemas: Iterable[Mapping[str, Any]] | None = None,
         known_writers: Iterable[Mapping[str, Any]] = (),
+        *,
+        native: bool = True,
     ) -> None:
+        """`native`: read with the C readers where built (False: fastavro for every version, for the tests)."""
+        self._native = native
         self._current: dict[str, _Schema] = {}
         self._writers: dict[int, _Schema] = {}
         for schema in schemas if schemas is not None else bundled_schemas():
@@ -148,6 +156,11 @@ class Codec:
         `tidemark.schemas.topic_records.decode_on`, which also refuses record types the topic does not carry."""
         writer = self._writer_of(data)
         reader = self._current.get(writer.name, writer)
+        if writer.native is not None and reader is writer and self._native:
+            try:
+                return writer.name, writer.native(data, HEADER.size)
+            except ValueError as exc:
+                raise DecodeError(f"corrupt {writer.name} event: {exc}") from exc
         body = io.BytesIO(memoryview(data)[HEADER.size :])
         try:
             record = fastavro.schemaless_reader(body, writer.parsed, reader.parsed)

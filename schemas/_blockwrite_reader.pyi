@@ -1,0 +1,3 @@
+from typing import Any
+
+def decode(event: bytes | memoryview, start: int, /) -> dict[str, Any]: ...
