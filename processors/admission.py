@@ -158,12 +158,13 @@ def remember(state: VolumeState, record: dict[str, Any]) -> None:
     the fingerprint of folded seq `seq` for the last RECENT_SEQS seqs, zeros for a seq never
     folded (a gap); so the state keeps one size whatever the seqs.
     """
-    if not state.recent:
-        state.recent = bytearray(8 * RECENT_SEQS)
     ring = state.recent
+    if not ring:
+        ring = state.recent = bytearray(8 * RECENT_SEQS)
     seq = record["seq"]
-    for skipped in range(max(state.last_seq + 1, seq - RECENT_SEQS + 1), seq):
-        _FINGERPRINT.pack_into(ring, _offset(skipped), 0)
+    if seq > state.last_seq + 1:  # the seqs in between were never folded
+        for skipped in range(max(state.last_seq + 1, seq - RECENT_SEQS + 1), seq):
+            _FINGERPRINT.pack_into(ring, _offset(skipped), 0)
     _FINGERPRINT.pack_into(ring, _offset(seq), fingerprint(record))
 
 

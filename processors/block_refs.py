@@ -9,9 +9,12 @@ of their lengths; a later `assign` over a block always replaces the older ref.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from pyroaring import BitMap
 
@@ -38,20 +41,33 @@ class BlockRefs:
     def assign(self, first: int, count: int, ref: int) -> None:
         """Blocks [first, first + count) now point to `ref`."""
         end = first + count
+        if not self._ends or first >= self._ends[-1]:  # after every run (sequential writes)
+            self._firsts.append(first)
+            self._ends.append(end)
+            self._refs.append(ref)
+            self.block_count += count
+            return
         lo = bisect_right(self._ends, first)  # the first run that ends after `first`
         hi = bisect_left(self._firsts, end)  # runs from `hi` on start at or after `end`
+        if lo == hi:  # overlaps no run: a new run between two others
+            self._firsts.insert(lo, first)
+            self._ends.insert(lo, end)
+            self._refs.insert(lo, ref)
+            self.block_count += count
+            return
+        if hi == lo + 1 and self._firsts[lo] == first and self._ends[lo] == end:  # exactly one run again
+            self._refs[lo] = ref
+            return
         firsts, ends, refs = [first], [end], [ref]
-        if lo < hi:
-            if self._firsts[lo] < first:  # the head of the first overlapped run stays
-                firsts.insert(0, self._firsts[lo])
-                ends.insert(0, first)
-                refs.insert(0, self._refs[lo])
-            if self._ends[hi - 1] > end:  # the tail of the last overlapped run stays
-                firsts.append(end)
-                ends.append(self._ends[hi - 1])
-                refs.append(self._refs[hi - 1])
-            self.block_count -= sum(self._ends[i] - self._firsts[i] for i in range(lo, hi))
-        self.block_count += sum(e - f for f, e in zip(firsts, ends, strict=True))
+        if self._firsts[lo] < first:  # the head of the first overlapped run stays
+            firsts.insert(0, self._firsts[lo])
+            ends.insert(0, first)
+            refs.insert(0, self._refs[lo])
+        if self._ends[hi - 1] > end:  # the tail of the last overlapped run stays
+            firsts.append(end)
+            ends.append(self._ends[hi - 1])
+            refs.append(self._refs[hi - 1])
+        self.block_count += sum(ends) - sum(firsts) - (sum(self._ends[lo:hi]) - sum(self._firsts[lo:hi]))
         self._firsts[lo:hi] = firsts
         self._ends[lo:hi] = ends
         self._refs[lo:hi] = refs
@@ -63,7 +79,23 @@ class BlockRefs:
 
     def runs_by_ref(self) -> list[Run]:
         """Every run in journal order (ascending ref), then block order: the order of a seal."""
-        return sorted(self.runs(), key=lambda run: (run.ref, run.first))
+        refs, firsts, ends = self.by_ref()
+        return [Run(first, end - first, ref) for ref, first, end in zip(refs, firsts, ends, strict=True)]
+
+    def by_ref(self) -> tuple[list[int], list[int], list[int]]:
+        """`runs_by_ref` as columns: the runs' refs, firsts and ends (exclusive), run i of
+        `runs_by_ref` in row i. The lists may be this object's own: read them, never change them."""
+        refs, firsts, ends = self._refs, self._firsts, self._ends
+        if sorted(refs) == refs:  # block order is already journal order (no write overwrote a later one)
+            return refs, firsts, ends
+        order = sorted(range(len(refs)), key=refs.__getitem__)  # stable: block order within a ref
+        return [refs[i] for i in order], [firsts[i] for i in order], [ends[i] for i in order]
+
+    def blocks(self) -> array[int]:
+        """Every block of every run, ascending (unsigned 64-bit)."""
+        if self.block_count == len(self._firsts):  # runs are never empty: every run is one block
+            return array("Q", self._firsts)
+        return array("Q", chain.from_iterable(map(range, self._firsts, self._ends)))
 
     def refs(self) -> list[int]:
         """The distinct journal offsets still pointed to, ascending."""
@@ -71,6 +103,5 @@ class BlockRefs:
 
     def bitmap(self) -> BitMap:
         blocks = BitMap()
-        for first, end in zip(self._firsts, self._ends, strict=True):
-            blocks.add_range(first, end)
+        deque(map(blocks.add_range, self._firsts, self._ends), maxlen=0)  # one add_range per run, in order
         return blocks

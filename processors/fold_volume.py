@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+from array import array
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -202,7 +203,7 @@ class VolumeFolder:
         sealer = ExtentSealer(state.block_size, self.options.extent_bytes)
         checksums: list[bytes] = []
         shipped = 0
-        for extent in sealer.seal(state.refs.runs_by_ref(), self.source):
+        for extent in sealer.seal(*state.refs.by_ref(), self.source):
             self.emit.changeset_event(
                 state.volume,
                 "Extent",
@@ -243,8 +244,10 @@ class VolumeFolder:
                 generation=state.generation,
             ),
         )
-        runs = (Batch.run(first, sealer.digests[first]) for first in sorted(sealer.digests))
-        store_batches(self.store, state.volume, changeset, runs)
+        # every run has its digests (ExtentSealer), so in block order they pair with `blocks()`
+        digests = sealer.digests
+        pairs = Batch(state.refs.blocks(), array("Q", b"".join(map(digests.__getitem__, sorted(digests)))))
+        store_batches(self.store, state.volume, changeset, [pairs])
         if state.rp_first_changeset is None:
             state.rp_first_changeset = changeset
         state.next_changeset += 1

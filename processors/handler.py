@@ -29,7 +29,7 @@ from .admission import generation_of
 from .block_refs import BlockRefs
 from .exceptions import InvalidEventError, ProcessorError, RefusedEventError
 from .fold_volume import FoldOptions, VolumeFolder, track
-from .kafka_emitter import COMPONENT, KafkaEmitter, SourceMessage
+from .kafka_emitter import COMPONENT, KafkaEmitter
 from .recent_writes import RecentWrites
 from .state_keys import partition_key, volume_state_key
 from .ticker import TICK_KEY
@@ -63,6 +63,8 @@ class PartitionVolumes:
     ticking: set[str] = field(default_factory=set)
     lost: dict[str, str] = field(default_factory=dict)
     """volume -> why: resync requests to emit with the partition's next message (see `journal_trimmed`)"""
+    handled: dict[str, int] = field(default_factory=dict)
+    """volume -> events folded since the last flush, for the metrics (counted once per transaction)"""
 
     def touched(self, state: VolumeState) -> None:
         self.dirty.add(state.volume)
@@ -78,13 +80,16 @@ class PartitionWrites:
         self.partition = partition
 
     def writes(self, refs: Sequence[int]) -> Iterator[tuple[int, WriteData]]:
-        cache = self.handler.cache
-        missing = [ref for ref in refs if cache.get(self.partition, ref) is None]
-        read_back = self.handler.journal.read(self.partition, missing) if missing else iter(())
-        for ref in refs:
-            cached = cache.get(self.partition, ref)
-            if cached is not None:
-                yield ref, cached
+        """Each write from the cache as it was when the seal started (nothing is cached during a seal)."""
+        cached = self.handler.cache.get_many(self.partition, refs)
+        missing = [ref for ref, write in zip(refs, cached, strict=True) if write is None]
+        if not missing:
+            yield from zip(refs, filter(None, cached), strict=True)  # all there (a WriteData is never falsy)
+            return
+        read_back = self.handler.journal.read(self.partition, missing)
+        for ref, write in zip(refs, cached, strict=True):
+            if write is not None:
+                yield ref, write
                 continue
             offset, _key, value = next(read_back)
             yield ref, self.handler.decode_folded(self.partition, offset, value)
@@ -202,17 +207,20 @@ class Handler:
         return sorted(volumes.lost)
 
     def revoke(self, partition: int) -> None:
-        self.partitions.pop(partition, None)
+        volumes = self.partitions.pop(partition, None)
+        if volumes is not None:
+            _count_handled(volumes)
 
     # -- messages ------------------------------------------------------------------------------
     def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None, now: float) -> None:
         volumes = self.partitions[partition]
-        self.emitter.source = SourceMessage(partition, offset, key, int(now * 1000))
+        self.emitter.source_at = (partition, offset, key, now)
         folder = volumes.folder
-        for name, why in sorted(volumes.lost.items()):
-            folder.request_resync(volumes.states[name], now, why)
-            volumes.touched(volumes.states[name])
-        volumes.lost.clear()
+        if volumes.lost:
+            for name, why in sorted(volumes.lost.items()):
+                folder.request_resync(volumes.states[name], now, why)
+                volumes.touched(volumes.states[name])
+            volumes.lost.clear()
         if key == TICK_KEY:
             self.stats["ticks"] += 1
             self._tick(volumes, folder, now)
@@ -236,7 +244,7 @@ class Handler:
             else:
                 folder.on_marker(state, record, now)
             volumes.touched(state)
-            stage_metrics(COMPONENT, spec.name).handled(1)
+            volumes.handled[spec.name] = volumes.handled.get(spec.name, 0) + 1
         except (DecodeError, InvalidEventError) as exc:
             self.stats["dead_letters"] += 1
             volume = key.decode(errors="replace") if key else None
@@ -249,11 +257,13 @@ class Handler:
             self.emitter.dead_letter(str(exc), value, volume)
 
     def flush(self, partition: int) -> None:
-        """Write every state changed since the last flush to the store (once per transaction)."""
+        """Write every state changed since the last flush to the store, and count the events folded
+        since then in the metrics (once per transaction)."""
         volumes = self.partitions[partition]
         for name in sorted(volumes.dirty):
             volumes.store[volume_state_key(name)] = volumes.states[name].dumps()
         volumes.dirty.clear()
+        _count_handled(volumes)
 
     def decode_folded(self, partition: int, offset: int, value: bytes | None) -> WriteData:
         """A write read back for a seal (it was valid when folded, so it must be now)."""
@@ -287,6 +297,13 @@ class Handler:
             )
             volumes.store[partition_key(volumes.partition)] = json.dumps(sorted(volumes.states)).encode()
         return state
+
+
+def _count_handled(volumes: PartitionVolumes) -> None:
+    """Add the events folded since the last count to the metrics (per volume, once per transaction)."""
+    for name, count in volumes.handled.items():
+        stage_metrics(COMPONENT, name).handled(count)
+    volumes.handled.clear()
 
 
 def _spec(state: VolumeState) -> VolumeSpec:

@@ -43,8 +43,16 @@ class KafkaEmitter:
         self.produce = produce
         self.message_max_bytes = message_max_bytes
         self.codec = default_codec()
-        self.source = SourceMessage(-1, -1, None, 0)
+        self.source_at: tuple[int, int, bytes | None, float] = (-1, -1, None, 0.0)
+        """(partition, offset, key, timestamp in s) of the writes message being handled: the
+        handler sets it per message, `source` makes a SourceMessage of it only when one is needed"""
         self.dead_letters = 0
+
+    @property
+    def source(self) -> SourceMessage:
+        """The writes message being handled (`source_at`)."""
+        partition, offset, key, now = self.source_at
+        return SourceMessage(partition, offset, key, int(now * 1000))
 
     def changeset_event(self, volume: str, record_type: str, record: Mapping[str, Any]) -> None:
         if self._send(self.topics.changesets, volume, record_type, record):

@@ -9,8 +9,9 @@ found here or read back from the journal never changes what is emitted (same byt
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
-from .write_source import WriteData
+from .write_source import WRITE_OVERHEAD_BYTES, WriteData
 
 DEFAULT_CACHE_BYTES = 48 << 20
 """Default bound of the cache (`ProcessorOptions.write_cache_bytes`): `FoldOptions.subinterval_max_bytes`
@@ -27,13 +28,21 @@ class RecentWrites:
         return len(self._entries)
 
     def put(self, partition: int, offset: int, write: WriteData) -> None:
-        if write.cost > self.max_bytes or (partition, offset) in self._entries:
+        cost = len(write.data) + WRITE_OVERHEAD_BYTES  # = write.cost, without the property call per write
+        key = (partition, offset)
+        entries = self._entries
+        if cost > self.max_bytes or key in entries:
             return
-        self._entries[(partition, offset)] = write
-        self.bytes += write.cost
+        entries[key] = write
+        self.bytes += cost
         while self.bytes > self.max_bytes:
-            _, oldest = self._entries.popitem(last=False)
-            self.bytes -= oldest.cost
+            _, oldest = entries.popitem(last=False)
+            self.bytes -= len(oldest.data) + WRITE_OVERHEAD_BYTES
 
     def get(self, partition: int, offset: int) -> WriteData | None:
         return self._entries.get((partition, offset))
+
+    def get_many(self, partition: int, offsets: Sequence[int]) -> list[WriteData | None]:
+        """`get` of each offset, in order."""
+        get = self._entries.get
+        return [get((partition, offset)) for offset in offsets]

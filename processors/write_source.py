@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 WRITE_OVERHEAD_BYTES = 128
 """What a cached write costs besides its data (a ZERO or TRIM carries none)."""
 
 
-@dataclass(frozen=True)
-class WriteData:
-    """A validated BlockWrite as the folding needs it: `data` is raw (decompressed), WRITE only."""
+class WriteData(NamedTuple):
+    """A validated BlockWrite as the folding needs it: `data` is raw (decompressed), WRITE only.
+
+    Immutable; a named tuple rather than a dataclass because one is made per folded write.
+    """
 
     op: str
     offset: int

@@ -8,7 +8,7 @@ stops the worker, so a count never outlives the events it counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -49,8 +49,14 @@ class StageMetrics:
 
     component: str
     volume: str
+    _events: Counter = field(init=False, repr=False, compare=False)
+    """EVENTS of these labels (looked up once: `labels()` takes a lock and a dict lookup)"""
+    _bytes: Counter = field(init=False, repr=False, compare=False)
+    """BYTES of these labels"""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_events", EVENTS.labels(self.component, self.volume))
+        object.__setattr__(self, "_bytes", BYTES.labels(self.component, self.volume))
         for metric in (
             EVENTS,
             BYTES,
@@ -66,9 +72,9 @@ class StageMetrics:
             metric.labels(self.component, self.volume)
 
     def handled(self, events: int = 1, nbytes: int = 0) -> None:
-        EVENTS.labels(self.component, self.volume).inc(events)
+        self._events.inc(events)
         if nbytes:
-            BYTES.labels(self.component, self.volume).inc(nbytes)
+            self._bytes.inc(nbytes)
 
     def lag(self, seconds: float) -> None:
         RPO_LAG.labels(self.component, self.volume).observe(max(0.0, seconds))
