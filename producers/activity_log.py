@@ -101,8 +101,23 @@ class ActivityLog:
             self._enter_union(ranges)
 
     def hold(self, offset: int, length: int) -> None:
-        """An event of the range is unshipped: its regions are in the log and stay until `release`."""
-        self.hold_all([(offset, length)])
+        """An event of the range is unshipped: its regions are in the log and stay until `release`.
+
+        A range inside one region already in the log (the common case) is touched and counted
+        here directly, as `hold_all` would; any other goes through `hold_all`."""
+        size = self.region_bytes
+        region = offset // size
+        if length <= 0 or (offset + length - 1) // size != region:
+            self.hold_all([(offset, length)])
+            return
+        with self._changed:
+            if region in self._durable:
+                now = self._clock()
+                self._touches += 1
+                self._touched[region] = (now, self._touches)
+            else:
+                self._enter([region])
+            self._pending[region] += 1
 
     def hold_all(self, ranges: list[tuple[int, int]]) -> None:
         """`hold` of several ranges (offset, length) at once (each counts, like one `hold` each);
@@ -129,12 +144,18 @@ class ActivityLog:
         """`release` of several ranges (offset, length) at once."""
         if not ranges:
             return
+        size = self.region_bytes
         with self._changed:
+            pending = self._pending
             for offset, length in ranges:
-                for region in self.regions_of(offset, length):
-                    self._pending[region] -= 1
-                    if self._pending[region] <= 0:
-                        del self._pending[region]
+                if length <= 0:
+                    continue
+                for region in range(offset // size, (offset + length - 1) // size + 1):
+                    left = pending[region] - 1
+                    if left > 0:
+                        pending[region] = left
+                    else:
+                        pending.pop(region, None)
             self._changed.notify_all()
 
     def unshipped_regions(self) -> int:

@@ -27,7 +27,7 @@ class ShipQueue(Generic[T]):
         """Queue `item` last. `wake=False`: the caller ships it itself soon (`Shipper.ship_queued`),
         so the ship thread is not woken for it (it finds it at its next round if it is still there)."""
         self._items.append(item)
-        if wake:
+        if wake and not self._put.is_set():  # set already: the ship thread has yet to clear it and look
             self._put.set()
 
     def wake(self) -> None:

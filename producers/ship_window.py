@@ -73,8 +73,19 @@ class ShipWindow(Generic[M]):
     def admit(self, nbytes: int, on_ahead: Callable[[], None]) -> int | None:
         """A write of `nbytes`: a ticket if it becomes events (SYNC); else `on_ahead` marks it in
         the dirty bitmap, under this lock, and None is returned. A write larger than the whole
-        bound is admitted when nothing is unshipped."""
-        return self.admit_all([nbytes], lambda _ahead: on_ahead())[0]
+        bound is admitted when nothing is unshipped.
+
+        The same decision as `admit_all` of one write, without its lists (one write per call on
+        `Tracker.submit_write`'s path)."""
+        with self._lock:
+            unshipped = self.unshipped_bytes
+            if self.mode is Mode.SYNC and self.connected and (unshipped + nbytes <= self.bound_bytes or unshipped == 0):
+                return self._take(nbytes)
+            self.mode = Mode.AHEAD
+            if self._dirty_since is None:
+                self._dirty_since = self._clock()
+            on_ahead()
+            return None
 
     def admit_all(self, sizes: list[int], on_ahead: Callable[[list[int]], None]) -> list[int | None]:
         """`admit` of a run of writes of `sizes` bytes, in order, under one hold of the lock: a

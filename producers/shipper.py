@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +90,7 @@ SHIP_QUEUED_MAX_WRITES = 4
 SHIP_QUEUED_MAX_BYTES = 64 * 1024
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class WriteItem:
     """One submitted write (any length), queued for the shipper."""
 
@@ -415,6 +415,15 @@ class Shipper:
     # -- producing -----------------------------------------------------------------------------
     def _produce_write(self, item: WriteItem) -> None:
         step = self.config.extent_bytes
+        if item.length <= step:  # one event: its payload is the whole write, with no view to slice
+            item.remaining = 1
+            self.window.sending(item.ticket)
+            offset, length = item.offset, item.length
+            done = self._write_done(item, offset, length, True, self._next_seq)
+            data = item.data if item.op == "WRITE" else b""
+            self._produce_event(item.micros, offset, length, item.op, data, done, batched=True)
+            item.data = b""
+            return
         pieces = range(item.offset, item.offset + item.length, step)
         item.remaining = len(pieces)
         self.window.sending(item.ticket)
@@ -441,7 +450,8 @@ class Shipper:
     ) -> None:
         """`chunk` may be a slice of the write's payload: it is hashed, compressed and copied into
         the event's value without a copy of its own first. `batched`: gathered for `_flush_batch`."""
-        symbol, payload = compress(chunk, self.config.compression)
+        compression = self.config.compression
+        symbol, payload = ("NONE", chunk) if compression is Compression.NONE else compress(chunk, compression)
         value = self._encoder.encode(
             epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
             compression=symbol, data=payload, checksum=xxhash.xxh3_64_digest(chunk),
@@ -564,12 +574,13 @@ class Shipper:
             if not reports:
                 return
             settled = delivered = events = 0
-            highest = (-1, -1)
+            high_position = high_seq = -1  # the highest (position, seq), compared as a pair
             closed: list[int] = []
             finished: list[WriteItem] = []
             while reports:
                 err, item, offset, length, last, position, seq = reports.popleft()
-                highest = max(highest, (position, seq))
+                if position > high_position or (position == high_position and seq > high_seq):
+                    high_position, high_seq = position, seq
                 if err is not None:
                     self._link_lost(err)
                     self._mark_dirty(offset, length)
@@ -584,7 +595,7 @@ class Shipper:
                 if item.remaining == 0:
                     finished.append(item)
             self.window.shipped(settled, closed)
-            self._checkpoints.delivered(*highest)
+            self._checkpoints.delivered(high_position, high_seq)
             self.activity.release_all([(item.offset, item.length) for item in finished])
             self.metrics.handled(events, delivered)
             for item in finished:
@@ -593,17 +604,22 @@ class Shipper:
     def _answer(self, item: WriteItem) -> None:
         """Every event of the item confirmed or its blocks dirty: complete the caller's future."""
         future = item.future
-        if future is None or future.done():
+        if future is None:
             return
-        if item.failed and self.image_fd is None:
-            future.set_exception(
-                TrackerError(
-                    f"volume {self.volume.name}: write at offset {item.offset} not confirmed by Kafka and "
-                    "there is no image to publish it from later"
+        # A future done already (cancelled by its caller) refuses the outcome without a change:
+        # one hold of its lock per write instead of a `done()` check and then the set.
+        try:
+            if item.failed and self.image_fd is None:
+                future.set_exception(
+                    TrackerError(
+                        f"volume {self.volume.name}: write at offset {item.offset} not confirmed by Kafka and "
+                        "there is no image to publish it from later"
+                    )
                 )
-            )
-        else:
-            future.set_result(None)
+            else:
+                future.set_result(None)
+        except InvalidStateError:
+            pass
 
     def _mark_dirty(self, offset: int, length: int) -> None:
         block = self.volume.block_size

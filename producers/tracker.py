@@ -456,7 +456,10 @@ class Tracker:
     def _submit(self, offset: int, length: int, op: str, data: bytes) -> Future[None]:
         if self._fenced is not None:
             raise TrackerFencedError(self._fenced)
-        self._check_range(offset, length)
+        volume = self.volume
+        block = volume.block_size
+        if offset % block or length % block or length <= 0 or offset + length > volume.size:
+            self._check_range(offset, length)  # raises
         with self._counts_lock:
             self._writes += 1
             self._bytes += length

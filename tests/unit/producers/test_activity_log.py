@@ -4,6 +4,7 @@ touching it since (issue 13 item 6)."""
 
 from __future__ import annotations
 
+import random
 import threading
 from pathlib import Path
 
@@ -190,3 +191,32 @@ def test_a_file_of_another_format_reads_as_at_most_extra_regions(tmp_path: Path)
     path = tmp_path / "al"
     path.write_bytes(SLOT.pack(-5) + SLOT.pack(1 << 40) + SLOT.pack(2) + b"\x01\x02\x03")
     assert set(ActivityLog(path, REGION).recovered_regions()) == {2}
+
+
+def test_hold_of_one_range_leaves_the_state_hold_all_leaves(tmp_path: Path) -> None:
+    """`hold`'s one-region path and `release_all` keep the counts and touches of the general path."""
+    rng = random.Random(7)
+    one = ActivityLog(tmp_path / "one.log", REGION, capacity=64, clock=Clock())
+    many = ActivityLog(tmp_path / "many.log", REGION, capacity=64, clock=Clock())
+    held: list[tuple[int, int]] = []
+    for _ in range(400):
+        offset = rng.randrange(0, 40 * REGION, 4096)
+        length = rng.choice([0, 4096, 8192, REGION, 3 * REGION])
+        one.hold(offset, length)
+        many.hold_all([(offset, length)])
+        held.append((offset, length))
+    for log in (one, many):
+        assert sum(log._pending.values()) > 0
+    assert one._pending == many._pending
+    assert one._touched == many._touched and one._touches == many._touches
+    assert list(one._durable) == list(many._durable)
+    rng.shuffle(held)
+    half = len(held) // 2
+    for offset, length in held[:half]:
+        one.release(offset, length)
+    many.release_all(held[:half])
+    assert one._pending == many._pending
+    one.release_all(held[half:])
+    for offset, length in held[half:]:
+        many.release(offset, length)
+    assert one._pending == many._pending == {}
