@@ -28,7 +28,9 @@
 #include <stdint.h>
 
 #define VARINT_MAX 10
-#define FIELD_COUNT 11
+
+/* The fields in schema order; FIELD_COUNT last. */
+enum { VOLUME, EPOCH, SEQ, TIMESTAMP, OFFSET, LENGTH, OP, COMPRESSION, DATA, CHECKSUM, GENERATION, FIELD_COUNT };
 
 static const char *const FIELD_NAMES[FIELD_COUNT] = {
     "volume", "epoch", "seq", "timestamp", "offset", "length", "op", "compression", "data", "checksum", "generation",
@@ -103,26 +105,28 @@ static int get_field(Reader *reader, int field, PyObject **values) {
     Py_ssize_t length;
     int64_t number;
     switch (field) {
-    case 0:
+    case VOLUME:
         if (get_length(reader, name, &length) < 0) {
             return -1;
         }
         values[field] = PyUnicode_DecodeUTF8((const char *)reader->at, length, "strict");
         if (values[field] == NULL) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "field %s: invalid UTF-8", name);
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) { /* else a MemoryError, kept as it is */
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "field %s: invalid UTF-8", name);
+            }
             return -1;
         }
         reader->at += length;
         return 0;
-    case 6:
+    case OP:
         values[field] = get_symbol(reader, name, op_symbols);
         return values[field] == NULL ? -1 : 0;
-    case 7:
+    case COMPRESSION:
         values[field] = get_symbol(reader, name, compression_symbols);
         return values[field] == NULL ? -1 : 0;
-    case 8:
-    case 9:
+    case DATA:
+    case CHECKSUM:
         if (get_length(reader, name, &length) < 0) {
             return -1;
         }
