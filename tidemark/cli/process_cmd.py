@@ -49,7 +49,9 @@ def process(
             help="memory for recent writes; a seal reads what is not there back from the journal",
         ),
     ] = DEFAULT_CACHE_BYTES >> 20,
-    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error")] = "warning",
+    loglevel: Annotated[
+        str, typer.Option(help="debug, info, warning or error (info: a line per partition assigned and restored)")
+    ] = "info",
     metrics_port: MetricsPort = None,
 ) -> None:
     """Fold the writes journal into change sets and recovery points, exactly once (run several)."""
