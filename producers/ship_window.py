@@ -73,19 +73,12 @@ class ShipWindow(Generic[M]):
     def admit(self, nbytes: int, on_ahead: Callable[[], None]) -> int | None:
         """A write of `nbytes`: a ticket if it becomes events (SYNC); else `on_ahead` marks it in
         the dirty bitmap, under this lock, and None is returned. A write larger than the whole
-        bound is admitted when nothing is unshipped.
-
-        The same decision as `admit_all` of one write, without its lists (one write per call on
-        `Tracker.submit_write`'s path)."""
+        bound is admitted when nothing is unshipped."""
         with self._lock:
-            unshipped = self.unshipped_bytes
-            if self.mode is Mode.SYNC and self.connected and (unshipped + nbytes <= self.bound_bytes or unshipped == 0):
-                return self._take(nbytes)
-            self.mode = Mode.AHEAD
-            if self._dirty_since is None:
-                self._dirty_since = self._clock()
-            on_ahead()
-            return None
+            ticket = self._admit_one(nbytes)
+            if ticket is None:
+                on_ahead()
+            return ticket
 
     def admit_all(self, sizes: list[int], on_ahead: Callable[[list[int]], None]) -> list[int | None]:
         """`admit` of a run of writes of `sizes` bytes, in order, under one hold of the lock: a
@@ -95,18 +88,24 @@ class ShipWindow(Generic[M]):
         ahead: list[int] = []
         with self._lock:
             for index, nbytes in enumerate(sizes):
-                fits = self.unshipped_bytes + nbytes <= self.bound_bytes or self.unshipped_bytes == 0
-                if self.mode is Mode.SYNC and self.connected and fits:
-                    tickets.append(self._take(nbytes))
-                    continue
-                self.mode = Mode.AHEAD
-                if self._dirty_since is None:
-                    self._dirty_since = self._clock()
-                ahead.append(index)
-                tickets.append(None)
+                ticket = self._admit_one(nbytes)
+                if ticket is None:
+                    ahead.append(index)
+                tickets.append(ticket)
             if ahead:
                 on_ahead(ahead)
         return tickets
+
+    def _admit_one(self, nbytes: int) -> int | None:
+        """Lock held: a ticket for a write of `nbytes` while SYNC and it fits; else the window goes
+        AHEAD (its dirty clock started) and None."""
+        unshipped = self.unshipped_bytes
+        if self.mode is Mode.SYNC and self.connected and (unshipped + nbytes <= self.bound_bytes or unshipped == 0):
+            return self._take(nbytes)
+        self.mode = Mode.AHEAD
+        if self._dirty_since is None:
+            self._dirty_since = self._clock()
+        return None
 
     def track(self, nbytes: int) -> int:
         """Bytes produced outside `admit` (a drained extent, sent at once): a ticket, whatever the mode."""

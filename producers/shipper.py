@@ -415,27 +415,24 @@ class Shipper:
     # -- producing -----------------------------------------------------------------------------
     def _produce_write(self, item: WriteItem) -> None:
         step = self.config.extent_bytes
-        if item.length <= step:  # one event: its payload is the whole write, with no view to slice
-            item.remaining = 1
-            self.window.sending(item.ticket)
-            offset, length = item.offset, item.length
-            done = self._write_done(item, offset, length, True, self._next_seq)
-            data = item.data if item.op == "WRITE" else b""
-            self._produce_event(item.micros, offset, length, item.op, data, done, batched=True)
-            item.data = b""
-            return
         pieces = range(item.offset, item.offset + item.length, step)
         item.remaining = len(pieces)
         self.window.sending(item.ticket)
-        with memoryview(item.data) as view:
-            for start in pieces:
-                length = min(step, item.offset + item.length - start)
-                chunk = view[start - item.offset : start - item.offset + length] if item.op == "WRITE" else b""
-                last = start + step >= item.offset + item.length
-                done = self._write_done(item, start, length, last, self._next_seq)
-                self._produce_event(item.micros, start, length, item.op, chunk, done, batched=True)
-                del chunk  # a slice alive would keep the view from being released
+        if len(pieces) == 1:  # one event: its payload is the whole write, with no view to slice
+            self._produce_piece(item, item.offset, item.length, True, item.data if item.op == "WRITE" else b"")
+        else:
+            with memoryview(item.data) as view:
+                for start in pieces:
+                    length = min(step, item.offset + item.length - start)
+                    chunk = view[start - item.offset : start - item.offset + length] if item.op == "WRITE" else b""
+                    self._produce_piece(item, start, length, start + step >= item.offset + item.length, chunk)
+                    del chunk  # a slice alive would keep the view from being released
         item.data = b""
+
+    def _produce_piece(self, item: WriteItem, offset: int, length: int, last: bool, chunk: bytes | memoryview) -> None:
+        """One event of `item`: blocks [offset, offset + length) with `chunk` (empty unless WRITE)."""
+        done = self._write_done(item, offset, length, last, self._next_seq)
+        self._produce_event(item.micros, offset, length, item.op, chunk, done, batched=True)
 
     def _produce_event(
         self,
@@ -450,8 +447,7 @@ class Shipper:
     ) -> None:
         """`chunk` may be a slice of the write's payload: it is hashed, compressed and copied into
         the event's value without a copy of its own first. `batched`: gathered for `_flush_batch`."""
-        compression = self.config.compression
-        symbol, payload = ("NONE", chunk) if compression is Compression.NONE else compress(chunk, compression)
+        symbol, payload = compress(chunk, self.config.compression)
         value = self._encoder.encode(
             epoch=self._epoch, seq=self._next_seq, timestamp=micros, offset=offset, length=length, op=op,
             compression=symbol, data=payload, checksum=xxhash.xxh3_64_digest(chunk),
